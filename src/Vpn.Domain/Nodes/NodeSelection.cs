@@ -1,0 +1,115 @@
+namespace Vpn.Domain.Nodes;
+
+/// <summary>What the selector knows of one node. ActiveSessions is the database's count, not the heartbeat's.</summary>
+public sealed record NodeSnapshot(
+    Guid Id,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    int Capacity,
+    bool Healthy,
+    DateTimeOffset? LastHeartbeatAt,
+    int ActiveSessions);
+
+/// <summary>Filters of a session start. Null filters match anything; comparisons ignore case.</summary>
+public sealed record NodeRequest(string Region, string? CountryCode = null, string? CityCode = null, string? Pool = null, Guid? NodeHint = null);
+
+public enum NodeRejection
+{
+    RegionMismatch,
+    FilterMismatch,
+    Unhealthy,
+    StaleHeartbeat,
+    AtCapacity,
+}
+
+public sealed record NodeChoice(NodeSnapshot? Node, IReadOnlyDictionary<NodeRejection, int> Rejected);
+
+public static class NodeSelection
+{
+    /// <summary>
+    /// The contract's selection policy: candidates are healthy, fresh (heartbeat within <paramref name="freshness"/>),
+    /// matching region and every filter, and below capacity. A hint wins only when it is a candidate. Among candidates
+    /// the lowest load ratio wins; ties are broken with <paramref name="random"/>.
+    /// </summary>
+    public static NodeChoice Select(IEnumerable<NodeSnapshot> nodes, NodeRequest request, DateTimeOffset now, TimeSpan freshness, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(random);
+        var rejected = new Dictionary<NodeRejection, int>();
+        var candidates = new List<NodeSnapshot>();
+        foreach (var node in nodes)
+        {
+            var reason = Reject(node, request, now, freshness);
+            if (reason is { } r)
+            {
+                rejected[r] = rejected.GetValueOrDefault(r) + 1;
+            }
+            else
+            {
+                candidates.Add(node);
+            }
+        }
+        if (request.NodeHint is { } hint && candidates.Find(n => n.Id == hint) is { } hinted)
+        {
+            return new NodeChoice(hinted, rejected);
+        }
+        if (candidates.Count == 0)
+        {
+            return new NodeChoice(null, rejected);
+        }
+        // Compare a/b < c/d as a*d < c*b to avoid floating-point ties that are not ties.
+        var best = new List<NodeSnapshot>();
+        foreach (var node in candidates)
+        {
+            var order = best.Count == 0 ? -1 : CompareLoad(node, best[0]);
+            if (order < 0)
+            {
+                best.Clear();
+                best.Add(node);
+            }
+            else if (order == 0)
+            {
+                best.Add(node);
+            }
+        }
+        return new NodeChoice(best[random.Next(best.Count)], rejected);
+    }
+
+    public static NodeRejection? Reject(NodeSnapshot node, NodeRequest request, DateTimeOffset now, TimeSpan freshness)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        ArgumentNullException.ThrowIfNull(request);
+        if (!Matches(node.Region, request.Region))
+        {
+            return NodeRejection.RegionMismatch;
+        }
+        if (!MatchesFilter(node.CountryCode, request.CountryCode) || !MatchesFilter(node.CityCode, request.CityCode)
+            || !MatchesFilter(node.Pool, request.Pool))
+        {
+            return NodeRejection.FilterMismatch;
+        }
+        if (!node.Healthy)
+        {
+            return NodeRejection.Unhealthy;
+        }
+        if (node.LastHeartbeatAt is not { } beat || now - beat > freshness)
+        {
+            return NodeRejection.StaleHeartbeat;
+        }
+        if (node.ActiveSessions >= node.Capacity)
+        {
+            return NodeRejection.AtCapacity;
+        }
+        return null;
+    }
+
+    private static int CompareLoad(NodeSnapshot a, NodeSnapshot b) =>
+        ((long)a.ActiveSessions * b.Capacity).CompareTo((long)b.ActiveSessions * a.Capacity);
+
+    private static bool MatchesFilter(string? value, string? filter) => filter is null || Matches(value, filter);
+
+    private static bool Matches(string? value, string expected) => string.Equals(value, expected, StringComparison.OrdinalIgnoreCase);
+}
