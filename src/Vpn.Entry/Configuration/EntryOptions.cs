@@ -1,0 +1,152 @@
+using System.Globalization;
+
+namespace Vpn.Entry.Configuration;
+
+/// <summary>
+/// Entry's settings, read from the operator-facing environment names of the original system. Every secret may
+/// instead be given as a file path in NAME_FILE (Kubernetes secrets). All problems are reported at once.
+/// </summary>
+public sealed class EntryOptions
+{
+    public const string DevelopmentAdminToken = "dev-admin-token";
+
+    /// <summary>"development" unless APP_ENV says otherwise; "production" turns on the guardrails.</summary>
+    public string Environment { get; init; } = "development";
+
+    public bool IsProduction => string.Equals(Environment, "production", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Npgsql connection string; null selects the in-memory store.</summary>
+    public string? DatabaseConnectionString { get; init; }
+
+    public string AdminToken { get; init; } = DevelopmentAdminToken;
+
+    /// <summary>Nodes whose last heartbeat is older than this are not selected (APP_NODE_FRESHNESS_SECS, default 60).</summary>
+    public TimeSpan NodeFreshness { get; init; } = TimeSpan.FromSeconds(60);
+
+    public bool AllowLegacyCustomerHeader { get; init; } = true;
+
+    /// <summary>Apply migrations at start (APP_MIGRATE_ON_START; default true outside production).</summary>
+    public bool MigrateOnStart { get; init; } = true;
+
+    /// <summary>Seed the development plan and node (APP_SEED_DEV_DATA; default true with the in-memory store).</summary>
+    public bool SeedDevelopmentData { get; init; }
+
+    /// <summary>Core endpoint of the seeded development node (APP_DEV_CORE_ENDPOINT).</summary>
+    public string DevelopmentCoreEndpoint { get; init; } = "http://127.0.0.1:50051";
+
+    /// <summary>Deadline of each gRPC call to a node's core (APP_CORE_TIMEOUT_MS, default 5000).</summary>
+    public TimeSpan CoreCallTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var problems = new List<string>();
+        var environment = configuration["APP_ENV"] ?? "development";
+        var production = string.Equals(environment, "production", StringComparison.OrdinalIgnoreCase);
+        var databaseUrl = Secret(configuration, "DATABASE_URL", problems);
+        string? connectionString = null;
+        if (!string.IsNullOrWhiteSpace(databaseUrl))
+        {
+            try
+            {
+                connectionString = Data.DatabaseUrl.ToConnectionString(databaseUrl);
+            }
+            catch (Exception e) when (e is ArgumentException or UriFormatException or FormatException)
+            {
+                // Never echo the value: it carries the password.
+                problems.Add("DATABASE_URL is not a valid postgres:// URL or Npgsql connection string.");
+            }
+        }
+        var adminToken = Secret(configuration, "ADMIN_API_TOKEN", problems);
+        if (string.IsNullOrEmpty(adminToken))
+        {
+            if (production)
+            {
+                problems.Add("ADMIN_API_TOKEN is required in production.");
+            }
+            adminToken = DevelopmentAdminToken;
+        }
+        else if (production && (adminToken.Length < 32 || adminToken == DevelopmentAdminToken))
+        {
+            problems.Add("ADMIN_API_TOKEN must be at least 32 characters in production and not the development token.");
+        }
+        var legacyHeader = Flag(configuration, "APP_ALLOW_LEGACY_CUSTOMER_HEADER", !production, problems);
+        if (production && legacyHeader)
+        {
+            problems.Add("APP_ALLOW_LEGACY_CUSTOMER_HEADER must be false in production.");
+        }
+        if (production && connectionString is null)
+        {
+            problems.Add("DATABASE_URL is required in production (the in-memory store is for local runs only).");
+        }
+        var options = new EntryOptions
+        {
+            Environment = environment,
+            DatabaseConnectionString = connectionString,
+            AdminToken = adminToken,
+            NodeFreshness = TimeSpan.FromSeconds(Integer(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
+            AllowLegacyCustomerHeader = legacyHeader,
+            MigrateOnStart = Flag(configuration, "APP_MIGRATE_ON_START", !production, problems),
+            SeedDevelopmentData = Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),
+            DevelopmentCoreEndpoint = configuration["APP_DEV_CORE_ENDPOINT"] ?? "http://127.0.0.1:50051",
+            CoreCallTimeout = TimeSpan.FromMilliseconds(Integer(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems)),
+        };
+        errors = problems;
+        return options;
+    }
+
+    /// <summary>NAME, or the trimmed content of the file named by NAME_FILE.</summary>
+    public static string? Secret(IConfiguration configuration, string name, List<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(problems);
+        var path = configuration[name + "_FILE"];
+        if (!string.IsNullOrEmpty(path))
+        {
+            try
+            {
+                return File.ReadAllText(path).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"{name}_FILE could not be read ({e.GetType().Name}).");
+                return null;
+            }
+        }
+        return configuration[name];
+    }
+
+    private static bool Flag(IConfiguration configuration, string name, bool fallback, List<string> problems)
+    {
+        var value = configuration[name];
+        if (string.IsNullOrEmpty(value))
+        {
+            return fallback;
+        }
+        if (bool.TryParse(value, out var flag))
+        {
+            return flag;
+        }
+        if (value is "1" or "0")
+        {
+            return value == "1";
+        }
+        problems.Add($"{name} must be true or false.");
+        return fallback;
+    }
+
+    private static int Integer(IConfiguration configuration, string name, int fallback, int min, int max, List<string> problems)
+    {
+        var value = configuration[name];
+        if (string.IsNullOrEmpty(value))
+        {
+            return fallback;
+        }
+        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
+        {
+            return number;
+        }
+        problems.Add($"{name} must be an integer between {min} and {max}.");
+        return fallback;
+    }
+}

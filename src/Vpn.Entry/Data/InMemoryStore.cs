@@ -1,0 +1,272 @@
+using Vpn.Entry.Devices;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Sessions;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry.Data;
+
+/// <summary>
+/// The zero-setup store for local runs: the same invariants as the PostgreSQL schema (one live session per
+/// customer, unique device keys, unique live addresses per node, one open subscription), enforced under one lock.
+/// </summary>
+public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessionStore
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Plan> _plans = new(StringComparer.Ordinal);
+    private readonly List<Subscription> _subscriptions = [];
+    private readonly Dictionary<Guid, Device> _devices = [];
+    private readonly Dictionary<Guid, Node> _nodes = [];
+    private readonly Dictionary<Guid, SessionRecord> _sessions = [];
+
+    public Task<Plan> UpsertPlanAsync(Plan plan, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        lock (_gate)
+        {
+            _plans[plan.Code] = plan;
+            return Task.FromResult(plan);
+        }
+    }
+
+    public Task<IReadOnlyList<Plan>> ListPlansAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<Plan>>([.. _plans.Values.OrderBy(p => p.Code, StringComparer.Ordinal)]);
+        }
+    }
+
+    public Task<Subscription?> SetSubscriptionAsync(Guid customerId, string planCode, string status, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_plans.TryGetValue(planCode, out var plan))
+            {
+                return Task.FromResult<Subscription?>(null);
+            }
+            var open = _subscriptions.FindIndex(s => s.CustomerId == customerId && s.EndedAt is null);
+            if (open >= 0)
+            {
+                _subscriptions[open] = _subscriptions[open] with { EndedAt = now };
+            }
+            var subscription = new Subscription(customerId, plan.Code, status, plan.MaxDevices, plan.AllowedRegions, now, null);
+            _subscriptions.Add(subscription);
+            return Task.FromResult<Subscription?>(subscription);
+        }
+    }
+
+    public Task<Subscription?> GetSubscriptionAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var latest = _subscriptions.LastOrDefault(s => s.CustomerId == customerId);
+            // Limits come from the plan as it is now, as the SQL join does.
+            if (latest is not null && _plans.TryGetValue(latest.PlanCode, out var plan))
+            {
+                latest = latest with { MaxDevices = plan.MaxDevices, AllowedRegions = plan.AllowedRegions };
+            }
+            return Task.FromResult(latest);
+        }
+    }
+
+    public Task<DeviceCreateResult> CreateAsync(Device device, int maxDevices, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        lock (_gate)
+        {
+            if (_devices.Values.Any(d => d.PublicKey == device.PublicKey))
+            {
+                return Task.FromResult(new DeviceCreateResult(DeviceCreateOutcome.KeyInUse, null));
+            }
+            if (_devices.Values.Count(d => d.CustomerId == device.CustomerId) >= maxDevices)
+            {
+                return Task.FromResult(new DeviceCreateResult(DeviceCreateOutcome.LimitReached, null));
+            }
+            _devices[device.Id] = device;
+            return Task.FromResult(new DeviceCreateResult(DeviceCreateOutcome.Created, device));
+        }
+    }
+
+    public Task<IReadOnlyList<Device>> ListAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<Device>>(
+                [.. _devices.Values.Where(d => d.CustomerId == customerId).OrderBy(d => d.CreatedAt).ThenBy(d => d.Id)]);
+        }
+    }
+
+    public Task<Device?> GetAsync(Guid customerId, Guid deviceId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_devices.TryGetValue(deviceId, out var d) && d.CustomerId == customerId ? d : null);
+        }
+    }
+
+    public Task<(bool Deleted, SessionRecord? TerminatedSession)> DeleteAsync(Guid customerId, Guid deviceId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_devices.TryGetValue(deviceId, out var device) || device.CustomerId != customerId)
+            {
+                return Task.FromResult<(bool, SessionRecord?)>((false, null));
+            }
+            _devices.Remove(deviceId);
+            SessionRecord? terminated = null;
+            foreach (var session in _sessions.Values.Where(s => s.DeviceId == deviceId && IsLive(s)).ToList())
+            {
+                terminated = session;
+                _sessions[session.Id] = session with { State = SessionState.Terminated, DeviceId = null };
+            }
+            return Task.FromResult((true, terminated));
+        }
+    }
+
+    public Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        lock (_gate)
+        {
+            var existing = _nodes.Values.FirstOrDefault(n => n.Name == registration.Name);
+            var node = new Node(existing?.Id ?? Guid.CreateVersion7(), registration.Name, registration.Region, registration.CountryCode,
+                registration.CityCode, registration.Pool, registration.PublicEndpoint, registration.PublicKey, registration.CoreEndpoint,
+                registration.Capacity, existing?.Healthy ?? false, existing?.ActivePeerCount ?? 0, existing?.LastHeartbeatAt, now);
+            _nodes[node.Id] = node;
+            return Task.FromResult((node, existing is null));
+        }
+    }
+
+    /// <summary>Registers the development node under a fixed id (embedded mode only).</summary>
+    public void SeedNode(Guid id, NodeRegistration r, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        lock (_gate)
+        {
+            _nodes[id] = new Node(id, r.Name, r.Region, r.CountryCode, r.CityCode, r.Pool, r.PublicEndpoint, r.PublicKey, r.CoreEndpoint,
+                r.Capacity, false, 0, null, now);
+        }
+    }
+
+    public Task<IReadOnlyList<Node>> ListAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<Node>>([.. _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal)]);
+        }
+    }
+
+    public Task<Node?> GetAsync(Guid nodeId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_nodes.GetValueOrDefault(nodeId));
+        }
+    }
+
+    public Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_nodes.TryGetValue(nodeId, out var node))
+            {
+                return Task.FromResult(false);
+            }
+            _nodes[nodeId] = node with { Healthy = healthy, ActivePeerCount = activePeerCount, LastHeartbeatAt = now, UpdatedAt = now };
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var live = _sessions.Values.Where(IsLive).GroupBy(s => s.NodeId).ToDictionary(g => g.Key, g => g.Count());
+            return Task.FromResult<IReadOnlyList<NodeWithLoad>>(
+                [.. _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal).Select(n => new NodeWithLoad(n, live.GetValueOrDefault(n.Id)))]);
+        }
+    }
+
+    public Task<ClaimResult> ClaimAsync(NewSession session, int nodeCapacity, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        lock (_gate)
+        {
+            if (_sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && IsLive(s)) is { } live)
+            {
+                return Task.FromResult(new ClaimResult(ClaimOutcome.Conflict, live.Id));
+            }
+            if (!_nodes.TryGetValue(session.NodeId, out var node))
+            {
+                return Task.FromResult(new ClaimResult(ClaimOutcome.NodeGone));
+            }
+            if (_sessions.Values.Count(s => s.NodeId == session.NodeId && IsLive(s)) >= node.Capacity)
+            {
+                return Task.FromResult(new ClaimResult(ClaimOutcome.NodeFull));
+            }
+            _sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
+                SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt);
+            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed));
+        }
+    }
+
+    public Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_sessions.TryGetValue(sessionId, out var session) || session.State != SessionState.Provisioning)
+            {
+                return Task.FromResult(false);
+            }
+            if (_sessions.Values.Any(s => s.Id != sessionId && s.NodeId == session.NodeId && IsLive(s) && s.AssignedAddress == assignedAddress))
+            {
+                return Task.FromResult(false);
+            }
+            _sessions[sessionId] = session with { State = SessionState.Active, AssignedAddress = assignedAddress, Dns = dns };
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task AbandonAsync(Guid sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_sessions.TryGetValue(sessionId, out var session) && IsLive(session))
+            {
+                _sessions[sessionId] = session with { State = SessionState.Failed };
+            }
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<SessionRecord?> GetActiveAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == SessionState.Active));
+        }
+    }
+
+    public Task<Guid?> GetLiveIdAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && IsLive(s))?.Id);
+        }
+    }
+
+    public Task<SessionRecord?> TerminateActiveAsync(Guid customerId, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var session = _sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == SessionState.Active);
+            if (session is not null)
+            {
+                _sessions[session.Id] = session with { State = SessionState.Terminated };
+            }
+            return Task.FromResult(session);
+        }
+    }
+
+    private static bool IsLive(SessionRecord s) => s.State is SessionState.Provisioning or SessionState.Active;
+}

@@ -1,0 +1,106 @@
+using Npgsql;
+using Vpn.Entry.Nodes;
+
+namespace Vpn.Entry.Data.Postgres;
+
+public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
+{
+    private const string Columns = """
+        id, name, region, country_code, city_code, pool, public_endpoint, public_key, core_endpoint, capacity,
+        healthy, active_peer_count, last_heartbeat_at, updated_at
+        """;
+
+    // xmax = 0 only for a freshly inserted row: tells insert from update in one round trip.
+    private const string UpsertSql = $"""
+        insert into vpn_nodes (id, name, region, country_code, city_code, pool, public_endpoint, public_key, core_endpoint, capacity, updated_at)
+        values (@id, @name, @region, @country, @city, @pool, @public_endpoint, @public_key, @core_endpoint, @capacity, @now)
+        on conflict (name) do update set region = excluded.region, country_code = excluded.country_code, city_code = excluded.city_code,
+            pool = excluded.pool, public_endpoint = excluded.public_endpoint, public_key = excluded.public_key,
+            core_endpoint = excluded.core_endpoint, capacity = excluded.capacity, updated_at = excluded.updated_at
+        returning {Columns}, (xmax = 0) as created
+        """;
+
+    private const string ListSql = $"select {Columns} from vpn_nodes order by name";
+
+    private const string GetSql = $"select {Columns} from vpn_nodes where id = @id";
+
+    private const string HeartbeatSql = """
+        update vpn_nodes set healthy = @healthy, active_peer_count = @peers, last_heartbeat_at = @now, updated_at = @now where id = @id
+        """;
+
+    private const string ListWithLoadSql = $"""
+        select {Columns}, coalesce(l.live, 0)
+        from vpn_nodes n
+        left join (select node_id, count(*)::int as live from sessions where state in ('provisioning', 'active') group by node_id) l
+            on l.node_id = n.id
+        order by name
+        """;
+
+    public async Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        await using var command = dataSource.CreateCommand(UpsertSql);
+        command.Parameters.AddWithValue("id", Guid.CreateVersion7());
+        command.Parameters.AddWithValue("name", registration.Name);
+        command.Parameters.AddWithValue("region", registration.Region);
+        command.Parameters.AddWithValue("country", (object?)registration.CountryCode ?? DBNull.Value);
+        command.Parameters.AddWithValue("city", (object?)registration.CityCode ?? DBNull.Value);
+        command.Parameters.AddWithValue("pool", (object?)registration.Pool ?? DBNull.Value);
+        command.Parameters.AddWithValue("public_endpoint", registration.PublicEndpoint);
+        command.Parameters.AddWithValue("public_key", registration.PublicKey);
+        command.Parameters.AddWithValue("core_endpoint", registration.CoreEndpoint);
+        command.Parameters.AddWithValue("capacity", registration.Capacity);
+        command.Parameters.AddWithValue("now", now);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (Read(reader), reader.GetBoolean(14));
+    }
+
+    public async Task<IReadOnlyList<Node>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ListSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var nodes = new List<Node>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            nodes.Add(Read(reader));
+        }
+        return nodes;
+    }
+
+    public async Task<Node?> GetAsync(Guid nodeId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(GetSql);
+        command.Parameters.AddWithValue("id", nodeId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    public async Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(HeartbeatSql);
+        command.Parameters.AddWithValue("id", nodeId);
+        command.Parameters.AddWithValue("healthy", healthy);
+        command.Parameters.AddWithValue("peers", activePeerCount);
+        command.Parameters.AddWithValue("now", now);
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    public async Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ListWithLoadSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var nodes = new List<NodeWithLoad>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            nodes.Add(new NodeWithLoad(Read(reader), reader.GetInt32(14)));
+        }
+        return nodes;
+    }
+
+    private static Node Read(NpgsqlDataReader r) => new(
+        r.GetGuid(0), r.GetString(1), r.GetString(2),
+        r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
+        r.GetString(6), r.GetString(7), r.GetString(8), r.GetInt32(9), r.GetBoolean(10), r.GetInt32(11),
+        r.IsDBNull(12) ? null : r.GetFieldValue<DateTimeOffset>(12), r.GetFieldValue<DateTimeOffset>(13));
+}

@@ -1,0 +1,115 @@
+using Npgsql;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry.Data.Postgres;
+
+public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
+{
+    private const string UpsertPlanSql = """
+        insert into plans (code, name, max_devices, allowed_regions) values (@code, @name, @max, @regions)
+        on conflict (code) do update set name = excluded.name, max_devices = excluded.max_devices,
+            allowed_regions = excluded.allowed_regions, updated_at = now()
+        """;
+
+    private const string ListPlansSql = "select code, name, max_devices, allowed_regions from plans order by code";
+
+    // Serialize changes per customer on the customer row so two concurrent changes cannot both see "no open row".
+    private const string LockCustomerSql = """
+        insert into customers (id) values (@customer) on conflict (id) do nothing;
+        select id from customers where id = @customer for update;
+        """;
+
+    private const string CloseOpenSql = "update customer_subscriptions set ended_at = @now where customer_id = @customer and ended_at is null";
+
+    private const string OpenSql = """
+        insert into customer_subscriptions (customer_id, plan_code, status, started_at) values (@customer, @plan, @status, @now)
+        """;
+
+    private const string LatestSql = """
+        select s.customer_id, s.plan_code, s.status, p.max_devices, p.allowed_regions, s.started_at, s.ended_at
+        from customer_subscriptions s join plans p on p.code = s.plan_code
+        where s.customer_id = @customer
+        order by (s.ended_at is null) desc, s.started_at desc, s.id desc
+        limit 1
+        """;
+
+    public async Task<Plan> UpsertPlanAsync(Plan plan, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        await using var command = dataSource.CreateCommand(UpsertPlanSql);
+        command.Parameters.AddWithValue("code", plan.Code);
+        command.Parameters.AddWithValue("name", plan.Name);
+        command.Parameters.AddWithValue("max", plan.MaxDevices);
+        command.Parameters.AddWithValue("regions", plan.AllowedRegions.ToArray());
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return plan;
+    }
+
+    public async Task<IReadOnlyList<Plan>> ListPlansAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ListPlansSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var plans = new List<Plan>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            plans.Add(new Plan(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<string[]>(3)));
+        }
+        return plans;
+    }
+
+    public async Task<Subscription?> SetSubscriptionAsync(Guid customerId, string planCode, string status, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var exists = new NpgsqlCommand("select 1 from plans where code = @plan", connection, transaction))
+        {
+            exists.Parameters.AddWithValue("plan", planCode);
+            if (await exists.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return null;
+            }
+        }
+        await using (var lockCustomer = new NpgsqlCommand(LockCustomerSql, connection, transaction))
+        {
+            lockCustomer.Parameters.AddWithValue("customer", customerId);
+            await lockCustomer.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (var close = new NpgsqlCommand(CloseOpenSql, connection, transaction))
+        {
+            close.Parameters.AddWithValue("customer", customerId);
+            close.Parameters.AddWithValue("now", now);
+            await close.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (var open = new NpgsqlCommand(OpenSql, connection, transaction))
+        {
+            open.Parameters.AddWithValue("customer", customerId);
+            open.Parameters.AddWithValue("plan", planCode);
+            open.Parameters.AddWithValue("status", status);
+            open.Parameters.AddWithValue("now", now);
+            await open.ExecuteNonQueryAsync(cancellationToken);
+        }
+        var subscription = await ReadLatestAsync(connection, transaction, customerId, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return subscription;
+    }
+
+    public async Task<Subscription?> GetSubscriptionAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await ReadLatestAsync(connection, null, customerId, cancellationToken);
+    }
+
+    private static async Task<Subscription?> ReadLatestAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid customerId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(LatestSql, connection, transaction);
+        command.Parameters.AddWithValue("customer", customerId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+        return new Subscription(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
+            reader.GetFieldValue<string[]>(4), reader.GetFieldValue<DateTimeOffset>(5),
+            reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
+    }
+}

@@ -1,0 +1,73 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Entry.Auth;
+using Vpn.Entry.Http;
+using Vpn.Entry.Sessions;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry.Devices;
+
+public sealed record RegisterDeviceRequest(string? Name, string? PublicKey);
+
+public sealed record DeviceView(Guid Id, string Name, string PublicKey, DateTimeOffset CreatedAt)
+{
+    public static DeviceView From(Device d) => new(d.Id, d.Name, d.PublicKey.ToBase64(), d.CreatedAt);
+}
+
+public sealed record DeviceList(IReadOnlyList<DeviceView> Items);
+
+public static class DeviceEndpoints
+{
+    public static IEndpointRouteBuilder MapDeviceEndpoints(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/devices").RequireCustomer().WithTags("Devices");
+
+        group.MapPost("/", async Task<Created<DeviceView>> (RegisterDeviceRequest request, HttpContext http, IDeviceStore devices,
+            IPlanStore plans, TimeProvider time, CancellationToken ct) =>
+        {
+            var name = Validation.RequireText(request.Name, "name", 64);
+            var key = Validation.RequirePublicKey(request.PublicKey);
+            var customerId = http.CustomerId();
+            var subscription = await plans.GetSubscriptionAsync(customerId, ct);
+            if (subscription is null || !subscription.ToEntitlement().IsEntitled)
+            {
+                throw ApiProblemException.Forbidden(ErrorCodes.SubscriptionInactive, "The subscription is not active.");
+            }
+            var result = await devices.CreateAsync(new Device(Guid.CreateVersion7(), customerId, name, key, time.GetUtcNow()),
+                subscription.MaxDevices, ct);
+            return result.Outcome switch
+            {
+                DeviceCreateOutcome.Created => TypedResults.Created($"/v1/devices/{result.Device!.Id}", DeviceView.From(result.Device)),
+                DeviceCreateOutcome.KeyInUse => throw new ApiProblemException(StatusCodes.Status409Conflict, ErrorCodes.DeviceKeyInUse,
+                    "This WireGuard public key is already registered."),
+                _ => throw ApiProblemException.Forbidden(ErrorCodes.DeviceLimitReached, "The plan's device limit is reached."),
+            };
+        });
+
+        group.MapGet("/", async Task<Ok<DeviceList>> (HttpContext http, IDeviceStore devices, CancellationToken ct) =>
+            TypedResults.Ok(new DeviceList([.. (await devices.ListAsync(http.CustomerId(), ct)).Select(DeviceView.From)])));
+
+        group.MapDelete("/{id}", async Task<NoContent> (string id, HttpContext http, IDeviceStore devices, SessionService sessions,
+            TimeProvider time, CancellationToken ct) =>
+        {
+            // A malformed id names no device of this customer: the same 404 as an unknown or foreign one.
+            if (!Guid.TryParseExact(id, "D", out var deviceId))
+            {
+                throw DeviceNotFound();
+            }
+            var (deleted, terminated) = await devices.DeleteAsync(http.CustomerId(), deviceId, time.GetUtcNow(), ct);
+            if (!deleted)
+            {
+                throw DeviceNotFound();
+            }
+            if (terminated is not null)
+            {
+                await sessions.RemovePeerAsync(terminated.NodeId, terminated.Id);
+            }
+            return TypedResults.NoContent();
+        });
+
+        return app;
+    }
+
+    private static ApiProblemException DeviceNotFound() => ApiProblemException.NotFound(ErrorCodes.DeviceNotFound, "No such device.");
+}

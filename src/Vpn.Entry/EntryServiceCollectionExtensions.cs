@@ -1,0 +1,88 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Json;
+using Npgsql;
+using Vpn.Entry.Configuration;
+using Vpn.Entry.Data;
+using Vpn.Entry.Data.Postgres;
+using Vpn.Entry.Devices;
+using Vpn.Entry.Http;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Sessions;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry;
+
+public static class EntryServiceCollectionExtensions
+{
+    /// <summary>Request bodies above this are refused (413) before they are read.</summary>
+    public const long MaxRequestBodyBytes = 64 * 1024;
+
+    public static WebApplicationBuilder AddEntryServices(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var options = EntryOptions.Load(builder.Configuration, out var errors);
+        if (errors.Count > 0)
+        {
+            throw new InvalidOperationException("Invalid configuration:\n- " + string.Join("\n- ", errors));
+        }
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
+
+        services.Configure<JsonOptions>(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            json.SerializerOptions.DictionaryKeyPolicy = null;
+            json.SerializerOptions.MaxDepth = 16;
+        });
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        services.AddOpenApi();
+
+        if (options.DatabaseConnectionString is { } connectionString)
+        {
+            services.AddNpgsqlDataSource(connectionString);
+            services.AddSingleton<Migrator>();
+            services.AddSingleton<IPlanStore, PostgresPlanStore>();
+            services.AddSingleton<IDeviceStore, PostgresDeviceStore>();
+            services.AddSingleton<INodeStore, PostgresNodeStore>();
+            services.AddSingleton<ISessionStore, PostgresSessionStore>();
+        }
+        else
+        {
+            services.AddSingleton<InMemoryStore>();
+            services.AddSingleton<IPlanStore>(sp => sp.GetRequiredService<InMemoryStore>());
+            services.AddSingleton<IDeviceStore>(sp => sp.GetRequiredService<InMemoryStore>());
+            services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
+            services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
+        }
+        services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
+        services.AddSingleton<CoreClients>();
+        services.AddSingleton<SessionService>();
+        services.AddHostedService<StartupTasks>();
+        return builder;
+    }
+
+    /// <summary>The migrate command: apply migrations under the advisory lock and exit.</summary>
+    public static async Task<int> RunMigrateCommandAsync(IConfiguration configuration)
+    {
+        var options = EntryOptions.Load(configuration, out var errors);
+        if (options.DatabaseConnectionString is null)
+        {
+            await Console.Error.WriteLineAsync("migrate: DATABASE_URL is required.");
+            return 2;
+        }
+        if (errors.Count > 0)
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration:\n- " + string.Join("\n- ", errors));
+            return 2;
+        }
+        await using var dataSource = NpgsqlDataSource.Create(options.DatabaseConnectionString);
+        using var loggerFactory = LoggerFactory.Create(l => l.AddSimpleConsole());
+        var applied = await new Migrator(dataSource, loggerFactory.CreateLogger<Migrator>()).MigrateAsync(CancellationToken.None);
+        await Console.Out.WriteLineAsync($"migrate: {applied} migration(s) applied; schema at {Migrator.LatestVersion}.");
+        return 0;
+    }
+}

@@ -1,0 +1,48 @@
+namespace Vpn.Entry.Http;
+
+/// <summary>
+/// The stable error codes of the public contract (api-v1.md). Handlers throw <see cref="ApiProblemException"/>;
+/// one exception handler turns it into application/problem+json.
+/// </summary>
+public static class ErrorCodes
+{
+    public const string InvalidRequest = "invalid_request";
+    public const string Unauthorized = "unauthorized";
+    public const string MissingToken = "missing_token";
+    public const string InvalidToken = "invalid_token";
+    public const string InvalidPublicKey = "invalid_public_key";
+    public const string DeviceKeyInUse = "device_key_in_use";
+    public const string DeviceLimitReached = "device_limit_reached";
+    public const string SubscriptionInactive = "subscription_inactive";
+    public const string DeviceNotFound = "device_not_found";
+    public const string SessionConflict = "session_conflict";
+    public const string RegionNotAllowed = "region_not_allowed";
+    public const string InvalidNodeHint = "invalid_node_hint";
+    public const string NoNodesAvailable = "no_nodes_available_in_region";
+    public const string NodeUnavailable = "node_unavailable";
+    public const string NoActiveSession = "no_active_session";
+    public const string NodeNotFound = "node_not_found";
+    public const string PlanNotFound = "plan_not_found";
+    public const string SubscriptionNotFound = "subscription_not_found";
+    public const string NotFound = "not_found";
+    public const string Internal = "internal_error";
+    public const string StoreUnavailable = "store_unavailable";
+}
+
+public sealed class ApiProblemException(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
+    : Exception(detail)
+{
+    public int Status { get; } = status;
+
+    public string Code { get; } = code;
+
+    public IReadOnlyDictionary<string, object?> Extensions { get; } = extensions ?? new Dictionary<string, object?>();
+
+    public static ApiProblemException BadRequest(string detail, string code = ErrorCodes.InvalidRequest) => new(StatusCodes.Status400BadRequest, code, detail);
+
+    public static ApiProblemException NotFound(string code, string detail) => new(StatusCodes.Status404NotFound, code, detail);
+
+    public static ApiProblemException Forbidden(string code, string detail) => new(StatusCodes.Status403Forbidden, code, detail);
+
+    public static ApiProblemException Unauthorized(string code, string detail) => new(StatusCodes.Status401Unauthorized, code, detail);
+}

@@ -1,0 +1,77 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using Npgsql;
+
+namespace Vpn.Entry.Http;
+
+/// <summary>
+/// The one mapping from failures to problem+json: contract errors keep their code; malformed requests become
+/// invalid_request; an unreachable database is 503; anything else is a 500 without details (logged once, here).
+/// </summary>
+public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, code, detail, extensions) = exception switch
+        {
+            ApiProblemException p => (p.Status, p.Code, p.Message, p.Extensions),
+            BadHttpRequestException b => (b.StatusCode, ErrorCodes.InvalidRequest, DescribeBadRequest(b), Empty),
+            JsonException => (StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest, "The request body is not valid JSON for this endpoint.", Empty),
+            NpgsqlException or TimeoutException when IsStoreOutage(exception) =>
+                (StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, "The data store is unavailable; retry later.", Empty),
+            _ => (StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "An unexpected error occurred.", Empty),
+        };
+        if (status >= 500)
+        {
+            LogUnhandled(logger, exception.GetType().Name, exception);
+        }
+        httpContext.Response.StatusCode = status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = Create(status, code, detail, extensions),
+        });
+    }
+
+    public static ProblemDetails Create(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
+    {
+        var problem = new ProblemDetails
+        {
+            Type = $"https://vpn.invalid/problems/{code}",
+            Title = Titles.GetValueOrDefault(status, "Error"),
+            Status = status,
+            Detail = detail,
+        };
+        problem.Extensions["code"] = code;
+        foreach (var (key, value) in extensions ?? Empty)
+        {
+            problem.Extensions[key] = value;
+        }
+        return problem;
+    }
+
+    private static readonly IReadOnlyDictionary<string, object?> Empty = new Dictionary<string, object?>();
+
+    private static readonly Dictionary<int, string> Titles = new()
+    {
+        [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found", [409] = "Conflict",
+        [413] = "Payload Too Large", [415] = "Unsupported Media Type", [422] = "Unprocessable Content", [429] = "Too Many Requests",
+        [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable",
+    };
+
+    private static bool IsStoreOutage(Exception e) => e is NpgsqlException { IsTransient: true } or TimeoutException
+        || e is NpgsqlException { InnerException: System.Net.Sockets.SocketException or IOException or TimeoutException };
+
+    // Kestrel's messages name no secrets, but keep ours generic and stable.
+    private static string DescribeBadRequest(BadHttpRequestException e) => e.StatusCode switch
+    {
+        StatusCodes.Status413PayloadTooLarge => "The request body exceeds 64 KiB.",
+        StatusCodes.Status415UnsupportedMediaType => "The request body must be application/json.",
+        _ => e.InnerException is JsonException ? "The request body is not valid JSON for this endpoint." : "The request is malformed.",
+    };
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Unhandled {ExceptionType} while serving a request")]
+    private static partial void LogUnhandled(ILogger logger, string exceptionType, Exception exception);
+}

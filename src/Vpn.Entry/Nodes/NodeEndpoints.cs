@@ -1,0 +1,59 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Entry.Auth;
+using Vpn.Entry.Http;
+
+namespace Vpn.Entry.Nodes;
+
+public sealed record RegisterNodeRequest(string? Name, string? Region, string? CountryCode, string? CityCode, string? Pool,
+    string? PublicEndpoint, string? PublicKey, string? CoreEndpoint, int? Capacity);
+
+public sealed record NodeHealthRequest(string? NodeId, bool? Healthy, int? ActivePeerCount);
+
+public sealed record NodeList(IReadOnlyList<Node> Items);
+
+public static class NodeEndpoints
+{
+    // wireguard-go refuses a peer beyond 65,536 per interface (errno=-22); a node's capacity must fit.
+    public const int MaxCapacity = 65_536;
+
+    public static IEndpointRouteBuilder MapNodeEndpoints(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/v1/admin/nodes").RequireAdmin().WithTags("Nodes");
+
+        admin.MapGet("/", async Task<Ok<NodeList>> (INodeStore nodes, CancellationToken ct) => TypedResults.Ok(new NodeList(await nodes.ListAsync(ct))));
+
+        admin.MapPost("/", async Task<Results<Created<Node>, Ok<Node>>> (RegisterNodeRequest request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        {
+            var coreEndpoint = Validation.Require(request.CoreEndpoint, "core_endpoint");
+            if (!CoreChannelFactory.IsValidEndpoint(coreEndpoint))
+            {
+                throw ApiProblemException.BadRequest("'core_endpoint' must be http(s)://host:port, host:port or unix:/path.");
+            }
+            var registration = new NodeRegistration(
+                Validation.RequireCode(request.Name, "name"),
+                Validation.RequireCode(request.Region, "region"),
+                Validation.OptionalCountry(request.CountryCode, "country_code"),
+                Validation.OptionalCode(request.CityCode, "city_code"),
+                Validation.OptionalCode(request.Pool, "pool"),
+                Validation.RequireEndpoint(request.PublicEndpoint, "public_endpoint"),
+                Validation.RequirePublicKey(request.PublicKey).ToBase64(),
+                coreEndpoint,
+                Validation.RequireRange(request.Capacity, "capacity", 1, MaxCapacity - 1));
+            var (node, created) = await nodes.UpsertAsync(registration, time.GetUtcNow(), ct);
+            return created ? TypedResults.Created($"/v1/admin/nodes/{node.Id}", node) : TypedResults.Ok(node);
+        });
+
+        var internalGroup = app.MapGroup("/v1/internal/nodes").RequireAdmin().WithTags("Nodes");
+        internalGroup.MapPost("/health", async Task<NoContent> (NodeHealthRequest request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        {
+            var nodeId = Validation.RequireGuid(request.NodeId, "node_id");
+            var healthy = Validation.Require(request.Healthy, "healthy");
+            var peers = Validation.RequireRange(request.ActivePeerCount, "active_peer_count", 0, MaxCapacity);
+            return await nodes.RecordHeartbeatAsync(nodeId, healthy, peers, time.GetUtcNow(), ct)
+                ? TypedResults.NoContent()
+                : throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
+        });
+
+        return app;
+    }
+}

@@ -1,0 +1,48 @@
+namespace Vpn.Entry.Nodes;
+
+/// <summary>A VPN node as registered by an operator. CoreEndpoint is how entry reaches its core over gRPC.</summary>
+public sealed record Node(
+    Guid Id,
+    string Name,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    string PublicEndpoint,
+    string PublicKey,
+    string CoreEndpoint,
+    int Capacity,
+    bool Healthy,
+    int ActivePeerCount,
+    DateTimeOffset? LastHeartbeatAt,
+    DateTimeOffset UpdatedAt);
+
+public sealed record NodeRegistration(
+    string Name,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    string PublicEndpoint,
+    string PublicKey,
+    string CoreEndpoint,
+    int Capacity);
+
+/// <summary>A node with the database's count of its live sessions, the input of node selection.</summary>
+public sealed record NodeWithLoad(Node Node, int LiveSessions);
+
+public interface INodeStore
+{
+    /// <summary>Inserts or updates by name; Created tells which.</summary>
+    Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<Node>> ListAsync(CancellationToken cancellationToken);
+
+    Task<Node?> GetAsync(Guid nodeId, CancellationToken cancellationToken);
+
+    /// <summary>Records a heartbeat; false when the node is unknown.</summary>
+    Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Every node with its live-session count, in one query.</summary>
+    Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken);
+}

@@ -1,0 +1,26 @@
+using Vpn.Entry;
+using Vpn.Entry.Devices;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Sessions;
+using Vpn.Entry.Subscriptions;
+
+if (args.Length > 0 && args[0] == "migrate")
+{
+    return await EntryServiceCollectionExtensions.RunMigrateCommandAsync(
+        new ConfigurationBuilder().AddEnvironmentVariables().AddCommandLine(args[1..]).Build());
+}
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddEntryServices();
+
+var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.MapOpenApi();
+app.MapHealthEndpoints();
+app.MapDeviceEndpoints();
+app.MapSessionEndpoints();
+app.MapNodeEndpoints();
+app.MapSubscriptionEndpoints();
+await app.RunAsync();
+return 0;

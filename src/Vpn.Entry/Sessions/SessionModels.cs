@@ -1,0 +1,81 @@
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Entry.Sessions;
+
+public static class SessionState
+{
+    public const string Provisioning = "provisioning";
+    public const string Active = "active";
+    public const string Terminated = "terminated";
+    public const string Failed = "failed";
+}
+
+/// <summary>A session row. AssignedAddress is null until the node's core has allocated one.</summary>
+public sealed record SessionRecord(
+    Guid Id,
+    Guid CustomerId,
+    Guid? DeviceId,
+    WireGuardKey DevicePublicKey,
+    Guid NodeId,
+    string State,
+    string? AssignedAddress,
+    IReadOnlyList<string> Dns,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    DateTimeOffset CreatedAt);
+
+/// <summary>A new session about to be provisioned; KeyHash is SHA-256 of the session key.</summary>
+public sealed record NewSession(
+    Guid Id,
+    Guid CustomerId,
+    Guid DeviceId,
+    WireGuardKey DevicePublicKey,
+    Guid NodeId,
+    byte[] KeyHash,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    DateTimeOffset CreatedAt);
+
+public enum ClaimOutcome
+{
+    Claimed,
+    /// <summary>The customer already has a live session (ActiveSessionId).</summary>
+    Conflict,
+    /// <summary>The node filled up between selection and claim.</summary>
+    NodeFull,
+    /// <summary>The node disappeared (deleted) between selection and claim.</summary>
+    NodeGone,
+    /// <summary>The device was deleted between the read and the claim.</summary>
+    DeviceGone,
+}
+
+public sealed record ClaimResult(ClaimOutcome Outcome, Guid? ActiveSessionId = null);
+
+public interface ISessionStore
+{
+    /// <summary>
+    /// Inserts the session as 'provisioning', holding the customer's single slot and one unit of the node's capacity.
+    /// The database decides races: a second live session for the customer is a Conflict; capacity is checked against
+    /// the live-session count under the node's row lock.
+    /// </summary>
+    Task<ClaimResult> ClaimAsync(NewSession session, int nodeCapacity, CancellationToken cancellationToken);
+
+    /// <summary>provisioning → active with its address; false when the address is already held by another live session on the node.</summary>
+    Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Removes a provisioning claim that could not complete (marked failed, so nothing live remains).</summary>
+    Task AbandonAsync(Guid sessionId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>The customer's active session, or null.</summary>
+    Task<SessionRecord?> GetActiveAsync(Guid customerId, CancellationToken cancellationToken);
+
+    /// <summary>The customer's live session (provisioning or active) id, or null.</summary>
+    Task<Guid?> GetLiveIdAsync(Guid customerId, CancellationToken cancellationToken);
+
+    /// <summary>active → terminated; returns the session as it was, or null when there was none.</summary>
+    Task<SessionRecord?> TerminateActiveAsync(Guid customerId, string reason, DateTimeOffset now, CancellationToken cancellationToken);
+}

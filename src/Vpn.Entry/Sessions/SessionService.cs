@@ -1,0 +1,219 @@
+using System.Security.Cryptography;
+using Grpc.Core;
+using Vpn.Contracts.Core.V1;
+using Vpn.Domain.Nodes;
+using Vpn.Entry.Configuration;
+using Vpn.Entry.Devices;
+using Vpn.Entry.Http;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry.Sessions;
+
+/// <summary>
+/// The session lifecycle: entitlement → selection → claim (provisioning row) → core Connect → active. Any failure
+/// after the claim rolls back to nothing: the row is marked failed and the peer removed.
+/// </summary>
+public sealed partial class SessionService(
+    ISessionStore sessions,
+    IDeviceStore devices,
+    INodeStore nodes,
+    IPlanStore plans,
+    CoreClients cores,
+    EntryOptions options,
+    TimeProvider time,
+    ILogger<SessionService> logger)
+{
+    private static readonly string[] FullTunnel = ["0.0.0.0/0"];
+    private const int PersistentKeepalive = 25;
+    private const int MaxSelectionAttempts = 5;
+
+    public async Task<SessionView> StartAsync(Guid customerId, StartSessionRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var deviceId = Validation.RequireGuid(request.DeviceId, "device_id");
+        var nodeRequest = new NodeRequest(
+            Validation.RequireCode(request.Region, "region"),
+            Validation.OptionalCountry(request.CountryCode, "country_code"),
+            Validation.OptionalCode(request.CityCode, "city_code"),
+            Validation.OptionalCode(request.Pool, "pool"),
+            request.NodeHint is null ? null
+                : Guid.TryParseExact(request.NodeHint, "D", out var hint) ? hint
+                : throw ApiProblemException.BadRequest("'node_hint' must be a node UUID.", ErrorCodes.InvalidNodeHint));
+
+        var subscription = await plans.GetSubscriptionAsync(customerId, cancellationToken);
+        if (subscription is null || !subscription.ToEntitlement().IsEntitled)
+        {
+            throw ApiProblemException.Forbidden(ErrorCodes.SubscriptionInactive, "The subscription is not active.");
+        }
+        if (!subscription.ToEntitlement().AllowsRegion(nodeRequest.Region))
+        {
+            throw ApiProblemException.Forbidden(ErrorCodes.RegionNotAllowed, "The plan does not include this region.");
+        }
+        var device = await devices.GetAsync(customerId, deviceId, cancellationToken)
+            ?? throw ApiProblemException.NotFound(ErrorCodes.DeviceNotFound, "No such device.");
+
+        // Cheap pre-read so a customer with a live session gets 409 without touching selection; the database decides races.
+        if (await sessions.GetLiveIdAsync(customerId, cancellationToken) is { } live)
+        {
+            throw Conflict(live);
+        }
+
+        var sessionKey = RandomNumberGenerator.GetBytes(32);
+        var excluded = new HashSet<Guid>();
+        for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
+        {
+            var node = await SelectAsync(nodeRequest, excluded, cancellationToken);
+            var session = new NewSession(Guid.CreateVersion7(), customerId, device.Id, device.PublicKey, node.Id, SHA256.HashData(sessionKey),
+                nodeRequest.Region, nodeRequest.CountryCode, nodeRequest.CityCode, nodeRequest.Pool, time.GetUtcNow());
+            var claim = await sessions.ClaimAsync(session, node.Capacity, cancellationToken);
+            switch (claim.Outcome)
+            {
+                case ClaimOutcome.Conflict:
+                    throw Conflict(claim.ActiveSessionId);
+                case ClaimOutcome.DeviceGone:
+                    throw ApiProblemException.NotFound(ErrorCodes.DeviceNotFound, "No such device.");
+                case ClaimOutcome.NodeFull or ClaimOutcome.NodeGone:
+                    excluded.Add(node.Id);
+                    continue;
+            }
+            var connected = await ConnectAsync(node, session, cancellationToken);
+            return ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node,
+                connected.AssignedAddress, connected.Dns);
+        }
+        throw NoNodes(new Dictionary<NodeRejection, int> { [NodeRejection.AtCapacity] = excluded.Count });
+    }
+
+    public async Task<SessionView?> GetCurrentAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        var session = await sessions.GetActiveAsync(customerId, cancellationToken);
+        if (session is null)
+        {
+            return null;
+        }
+        var node = await nodes.GetAsync(session.NodeId, cancellationToken)
+            ?? throw new InvalidOperationException("Active session on a node that does not exist.");
+        return ToView(session.Id, null, session.State, session.CreatedAt, session.DeviceId, node, session.AssignedAddress!, session.Dns);
+    }
+
+    /// <summary>Terminates the active session; false when there was none. The peer removal is best effort (reconciliation converges).</summary>
+    public async Task<bool> TerminateCurrentAsync(Guid customerId, CancellationToken cancellationToken)
+    {
+        var session = await sessions.TerminateActiveAsync(customerId, "customer_request", time.GetUtcNow(), cancellationToken);
+        if (session is null)
+        {
+            return false;
+        }
+        await RemovePeerAsync(session.NodeId, session.Id);
+        return true;
+    }
+
+    /// <summary>Removes a terminated session's peer from its node; failures are logged, not thrown.</summary>
+    public async Task RemovePeerAsync(Guid nodeId, Guid sessionId)
+    {
+        var node = await nodes.GetAsync(nodeId, CancellationToken.None);
+        if (node is not null)
+        {
+            await TryDisconnectAsync(node, sessionId);
+        }
+    }
+
+    private async Task<Node> SelectAsync(NodeRequest request, HashSet<Guid> excluded, CancellationToken cancellationToken)
+    {
+        var all = await nodes.ListWithLoadAsync(cancellationToken);
+        var snapshots = all
+            .Where(n => !excluded.Contains(n.Node.Id))
+            .Select(n => new NodeSnapshot(n.Node.Id, n.Node.Region, n.Node.CountryCode, n.Node.CityCode, n.Node.Pool, n.Node.Capacity,
+                n.Node.Healthy, n.Node.LastHeartbeatAt, n.LiveSessions));
+        var choice = NodeSelection.Select(snapshots, request, time.GetUtcNow(), options.NodeFreshness, Random.Shared);
+        if (choice.Node is null)
+        {
+            var rejected = new Dictionary<NodeRejection, int>(choice.Rejected);
+            if (excluded.Count > 0)
+            {
+                rejected[NodeRejection.AtCapacity] = rejected.GetValueOrDefault(NodeRejection.AtCapacity) + excluded.Count;
+            }
+            throw NoNodes(rejected);
+        }
+        return all.First(n => n.Node.Id == choice.Node.Id).Node;
+    }
+
+    private async Task<ConnectResponse> ConnectAsync(Node node, NewSession session, CancellationToken cancellationToken)
+    {
+        ConnectResponse response;
+        try
+        {
+            response = await cores.For(node.CoreEndpoint).ConnectAsync(
+                new ConnectRequest { SessionId = session.Id.ToString(), DevicePublicKey = session.DevicePublicKey.ToBase64() },
+                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
+        {
+            LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+            // A deadline may expire after core added the peer: remove it before giving the claim back.
+            await TryDisconnectAsync(node, session.Id);
+            await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
+            throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
+        }
+        if (!await sessions.ActivateAsync(session.Id, response.AssignedAddress, [.. response.Dns], time.GetUtcNow(), CancellationToken.None))
+        {
+            // The address is held by another live session on the node (core state diverged from the database), or the
+            // row was terminated meanwhile (device deleted): undo.
+            await TryDisconnectAsync(node, session.Id);
+            await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
+            throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
+        }
+        LogStarted(logger, node.Id);
+        return response;
+    }
+
+    private async Task TryDisconnectAsync(Node node, Guid sessionId)
+    {
+        try
+        {
+            await cores.For(node.CoreEndpoint).DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
+                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout);
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
+        {
+            LogDisconnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+        }
+    }
+
+    private static SessionView ToView(Guid id, string? key, string state, DateTimeOffset createdAt, Guid? deviceId, Node node,
+        string address, IReadOnlyList<string> dns) =>
+        new(id, key, state, createdAt, deviceId,
+            new SessionNodeView(node.Id, node.Name, node.Region, node.CountryCode, node.CityCode, node.Pool, node.PublicEndpoint, node.PublicKey),
+            new SessionInterfaceView(address, dns),
+            new SessionPeerView(node.PublicKey, node.PublicEndpoint, FullTunnel, PersistentKeepalive),
+            WireGuardConfig.Render(address, dns, node.PublicKey, node.PublicEndpoint, FullTunnel, PersistentKeepalive));
+
+    private static ApiProblemException Conflict(Guid? activeSessionId) =>
+        new(StatusCodes.Status409Conflict, ErrorCodes.SessionConflict, "Another session is active for this customer.",
+            new Dictionary<string, object?> { ["active_session_id"] = activeSessionId });
+
+    private static ApiProblemException NoNodes(IReadOnlyDictionary<NodeRejection, int> rejected) =>
+        new(StatusCodes.Status503ServiceUnavailable, ErrorCodes.NoNodesAvailable, "No node in the region can take a session right now.",
+            new Dictionary<string, object?>
+            {
+                ["rejected"] = new Dictionary<string, int>
+                {
+                    ["region_mismatch"] = rejected.GetValueOrDefault(NodeRejection.RegionMismatch),
+                    ["filter_mismatch"] = rejected.GetValueOrDefault(NodeRejection.FilterMismatch),
+                    ["unhealthy"] = rejected.GetValueOrDefault(NodeRejection.Unhealthy),
+                    ["stale_heartbeat"] = rejected.GetValueOrDefault(NodeRejection.StaleHeartbeat),
+                    ["at_capacity"] = rejected.GetValueOrDefault(NodeRejection.AtCapacity),
+                },
+            });
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Session started on node {NodeId}")]
+    private static partial void LogStarted(ILogger logger, Guid nodeId);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "Core Connect failed on node {NodeId}: {Reason}")]
+    private static partial void LogConnectFailed(ILogger logger, Guid nodeId, string reason);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Core Disconnect failed on node {NodeId}: {Reason}; reconciliation will remove the peer")]
+    private static partial void LogDisconnectFailed(ILogger logger, Guid nodeId, string reason);
+}

@@ -1,0 +1,61 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Domain.Subscriptions;
+using Vpn.Entry.Auth;
+using Vpn.Entry.Http;
+
+namespace Vpn.Entry.Subscriptions;
+
+public sealed record UpsertPlanRequest(string? Code, string? Name, int? MaxDevices, IReadOnlyList<string>? AllowedRegions);
+
+public sealed record SetSubscriptionRequest(string? CustomerId, string? PlanCode, string? Status);
+
+public sealed record PlanList(IReadOnlyList<Plan> Items);
+
+public static class SubscriptionEndpoints
+{
+    public static IEndpointRouteBuilder MapSubscriptionEndpoints(this IEndpointRouteBuilder app)
+    {
+        var plans = app.MapGroup("/v1/admin/plans").RequireAdmin().WithTags("Plans");
+
+        plans.MapGet("/", async Task<Ok<PlanList>> (IPlanStore store, CancellationToken ct) => TypedResults.Ok(new PlanList(await store.ListPlansAsync(ct))));
+
+        plans.MapPost("/", async Task<Ok<Plan>> (UpsertPlanRequest request, IPlanStore store, CancellationToken ct) =>
+        {
+            var regions = request.AllowedRegions ?? throw ApiProblemException.BadRequest("'allowed_regions' is required.");
+            if (regions.Count > 100)
+            {
+                throw ApiProblemException.BadRequest("'allowed_regions' holds at most 100 regions.");
+            }
+            var plan = new Plan(
+                Validation.RequireCode(request.Code, "code"),
+                Validation.RequireText(request.Name, "name", 200),
+                Validation.RequireRange(request.MaxDevices, "max_devices", 0, 1000),
+                [.. regions.Select(r => Validation.RequireCode(r, "allowed_regions[]")).Distinct(StringComparer.OrdinalIgnoreCase)]);
+            return TypedResults.Ok(await store.UpsertPlanAsync(plan, ct));
+        });
+
+        var subscriptions = app.MapGroup("/v1/admin/subscriptions").RequireAdmin().WithTags("Subscriptions");
+
+        subscriptions.MapPost("/", async Task<Ok<Subscription>> (SetSubscriptionRequest request, IPlanStore store, TimeProvider time, CancellationToken ct) =>
+        {
+            var customerId = Validation.RequireGuid(request.CustomerId, "customer_id");
+            var planCode = Validation.RequireCode(request.PlanCode, "plan_code");
+            var status = Validation.Require(request.Status, "status");
+            if (!SubscriptionStatus.IsKnown(status))
+            {
+                throw ApiProblemException.BadRequest($"'status' must be one of {string.Join(", ", SubscriptionStatus.All)}.");
+            }
+            return TypedResults.Ok(await store.SetSubscriptionAsync(customerId, planCode, status, time.GetUtcNow(), ct)
+                ?? throw ApiProblemException.NotFound(ErrorCodes.PlanNotFound, "No such plan."));
+        });
+
+        subscriptions.MapGet("/{customer_id}", async Task<Ok<Subscription>> (string customer_id, IPlanStore store, CancellationToken ct) =>
+        {
+            var customerId = Guid.TryParseExact(customer_id, "D", out var id) ? id : throw ApiProblemException.BadRequest("'customer_id' must be a UUID.");
+            return TypedResults.Ok(await store.GetSubscriptionAsync(customerId, ct)
+                ?? throw ApiProblemException.NotFound(ErrorCodes.SubscriptionNotFound, "The customer has no subscription."));
+        });
+
+        return app;
+    }
+}
