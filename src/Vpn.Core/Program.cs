@@ -1,3 +1,9 @@
+using Vpn.Core;
+using Vpn.Core.Control;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.AddCoreServices();
+
 var app = builder.Build();
-app.Run();
+app.MapGrpcService<VpnControlService>();
+await app.RunAsync();

@@ -1,0 +1,165 @@
+using System.Globalization;
+using Vpn.Domain.Addressing;
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Core.Configuration;
+
+/// <summary>
+/// Core's settings from the operator-facing environment (CORE_*, WG_*, ADMIN_API_TOKEN, APP_ENV), secrets also as
+/// NAME_FILE. Validated at start with every problem reported at once.
+/// </summary>
+public sealed class CoreOptions
+{
+    /// <summary>CORE_GRPC_LISTEN: "host:port" (HTTP/2 cleartext) or "unix:/path.sock". Default 127.0.0.1:50051.</summary>
+    public string GrpcListen { get; init; } = "127.0.0.1:50051";
+
+    /// <summary>WG_DATAPLANE: "noop" (no root, nothing programmed) or "linux" (wireguard-go, netlink, nftables).</summary>
+    public string Dataplane { get; init; } = "noop";
+
+    /// <summary>WG_INTERFACE: the wireguard-go interface this core drives.</summary>
+    public string InterfaceName { get; init; } = "wg0";
+
+    /// <summary>WG_PRIVATE_KEY / WG_PRIVATE_KEY_FILE: the node's WireGuard private key (base64). Required for linux.</summary>
+    public WireGuardKey? PrivateKey { get; init; }
+
+    public int ListenPort { get; init; } = 51820;
+
+    /// <summary>WG_CLIENT_POOL: client tunnel network; its first host is the node's own tunnel address.</summary>
+    public Ipv4Network ClientPool { get; init; } = Ipv4Network.Parse("10.64.0.0/16");
+
+    /// <summary>WG_NAT_DRIVER: "cli" (nft -f of a generated ruleset) or "none".</summary>
+    public string NatDriver { get; init; } = "cli";
+
+    /// <summary>WG_UAPI_SOCKET_DIR: where wireguard-go puts its UAPI sockets.</summary>
+    public string UapiSocketDirectory { get; init; } = "/var/run/wireguard";
+
+    /// <summary>CORE_ENTRY_URL + CORE_NODE_ID: where to send heartbeats; both unset disables them.</summary>
+    public Uri? EntryUrl { get; init; }
+
+    public Guid? NodeId { get; init; }
+
+    public string? AdminToken { get; init; }
+
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    public bool IsLinux => Dataplane == "linux";
+
+    public static CoreOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var problems = new List<string>();
+        var production = string.Equals(configuration["APP_ENV"], "production", StringComparison.OrdinalIgnoreCase);
+        var dataplane = (configuration["WG_DATAPLANE"] ?? "noop").ToLowerInvariant();
+        if (dataplane is not ("noop" or "linux"))
+        {
+            problems.Add("WG_DATAPLANE must be 'noop' or 'linux'.");
+        }
+        if (production && dataplane == "noop")
+        {
+            problems.Add("WG_DATAPLANE=noop is refused in production.");
+        }
+        var natDriver = (configuration["WG_NAT_DRIVER"] ?? "cli").ToLowerInvariant();
+        if (natDriver is not ("cli" or "none"))
+        {
+            problems.Add("WG_NAT_DRIVER must be 'cli' or 'none'.");
+        }
+        WireGuardKey? privateKey = null;
+        var keyText = Secret(configuration, "WG_PRIVATE_KEY", problems);
+        if (keyText is not null)
+        {
+            if (WireGuardKey.TryParseBase64(keyText, out var key) && !key.IsZero)
+            {
+                privateKey = key;
+            }
+            else
+            {
+                problems.Add("WG_PRIVATE_KEY is not a base64 WireGuard key.");
+            }
+        }
+        else if (dataplane == "linux")
+        {
+            problems.Add("WG_PRIVATE_KEY or WG_PRIVATE_KEY_FILE is required with WG_DATAPLANE=linux.");
+        }
+        var iface = configuration["WG_INTERFACE"] ?? "wg0";
+        if (iface.Length is 0 or > 15 || !iface.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
+        {
+            problems.Add("WG_INTERFACE must be 1-15 letters, digits, '_', '-' or '.'.");
+        }
+        var poolText = configuration["WG_CLIENT_POOL"] ?? "10.64.0.0/16";
+        if (!Ipv4Network.TryParse(poolText, out var pool) || pool.PrefixLength is < 8 or > 29)
+        {
+            problems.Add("WG_CLIENT_POOL must be an IPv4 network between /8 and /29, e.g. 10.64.0.0/16.");
+            pool = Ipv4Network.Parse("10.64.0.0/16");
+        }
+        Uri? entryUrl = null;
+        if (configuration["CORE_ENTRY_URL"] is { Length: > 0 } entryText && !Uri.TryCreate(entryText, UriKind.Absolute, out entryUrl))
+        {
+            problems.Add("CORE_ENTRY_URL must be an absolute URL.");
+        }
+        Guid? nodeId = null;
+        if (configuration["CORE_NODE_ID"] is { Length: > 0 } nodeText)
+        {
+            nodeId = Guid.TryParse(nodeText, out var id) ? id : null;
+            if (nodeId is null)
+            {
+                problems.Add("CORE_NODE_ID must be a UUID.");
+            }
+        }
+        var adminToken = Secret(configuration, "ADMIN_API_TOKEN", problems);
+        if (entryUrl is not null && (nodeId is null || string.IsNullOrEmpty(adminToken)))
+        {
+            problems.Add("CORE_ENTRY_URL needs CORE_NODE_ID and ADMIN_API_TOKEN for heartbeats.");
+        }
+        var options = new CoreOptions
+        {
+            GrpcListen = configuration["CORE_GRPC_LISTEN"] ?? "127.0.0.1:50051",
+            Dataplane = dataplane,
+            InterfaceName = iface,
+            PrivateKey = privateKey,
+            ListenPort = Integer(configuration, "WG_LISTEN_PORT", 51820, 1, 65535, problems),
+            ClientPool = pool,
+            NatDriver = natDriver,
+            UapiSocketDirectory = configuration["WG_UAPI_SOCKET_DIR"] ?? "/var/run/wireguard",
+            EntryUrl = entryUrl,
+            NodeId = nodeId,
+            AdminToken = adminToken,
+            HeartbeatInterval = TimeSpan.FromSeconds(Integer(configuration, "CORE_HEARTBEAT_SECS", 15, 1, 3600, problems)),
+        };
+        errors = problems;
+        return options;
+    }
+
+    private static string? Secret(IConfiguration configuration, string name, List<string> problems)
+    {
+        var path = configuration[name + "_FILE"];
+        if (!string.IsNullOrEmpty(path))
+        {
+            try
+            {
+                return File.ReadAllText(path).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"{name}_FILE could not be read ({e.GetType().Name}).");
+                return null;
+            }
+        }
+        var value = configuration[name];
+        return string.IsNullOrEmpty(value) ? null : value;
+    }
+
+    private static int Integer(IConfiguration configuration, string name, int fallback, int min, int max, List<string> problems)
+    {
+        var value = configuration[name];
+        if (string.IsNullOrEmpty(value))
+        {
+            return fallback;
+        }
+        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
+        {
+            return number;
+        }
+        problems.Add($"{name} must be an integer between {min} and {max}.");
+        return fallback;
+    }
+}

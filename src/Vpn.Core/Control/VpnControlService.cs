@@ -1,0 +1,119 @@
+using System.Diagnostics.CodeAnalysis;
+using Grpc.Core;
+using Vpn.Contracts.Core.V1;
+using Vpn.Core.Dataplane;
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Core.Control;
+
+/// <summary>The gRPC API entry calls. Errors carry a status code and a short reason, never a key or a UAPI transcript.</summary>
+public sealed partial class VpnControlService(PeerRegistry registry, IDataplane dataplane, CoreOptionsView view, ILogger<VpnControlService> logger)
+    : VpnControl.VpnControlBase
+{
+    public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var sessionId = ParseSessionId(request.SessionId);
+        if (!WireGuardKey.TryParseBase64(request.DevicePublicKey, out var key) || key.IsZero)
+        {
+            ThrowInvalid("device_public_key must be the base64 of a 32-byte WireGuard public key.");
+        }
+        (ConnectOutcome Outcome, PeerLease? Lease) result;
+        try
+        {
+            result = await registry.ConnectAsync(sessionId, key, context.CancellationToken);
+        }
+        catch (IOException e)
+        {
+            LogDataplaneFailed(logger, "connect", e.GetType().Name);
+            throw new RpcException(new Status(StatusCode.Unavailable, "The WireGuard device refused the change."));
+        }
+        return result.Outcome switch
+        {
+            ConnectOutcome.Connected => new ConnectResponse
+            {
+                SessionId = sessionId.ToString(),
+                AssignedAddress = $"{result.Lease!.Address}/32",
+                Dns = { registry.Gateway.ToString() },
+            },
+            ConnectOutcome.PoolExhausted => throw new RpcException(new Status(StatusCode.ResourceExhausted, "The node's client address pool is exhausted.")),
+            ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is already a peer of another session.")),
+            _ => throw new RpcException(new Status(StatusCode.FailedPrecondition, "The session is connected with another device key.")),
+        };
+    }
+
+    public override async Task<DisconnectResponse> Disconnect(DisconnectRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var sessionId = ParseSessionId(request.SessionId);
+        try
+        {
+            return new DisconnectResponse { Removed = await registry.DisconnectAsync(sessionId, context.CancellationToken) is not null };
+        }
+        catch (IOException e)
+        {
+            LogDataplaneFailed(logger, "disconnect", e.GetType().Name);
+            throw new RpcException(new Status(StatusCode.Unavailable, "The WireGuard device refused the change."));
+        }
+    }
+
+    public override Task<GetSessionResponse> GetSession(GetSessionRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var lease = registry.Find(ParseSessionId(request.SessionId));
+        return Task.FromResult(lease is null
+            ? new GetSessionResponse { Found = false, SessionId = request.SessionId }
+            : new GetSessionResponse
+            {
+                Found = true,
+                SessionId = lease.SessionId.ToString(),
+                DevicePublicKey = lease.PublicKey.ToBase64(),
+                AssignedAddress = $"{lease.Address}/32",
+            });
+    }
+
+    public override async Task<NodeStatus> GetNodeStatus(GetNodeStatusRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var healthy = true;
+        uint peers = 0;
+        try
+        {
+            peers = (uint)await dataplane.CountPeersAsync(context.CancellationToken);
+        }
+        catch (IOException)
+        {
+            healthy = false;
+        }
+        var status = new NodeStatus
+        {
+            Healthy = healthy,
+            ActivePeers = peers,
+            NatDriver = dataplane.NatDriver,
+            DataplaneMode = dataplane.Mode,
+            ClientPool = view.ClientPool,
+        };
+        status.NativeFeatures.AddRange(view.NativeFeatures);
+        return status;
+    }
+
+    private static Guid ParseSessionId(string value)
+    {
+        if (!Guid.TryParseExact(value, "D", out var id))
+        {
+            ThrowInvalid("session_id must be a UUID.");
+        }
+        return id;
+    }
+
+    [DoesNotReturn]
+    private static void ThrowInvalid(string detail) => throw new RpcException(new Status(StatusCode.InvalidArgument, detail));
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Dataplane {Operation} failed: {Reason}")]
+    private static partial void LogDataplaneFailed(ILogger logger, string operation, string reason);
+}
+
+/// <summary>The static facts of this node reported in GetNodeStatus.</summary>
+public sealed record CoreOptionsView(string ClientPool, IReadOnlyList<string> NativeFeatures);

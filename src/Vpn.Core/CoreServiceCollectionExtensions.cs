@@ -1,0 +1,60 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Vpn.Core.Configuration;
+using Vpn.Core.Control;
+using Vpn.Core.Dataplane;
+using Vpn.Core.Health;
+
+namespace Vpn.Core;
+
+public static class CoreServiceCollectionExtensions
+{
+    public static WebApplicationBuilder AddCoreServices(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var options = CoreOptions.Load(builder.Configuration, out var errors);
+        if (errors.Count > 0)
+        {
+            throw new InvalidOperationException("Invalid configuration:\n- " + string.Join("\n- ", errors));
+        }
+        builder.Services.AddSingleton(options);
+        builder.WebHost.ConfigureKestrel(kestrel => ListenGrpc(kestrel, options.GrpcListen));
+        builder.Services.AddGrpc();
+        builder.Services.AddHttpClient();
+        if (options.IsLinux)
+        {
+            builder.Services.AddSingleton<IDataplane, LinuxDataplane>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<IDataplane, NoopDataplane>();
+        }
+        builder.Services.AddSingleton<PeerRegistry>();
+        builder.Services.AddSingleton(new CoreOptionsView(options.ClientPool.ToString(), []));
+        builder.Services.AddHostedService<DataplaneInitializer>();
+        builder.Services.AddHostedService<HeartbeatService>();
+        return builder;
+    }
+
+    // gRPC over cleartext needs an endpoint that speaks HTTP/2 only (no ALPN to negotiate it).
+    private static void ListenGrpc(KestrelServerOptions kestrel, string listen)
+    {
+        if (listen.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            var path = listen["unix:".Length..];
+            File.Delete(path);
+            kestrel.ListenUnixSocket(path, o => o.Protocols = HttpProtocols.Http2);
+            return;
+        }
+        var endpoint = IPEndPoint.Parse(listen);
+        kestrel.Listen(endpoint, o => o.Protocols = HttpProtocols.Http2);
+    }
+}
+
+/// <summary>Initializes the dataplane before the gRPC endpoint serves, so the first Connect finds a configured device.</summary>
+public sealed class DataplaneInitializer(IDataplane dataplane) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => dataplane.InitializeAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
