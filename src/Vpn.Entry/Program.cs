@@ -1,5 +1,6 @@
 using Vpn.Entry;
 using Vpn.Entry.Devices;
+using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
@@ -15,6 +16,7 @@ builder.AddEntryServices();
 
 var app = builder.Build();
 app.UseExceptionHandler();
+app.UseRequestBodyLimit();
 app.UseStatusCodePages();
 app.MapOpenApi();
 app.MapHealthEndpoints();

@@ -22,7 +22,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                 (StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, "The data store is unavailable; retry later.", Empty),
             _ => (StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "An unexpected error occurred.", Empty),
         };
-        if (status >= 500)
+        if (status >= 500 && exception is not ApiProblemException)
         {
             LogUnhandled(logger, exception.GetType().Name, exception);
         }

@@ -1,0 +1,36 @@
+using System.Globalization;
+
+namespace Vpn.Core.Netlink;
+
+/// <summary>
+/// The IPv4 forwarding switch. The sysctl is per network namespace: the file is resolved for the
+/// namespace of the thread that opens it (see <see cref="NetworkNamespaceThread"/>).
+/// </summary>
+public sealed class IpForwarding(string path = IpForwarding.DefaultPath)
+{
+    public const string DefaultPath = "/proc/sys/net/ipv4/ip_forward";
+
+    public string Path { get; } = path;
+
+    public bool IsEnabled()
+    {
+        var text = File.ReadAllText(Path).Trim();
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? value != 0
+            : throw new InvalidDataException($"Unexpected content in {Path}: '{text}'.");
+    }
+
+    /// <summary>
+    /// Turns forwarding on; returns false when it already was. The write is skipped in that case because
+    /// changing ip_forward also resets related per-interface settings such as accept_redirects.
+    /// </summary>
+    public bool Enable()
+    {
+        if (IsEnabled())
+        {
+            return false;
+        }
+        File.WriteAllText(Path, "1\n");
+        return true;
+    }
+}

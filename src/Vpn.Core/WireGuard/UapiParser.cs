@@ -1,0 +1,339 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Core.WireGuard;
+
+/// <summary>
+/// Parses UAPI <c>get=1</c> responses (and the bare <c>errno=N</c> answer to a set) line by line
+/// without building strings. Lenient where the protocol may grow: unknown keys are ignored. The first
+/// error wins and is thrown at once; its message names the key but never a value, because the response
+/// carries the private key.
+/// </summary>
+public sealed class UapiParser
+{
+    private const int BufferSize = 64 * 1024;
+
+    // Upper bound of DateTimeOffset (9999-12-31T23:59:59Z) in Unix seconds.
+    private const long MaxUnixSeconds = 253_402_300_799;
+
+    private readonly List<PeerState> _peers = [];
+    private WireGuardKey? _privateKey;
+    private int _listenPort;
+    private uint _firewallMark;
+    private int? _errno;
+    private int _lineNumber;
+
+    private bool _inPeer;
+    private WireGuardKey _publicKey;
+    private WireGuardKey? _presharedKey;
+    private IPEndPoint? _endpoint;
+    private TimeSpan _keepalive;
+    private long _handshakeSeconds;
+    private long _handshakeNanoseconds;
+    private ulong _receiveBytes;
+    private ulong _transmitBytes;
+    private List<IPNetwork>? _allowedIps;
+    private int _protocolVersion;
+
+    private UapiParser()
+    {
+    }
+
+    private bool IsComplete { get; set; }
+
+    /// <summary>Parses a whole response; bytes after its terminating blank line are ignored.</summary>
+    public static DeviceState Parse(ReadOnlySpan<byte> response)
+    {
+        var parser = new UapiParser();
+        parser.ParseLines(response);
+        return parser.Result();
+    }
+
+    /// <summary>
+    /// Reads one response from <paramref name="stream"/> up to its terminating blank line, leaving the
+    /// stream open (wireguard-go keeps the connection open for another request).
+    /// </summary>
+    public static async Task<DeviceState> ReadAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var parser = new UapiParser();
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            var start = 0;
+            var end = 0;
+            while (true)
+            {
+                start += parser.ParseLines(buffer.AsSpan(start, end - start));
+                if (parser.IsComplete)
+                {
+                    return parser.Result();
+                }
+                if (start > 0)
+                {
+                    buffer.AsSpan(start, end - start).CopyTo(buffer);
+                    end -= start;
+                    start = 0;
+                }
+                if (end == buffer.Length)
+                {
+                    throw new UapiProtocolException($"A UAPI response line is longer than {buffer.Length} bytes (line {parser._lineNumber + 1}).");
+                }
+                var read = await stream.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    return parser.Result();
+                }
+                end += read;
+            }
+        }
+        finally
+        {
+            // The buffer held the private key in hex.
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
+        }
+    }
+
+    /// <summary>Parses the complete lines in <paramref name="data"/>; returns the bytes consumed.</summary>
+    private int ParseLines(ReadOnlySpan<byte> data)
+    {
+        var consumed = 0;
+        while (!IsComplete)
+        {
+            var newline = data[consumed..].IndexOf((byte)'\n');
+            if (newline < 0)
+            {
+                break;
+            }
+            ParseLine(data.Slice(consumed, newline));
+            consumed += newline + 1;
+        }
+        return consumed;
+    }
+
+    private void ParseLine(ReadOnlySpan<byte> line)
+    {
+        _lineNumber++;
+        if (line.IsEmpty)
+        {
+            IsComplete = true;
+            return;
+        }
+        var equals = line.IndexOf((byte)'=');
+        if (equals < 0)
+        {
+            throw new UapiProtocolException($"UAPI response line {_lineNumber} has no '='.");
+        }
+        var key = line[..equals];
+        var value = line[(equals + 1)..];
+
+        if (key.SequenceEqual("public_key"u8))
+        {
+            FinishPeer();
+            _inPeer = true;
+            _publicKey = ParseKey(value, "public_key");
+            return;
+        }
+        if (key.SequenceEqual("errno"u8))
+        {
+            _errno = int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var errno)
+                ? errno
+                : throw Invalid("errno");
+            return;
+        }
+        if (_inPeer)
+        {
+            ParsePeerLine(key, value);
+        }
+        else
+        {
+            ParseDeviceLine(key, value);
+        }
+    }
+
+    private void ParseDeviceLine(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        if (key.SequenceEqual("private_key"u8))
+        {
+            var privateKey = ParseKey(value, "private_key");
+            _privateKey = privateKey.IsZero ? null : privateKey;
+        }
+        else if (key.SequenceEqual("listen_port"u8))
+        {
+            _listenPort = ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+                ? port
+                : throw Invalid("listen_port");
+        }
+        else if (key.SequenceEqual("fwmark"u8))
+        {
+            _firewallMark = uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var mark)
+                ? mark
+                : throw Invalid("fwmark");
+        }
+        else if (PeerKeyName(key) is { } peerKey)
+        {
+            throw new UapiProtocolException($"UAPI response key '{peerKey}' came before the first public_key (line {_lineNumber}).");
+        }
+    }
+
+    private void ParsePeerLine(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        // Ordered by how often each key occurs in a response.
+        if (key.SequenceEqual("allowed_ip"u8))
+        {
+            if (!IPNetwork.TryParse(value, out var network))
+            {
+                throw Invalid("allowed_ip");
+            }
+            (_allowedIps ??= []).Add(network);
+        }
+        else if (key.SequenceEqual("preshared_key"u8))
+        {
+            var presharedKey = ParseKey(value, "preshared_key");
+            _presharedKey = presharedKey.IsZero ? null : presharedKey;
+        }
+        else if (key.SequenceEqual("protocol_version"u8))
+        {
+            _protocolVersion = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version)
+                ? version
+                : throw Invalid("protocol_version");
+        }
+        else if (key.SequenceEqual("endpoint"u8))
+        {
+            _endpoint = ParseEndpoint(value);
+        }
+        else if (key.SequenceEqual("last_handshake_time_sec"u8))
+        {
+            _handshakeSeconds = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds <= MaxUnixSeconds
+                ? seconds
+                : throw Invalid("last_handshake_time_sec");
+        }
+        else if (key.SequenceEqual("last_handshake_time_nsec"u8))
+        {
+            _handshakeNanoseconds = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var nanoseconds) && nanoseconds < 1_000_000_000
+                ? nanoseconds
+                : throw Invalid("last_handshake_time_nsec");
+        }
+        else if (key.SequenceEqual("tx_bytes"u8))
+        {
+            _transmitBytes = ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)
+                ? bytes
+                : throw Invalid("tx_bytes");
+        }
+        else if (key.SequenceEqual("rx_bytes"u8))
+        {
+            _receiveBytes = ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)
+                ? bytes
+                : throw Invalid("rx_bytes");
+        }
+        else if (key.SequenceEqual("persistent_keepalive_interval"u8))
+        {
+            _keepalive = ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
+                ? TimeSpan.FromSeconds(seconds)
+                : throw Invalid("persistent_keepalive_interval");
+        }
+    }
+
+    private static string? PeerKeyName(ReadOnlySpan<byte> key)
+    {
+        foreach (var name in PeerKeys)
+        {
+            if (Ascii.Equals(key, name))
+            {
+                return name;
+            }
+        }
+        return null;
+    }
+
+    private static readonly string[] PeerKeys =
+    [
+        "preshared_key", "protocol_version", "endpoint", "last_handshake_time_sec", "last_handshake_time_nsec",
+        "tx_bytes", "rx_bytes", "persistent_keepalive_interval", "allowed_ip",
+    ];
+
+    private WireGuardKey ParseKey(ReadOnlySpan<byte> value, string key)
+    {
+        Span<byte> bytes = stackalloc byte[WireGuardKey.Length];
+        if (value.Length != 2 * WireGuardKey.Length
+            || Convert.FromHexString(value, bytes, out _, out var written) != OperationStatus.Done
+            || written != WireGuardKey.Length)
+        {
+            throw Invalid(key);
+        }
+        var parsed = WireGuardKey.FromBytes(bytes);
+        bytes.Clear();
+        return parsed;
+    }
+
+    private IPEndPoint ParseEndpoint(ReadOnlySpan<byte> value)
+    {
+        // "a.b.c.d:port" or "[v6%zone]:port"; never a host name.
+        Span<char> text = stackalloc char[128];
+        if (value.Length > text.Length
+            || Ascii.ToUtf16(value, text, out var written) != OperationStatus.Done
+            || !IPEndPoint.TryParse(text[..written], out var endpoint))
+        {
+            throw Invalid("endpoint");
+        }
+        return endpoint;
+    }
+
+    private UapiProtocolException Invalid(string key) =>
+        new($"UAPI response has an invalid value for '{key}' (line {_lineNumber}).");
+
+    private void FinishPeer()
+    {
+        if (!_inPeer)
+        {
+            return;
+        }
+        _peers.Add(new PeerState
+        {
+            PublicKey = _publicKey,
+            PresharedKey = _presharedKey,
+            Endpoint = _endpoint,
+            PersistentKeepaliveInterval = _keepalive,
+            LastHandshake = _handshakeSeconds == 0 && _handshakeNanoseconds == 0
+                ? null
+                : DateTimeOffset.FromUnixTimeSeconds(_handshakeSeconds).AddTicks(_handshakeNanoseconds / TimeSpan.NanosecondsPerTick),
+            ReceiveBytes = _receiveBytes,
+            TransmitBytes = _transmitBytes,
+            AllowedIps = (IReadOnlyList<IPNetwork>?)_allowedIps ?? [],
+            ProtocolVersion = _protocolVersion,
+        });
+        _presharedKey = null;
+        _endpoint = null;
+        _keepalive = TimeSpan.Zero;
+        _handshakeSeconds = 0;
+        _handshakeNanoseconds = 0;
+        _receiveBytes = 0;
+        _transmitBytes = 0;
+        _allowedIps = null;
+        _protocolVersion = 0;
+    }
+
+    // At the blank line, or at end of input: a response cut short after its errno line is still accepted.
+    private DeviceState Result()
+    {
+        if (_errno is not { } errno)
+        {
+            throw new UapiProtocolException($"UAPI response ended without an errno line (after {_lineNumber} lines).");
+        }
+        if (errno != 0)
+        {
+            throw new UapiException(errno);
+        }
+        FinishPeer();
+        return new DeviceState
+        {
+            PrivateKey = _privateKey,
+            ListenPort = _listenPort,
+            FirewallMark = _firewallMark,
+            Peers = _peers,
+        };
+    }
+}

@@ -1,0 +1,166 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Vpn.Core.Control;
+using Vpn.Core.Dataplane;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Sessions;
+using Vpn.TestSupport.Postgres;
+
+namespace Vpn.Entry.Tests.Infrastructure;
+
+/// <summary>Which store an API test runs against.</summary>
+public enum StoreKind
+{
+    InMemory,
+    Postgres,
+}
+
+/// <summary>
+/// entry (in-process, real HTTP pipeline) calling a real core (noop dataplane) over in-process gRPC. Every node
+/// registered with a core_endpoint of "core:..." is served by that core.
+/// </summary>
+public sealed class TestStack : IAsyncDisposable
+{
+    public const string AdminToken = "test-admin-token-0123456789abcdef";
+
+    private readonly WebApplicationFactory<SessionService> _entry;
+    private readonly WebApplicationFactory<VpnControlService> _core;
+
+    private TestStack(WebApplicationFactory<SessionService> entry, WebApplicationFactory<VpnControlService> core)
+    {
+        _entry = entry;
+        _core = core;
+        Client = entry.CreateClient();
+    }
+
+    public HttpClient Client { get; }
+
+    public IServiceProvider EntryServices => _entry.Services;
+
+    public NoopDataplane CoreDataplane => (NoopDataplane)_core.Services.GetRequiredService<IDataplane>();
+
+    /// <summary>Set to make the in-process core refuse every call (a node whose agent is down).</summary>
+    public bool CoreDown { get; set; }
+
+    public static async Task<TestStack> StartAsync(StoreKind store)
+    {
+        string? databaseUrl = null;
+        if (store == StoreKind.Postgres)
+        {
+            var server = await PostgresServer.SharedAsync();
+            databaseUrl = await server.CreateDatabaseAsync("entry");
+        }
+        var core = new WebApplicationFactory<VpnControlService>().WithWebHostBuilder(b =>
+        {
+            b.UseSetting("WG_DATAPLANE", "noop");
+            b.UseSetting("WG_CLIENT_POOL", "10.64.0.0/20");
+            b.UseSetting("CORE_GRPC_LISTEN", "127.0.0.1:0");
+        });
+        _ = core.Server;
+        TestStack? stack = null;
+        var entry = new WebApplicationFactory<SessionService>().WithWebHostBuilder(b =>
+        {
+            b.UseSetting("ADMIN_API_TOKEN", AdminToken);
+            b.UseSetting("APP_SEED_DEV_DATA", "false");
+            if (databaseUrl is not null)
+            {
+                b.UseSetting("DATABASE_URL", databaseUrl);
+            }
+            b.ConfigureTestServices(services =>
+            {
+                services.RemoveAll<ICoreChannelFactory>();
+                services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(core, () => stack?.CoreDown ?? false));
+            });
+        });
+        stack = new TestStack(entry, core);
+        return stack;
+    }
+
+    public HttpRequestMessage Admin(HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("x-admin-token", AdminToken);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+        return request;
+    }
+
+    public static HttpRequestMessage AsCustomer(Guid customerId, HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("x-customer-id", customerId.ToString());
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+        return request;
+    }
+
+    public async Task<JsonElement> SendJsonAsync(HttpRequestMessage request, int expectedStatus)
+    {
+        using var response = await Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True((int)response.StatusCode == expectedStatus, $"{request.Method} {request.RequestUri}: expected {expectedStatus}, got {(int)response.StatusCode}: {text}");
+        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>A plan, a fresh healthy node in its region served by the in-process core, and an active customer with one device.</summary>
+    public async Task<Customer> SeedCustomerAsync(string region = "eu-west", int maxDevices = 5, string plan = "basic")
+    {
+        await SendJsonAsync(Admin(HttpMethod.Post, "/v1/admin/plans", new { code = plan, name = "Basic", max_devices = maxDevices, allowed_regions = new[] { region } }), 200);
+        var node = await RegisterNodeAsync($"node-{region}", region);
+        var customer = Guid.NewGuid();
+        await SendJsonAsync(Admin(HttpMethod.Post, "/v1/admin/subscriptions", new { customer_id = customer, plan_code = plan, status = "active" }), 200);
+        var device = await SendJsonAsync(AsCustomer(customer, HttpMethod.Post, "/v1/devices", new { name = "laptop", public_key = NewKey() }), 201);
+        return new Customer(customer, device.GetProperty("id").GetGuid(), node);
+    }
+
+    public async Task<Guid> RegisterNodeAsync(string name, string region, int capacity = 1000)
+    {
+        var node = await SendJsonAsync(Admin(HttpMethod.Post, "/v1/admin/nodes", new
+        {
+            name, region, country_code = "DE", city_code = "fra", pool = "default", public_endpoint = "203.0.113.7:51820",
+            public_key = NewKey(), core_endpoint = "core.test:50051", capacity,
+        }), name == LastNodeName ? 200 : 201);
+        LastNodeName = name;
+        var id = node.GetProperty("id").GetGuid();
+        await SendJsonAsync(Admin(HttpMethod.Post, "/v1/internal/nodes/health", new { node_id = id, healthy = true, active_peer_count = 0 }), 204);
+        return id;
+    }
+
+    private string? LastNodeName { get; set; }
+
+    public static string NewKey() => Domain.WireGuard.WireGuardKey.Generate().ToBase64();
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _entry.DisposeAsync();
+        await _core.DisposeAsync();
+    }
+
+    private sealed class InProcessCoreChannels(WebApplicationFactory<VpnControlService> core, Func<bool> down) : ICoreChannelFactory
+    {
+        public GrpcChannel Create(string coreEndpoint) => GrpcChannel.ForAddress(core.Server.BaseAddress, new GrpcChannelOptions
+        {
+            HttpHandler = new DownSwitch(core.Server.CreateHandler(), down),
+        });
+    }
+
+    // Lets a test take the core "down" without rebuilding the stack.
+    private sealed class DownSwitch(HttpMessageHandler inner, Func<bool> down) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            down() ? throw new HttpRequestException("core is down (test switch)") : base.SendAsync(request, cancellationToken);
+    }
+}
+
+public sealed record Customer(Guid Id, Guid DeviceId, Guid NodeId);
