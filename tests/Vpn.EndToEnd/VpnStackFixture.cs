@@ -1,0 +1,422 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
+using System.Text;
+using Vpn.TestSupport;
+using Vpn.TestSupport.Postgres;
+
+namespace Vpn.EndToEnd;
+
+/// <summary>
+/// The whole stack for end-to-end tests, built once per test class and torn down after it:
+/// PostgreSQL (migrated by <c>Vpn.Entry.dll migrate</c>), entry as a real process in the root namespace,
+/// the <see cref="VpnLab"/> namespaces with wireguard-go on node and client, core as a real process inside
+/// the node namespace serving gRPC on a unix socket, and the e2e plan + node registered and reported healthy.
+/// <para>
+/// Setup failures do not throw out of <see cref="InitializeAsync"/> (xunit would hide the processes' output):
+/// they are kept, and every test starts with <see cref="EnsureReady"/>, which skips (locally) or fails (CI) on
+/// missing prerequisites and fails with entry's and core's output on anything else.
+/// </para>
+/// Later tests reuse the helpers: <see cref="StopCoreAsync"/>/<see cref="StartCoreAsync"/>,
+/// <see cref="RestartNodeWireGuardAsync"/>, <see cref="StopEntryAsync"/>/<see cref="StartEntryAsync"/>,
+/// <see cref="Postgres"/> (stop/start), <see cref="NodeWgShowPeersAsync"/>, <see cref="ClientCurlAsync"/>.
+/// </summary>
+public class VpnStackFixture : IAsyncLifetime
+{
+    public const string Region = "e2e";
+    public const string PlanCode = "e2e";
+    public const string NodeName = "e2e-node";
+
+    /// <summary>xunit's contract: an exception whose message starts with this is a skip (Assert.Skip, Prerequisites).</summary>
+    public const string SkipToken = "$XunitDynamicSkip$";
+
+    private static readonly TimeSpan SetupBudget = TimeSpan.FromSeconds(75);
+    private const int OutputTail = 12_000;
+
+    private readonly StringBuilder _setupLog = new();
+    private ExceptionDispatchInfo? _setupFailure;
+    private BackgroundProcess? _entry;
+    private BackgroundProcess? _core;
+    private string _lastEntryOutput = "";
+    private string _lastCoreOutput = "";
+
+    public VpnLab Lab { get; private set; } = null!;
+    public PostgresServer Postgres { get; private set; } = null!;
+    public string DatabaseUrl { get; private set; } = "";
+    public string AdminToken { get; } = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
+    public Uri EntryBaseAddress { get; private set; } = null!;
+    public EntryClient EntryClient { get; private set; } = null!;
+    public WireGuardKeys NodeKeys { get; private set; } = null!;
+    public string NodePrivateKeyFile { get; private set; } = "";
+    public string CoreSocketPath { get; private set; } = "";
+    public string CoreEndpoint => "unix:" + CoreSocketPath;
+    public Guid NodeId { get; private set; }
+
+    public string EntryOutput => _entry?.Output ?? _lastEntryOutput;
+    public string CoreOutput => _core?.Output ?? _lastCoreOutput;
+    public bool CoreRunning => _core is { HasExited: false };
+    public bool EntryRunning => _entry is { HasExited: false };
+
+    public async ValueTask InitializeAsync()
+    {
+        if (!LabAvailable())
+        {
+            return; // EnsureReady skips or fails with the precise reason.
+        }
+        using var budget = new CancellationTokenSource(SetupBudget);
+        try
+        {
+            await SetUpAsync(budget.Token);
+        }
+        catch (Exception e)
+        {
+            _setupFailure = ExceptionDispatchInfo.Capture(e);
+        }
+    }
+
+    private static bool LabAvailable() =>
+        Prerequisites.IsRoot && File.Exists("/dev/net/tun")
+        && new[] { "ip", "wireguard-go", "wg", "nft", "curl", "python3", "dotnet" }.All(t => Prerequisites.FindExecutable(t) is not null)
+        && File.Exists(RepoLayout.EntryDll) && File.Exists(RepoLayout.CoreDll);
+
+    /// <summary>First line of every test: skip/fail on prerequisites, fail with diagnostics on a broken setup.</summary>
+    public void EnsureReady()
+    {
+        Prerequisites.RequireNetworkLab();
+        foreach (var tool in new[] { "curl", "python3", "dotnet" })
+        {
+            Prerequisites.RequireExecutable(tool);
+        }
+        Prerequisites.Require(File.Exists(RepoLayout.EntryDll), $"entry built at {RepoLayout.EntryDll}");
+        Prerequisites.Require(File.Exists(RepoLayout.CoreDll), $"core built at {RepoLayout.CoreDll}");
+        if (_setupFailure is null)
+        {
+            return;
+        }
+        if (_setupFailure.SourceException.Message.StartsWith(SkipToken, StringComparison.Ordinal))
+        {
+            _setupFailure.Throw(); // e.g. PostgreSQL missing: skip locally, fail under CI, as decided by the thrower
+        }
+        throw new Xunit.Sdk.XunitException(
+            $"End-to-end setup failed: {_setupFailure.SourceException}\n\n=== setup log ===\n{_setupLog}\n{DescribeProcesses()}",
+            _setupFailure.SourceException);
+    }
+
+    private async Task SetUpAsync(CancellationToken cancellationToken)
+    {
+        Step($"binaries: {RepoLayout.EntryDll}, {RepoLayout.CoreDll}");
+        Postgres = await AcquirePostgresAsync();
+        Step($"postgres: {Postgres}");
+        var connectionString = await Postgres.CreateDatabaseAsync("e2e");
+        DatabaseUrl = PostgresServer.ToUrl(connectionString);
+        Step("database created");
+
+        var migrate = await ProcessRunner.RunAsync("dotnet", [RepoLayout.EntryDll, "migrate"], null, TimeSpan.FromSeconds(60),
+            new Dictionary<string, string> { ["DATABASE_URL"] = DatabaseUrl, ["APP_ENV"] = "development", ["ADMIN_API_TOKEN"] = AdminToken });
+        Step($"migrate exit {migrate.ExitCode}\n{Tail(migrate.StandardOutput)}\n{Tail(migrate.StandardError)}");
+        migrate.EnsureSuccess("Vpn.Entry.dll migrate");
+
+        var port = FreeLoopbackPort();
+        EntryBaseAddress = new Uri($"http://127.0.0.1:{port}/");
+        EntryClient = new EntryClient(EntryBaseAddress, AdminToken);
+        await StartEntryAsync(cancellationToken);
+
+        Lab = await VpnLab.CreateAsync();
+        Step($"lab: node={Lab.Node.Name}/{Lab.NodeInterface} client={Lab.Client.Name}/{Lab.ClientInterface} inet={Lab.Inet.Name}");
+
+        NodeKeys = await WireGuardKeys.GenerateAsync();
+        NodePrivateKeyFile = NodeKeys.WritePrivateKeyFile(Path.Combine(Lab.WorkDirectory, "node.key"));
+        CoreSocketPath = Path.Combine(Lab.WorkDirectory, "core.sock");
+        await StartCoreAsync(cancellationToken: cancellationToken);
+
+        var plan = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/plans",
+            new { Code = PlanCode, Name = "E2E", MaxDevices = 5, AllowedRegions = new[] { Region } }, cancellationToken);
+        ExpectSetup(plan, HttpStatusCode.OK, HttpStatusCode.Created);
+
+        var node = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/nodes", new
+        {
+            Name = NodeName,
+            Region,
+            CountryCode = "DE",
+            CityCode = "fra",
+            Pool = "default",
+            PublicEndpoint = VpnLab.NodeEndpoint,
+            PublicKey = NodeKeys.PublicKey,
+            CoreEndpoint,
+            Capacity = 100,
+        }, cancellationToken);
+        ExpectSetup(node, HttpStatusCode.OK, HttpStatusCode.Created);
+        NodeId = Guid.Parse(node.Text("id"));
+
+        await ReportNodeHealthyAsync(cancellationToken: cancellationToken);
+        Step("registered plan, node and heartbeat");
+    }
+
+    /// <summary>
+    /// The shared per-process server by default. A fixture for PostgreSQL-restart tests overrides this with
+    /// <see cref="PostgresServer.StartNewAsync"/> (only a private server can be stopped/started; it is disposed with the fixture).
+    /// </summary>
+    protected virtual Task<PostgresServer> AcquirePostgresAsync() => PostgresServer.SharedAsync();
+
+    private void ExpectSetup(EntryResponse response, params HttpStatusCode[] expected)
+    {
+        Step(response.Describe());
+        if (!expected.Contains(response.Status))
+        {
+            throw new InvalidOperationException($"expected {string.Join(" or ", expected.Select(s => (int)s))}: {response.Describe()}");
+        }
+    }
+
+    private void Step(string line)
+    {
+        lock (_setupLog)
+        {
+            _setupLog.AppendLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}");
+        }
+    }
+
+    // ---------------------------------------------------------------- entry
+
+    public async Task StartEntryAsync(CancellationToken cancellationToken = default)
+    {
+        if (EntryRunning)
+        {
+            throw new InvalidOperationException("entry is already running");
+        }
+        var environment = new Dictionary<string, string?>
+        {
+            ["DATABASE_URL"] = DatabaseUrl,
+            ["ADMIN_API_TOKEN"] = AdminToken,
+            ["APP_ENV"] = "development",
+            ["ASPNETCORE_URLS"] = EntryBaseAddress.ToString().TrimEnd('/'),
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+        };
+        _entry = StartCapped(null, RepoLayout.EntryDll, environment);
+        var process = _entry;
+        Step($"entry started (pid {process.Id}) on {EntryBaseAddress}");
+
+        using var probe = new HttpClient { BaseAddress = EntryBaseAddress, Timeout = TimeSpan.FromSeconds(2) };
+        var lastProbe = "";
+        await VpnLab.WaitUntilAsync(async () =>
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"entry exited during start:\n{Tail(process.Output)}");
+            }
+            try
+            {
+                using var response = await probe.GetAsync("/readyz", cancellationToken);
+                lastProbe = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}";
+                return response.StatusCode == HttpStatusCode.OK;
+            }
+            catch (HttpRequestException e)
+            {
+                lastProbe = e.Message;
+                return false;
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                lastProbe = "timeout";
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30), () => $"entry GET /readyz never answered 200 (last: {lastProbe})", cancellationToken);
+        Step("entry ready");
+    }
+
+    /// <summary>SIGKILL entry (as a crash).</summary>
+    public async Task StopEntryAsync()
+    {
+        if (_entry is null)
+        {
+            return;
+        }
+        _lastEntryOutput = _entry.Output;
+        await _entry.DisposeAsync();
+        _entry = null;
+        Step("entry killed");
+    }
+
+    // ---------------------------------------------------------------- core
+
+    /// <summary>
+    /// Starts core inside the node namespace and waits until its gRPC unix socket accepts connections.
+    /// <paramref name="extraEnvironment"/> adds or (with null values) removes settings for special cases.
+    /// </summary>
+    public async Task StartCoreAsync(IDictionary<string, string?>? extraEnvironment = null, CancellationToken cancellationToken = default)
+    {
+        if (CoreRunning)
+        {
+            throw new InvalidOperationException("core is already running");
+        }
+        var environment = new Dictionary<string, string?>
+        {
+            ["CORE_GRPC_LISTEN"] = CoreEndpoint,
+            ["WG_DATAPLANE"] = "linux",
+            ["WG_INTERFACE"] = Lab.NodeInterface,
+            ["WG_PRIVATE_KEY_FILE"] = NodePrivateKeyFile,
+            ["WG_LISTEN_PORT"] = VpnLab.NodeListenPort.ToString(),
+            ["WG_CLIENT_POOL"] = VpnLab.ClientPool,
+            ["WG_NAT_DRIVER"] = "cli",
+            ["ASPNETCORE_URLS"] = null, // nothing inherited from the test host
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+        };
+        foreach (var (key, value) in extraEnvironment ?? new Dictionary<string, string?>())
+        {
+            environment[key] = value;
+        }
+        _core = StartCapped(Lab.Node, RepoLayout.CoreDll, environment);
+        var process = _core;
+        Step($"core started (pid {process.Id}) in {Lab.Node.Name}, gRPC {CoreEndpoint}");
+        await VpnLab.WaitUntilAsync(async () =>
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"core exited during start:\n{Tail(process.Output)}");
+            }
+            return await UnixSocketAcceptsAsync(CoreSocketPath);
+        }, TimeSpan.FromSeconds(30), () => $"core socket {CoreSocketPath} never accepted a connection", cancellationToken);
+        Step("core socket ready");
+    }
+
+    /// <summary>SIGKILL core (as a crash); the stale socket file is left where the crash left it.</summary>
+    public async Task StopCoreAsync()
+    {
+        if (_core is null)
+        {
+            return;
+        }
+        _lastCoreOutput = _core.Output;
+        await _core.DisposeAsync();
+        _core = null;
+        Step("core killed");
+    }
+
+    private static async Task<bool> UnixSocketAcceptsAsync(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// <c>dotnet app.dll</c>, optionally inside a namespace, under coreutils <c>timeout</c> so it dies by itself even
+    /// if the test host is killed; working directory = the app's output directory (its appsettings).
+    /// </summary>
+    private static BackgroundProcess StartCapped(NetworkNamespace? ns, string dll, IDictionary<string, string?> environment)
+    {
+        var command = new List<string> { "timeout", "-k", "5", ((int)VpnLab.ProcessLifetimeCap.TotalSeconds).ToString(), "dotnet", dll };
+        if (ns is not null)
+        {
+            command.InsertRange(0, ["ip", "netns", "exec", ns.Name]);
+        }
+        return new BackgroundProcess(command[0], command.Skip(1), environment, Path.GetDirectoryName(dll));
+    }
+
+    // ---------------------------------------------------------------- helpers for tests
+
+    public Task RestartNodeWireGuardAsync() => Lab.RestartNodeWireGuardAsync();
+
+    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => Lab.NodeWgShowPeersAsync();
+
+    public Task<ProcessResult> ClientCurlAsync(TimeSpan maxTime) => Lab.ClientCurlAsync(maxTime);
+
+    /// <summary>The heartbeat core would send (the node namespace cannot reach entry's loopback), so the node is fresh.</summary>
+    public async Task ReportNodeHealthyAsync(int activePeerCount = 0, CancellationToken cancellationToken = default)
+    {
+        var health = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/internal/nodes/health",
+            new { NodeId, Healthy = true, ActivePeerCount = activePeerCount }, cancellationToken);
+        if (health.Status != HttpStatusCode.NoContent)
+        {
+            await FailAsync($"node heartbeat: expected 204, got {health.Describe()}");
+        }
+    }
+
+    /// <summary>A new customer id with an active e2e subscription.</summary>
+    public async Task<Guid> CreateSubscribedCustomerAsync(CancellationToken cancellationToken = default)
+    {
+        var customer = Guid.NewGuid();
+        var subscription = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/subscriptions",
+            new { CustomerId = customer, PlanCode, Status = "active" }, cancellationToken);
+        await ExpectStatusAsync(subscription, HttpStatusCode.OK, HttpStatusCode.Created);
+        return customer;
+    }
+
+    /// <summary>Fails unless the status is one of <paramref name="expected"/>, with the response and all diagnostics.</summary>
+    public async Task<EntryResponse> ExpectStatusAsync(EntryResponse response, params HttpStatusCode[] expected)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        if (!expected.Contains(response.Status))
+        {
+            await FailAsync($"expected {string.Join(" or ", expected.Select(s => $"{(int)s} {s}"))}:\n{response.Describe()}");
+        }
+        return response;
+    }
+
+    public async Task CheckAsync(bool condition, string message)
+    {
+        if (!condition)
+        {
+            await FailAsync(message);
+        }
+    }
+
+    public async Task FailAsync(string message) =>
+        throw new Xunit.Sdk.XunitException($"{message}\n\n{await DiagnosticsAsync()}");
+
+    /// <summary>entry's and core's output, the setup log and the lab's network state.</summary>
+    public async Task<string> DiagnosticsAsync()
+    {
+        var sb = new StringBuilder(DescribeProcesses());
+        if (Lab is not null)
+        {
+            sb.AppendLine("=== network ===").AppendLine(await Lab.DescribeAsync());
+        }
+        if (Postgres is not null)
+        {
+            sb.AppendLine("=== postgres log ===").AppendLine(Tail(Postgres.ReadLog()));
+        }
+        sb.AppendLine("=== setup log ===").AppendLine(_setupLog.ToString());
+        return sb.ToString();
+    }
+
+    private string DescribeProcesses() =>
+        $"=== entry output ({(EntryRunning ? "running" : "not running")}) ===\n{Tail(EntryOutput)}\n" +
+        $"=== core output ({(CoreRunning ? "running" : "not running")}) ===\n{Tail(CoreOutput)}\n";
+
+    private static string Tail(string text) => text.Length <= OutputTail ? text : "…" + text[^OutputTail..];
+
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopCoreAsync();
+        await StopEntryAsync();
+        if (Lab is not null)
+        {
+            await Lab.DisposeAsync();
+        }
+        EntryClient?.Dispose();
+        if (Postgres is not null)
+        {
+            await Postgres.DisposeAsync(); // no-op for the shared server (stopped at process exit)
+        }
+        GC.SuppressFinalize(this);
+    }
+}
