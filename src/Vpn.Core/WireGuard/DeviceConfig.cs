@@ -27,7 +27,7 @@ public sealed record DeviceConfig
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : Redaction.Marker)
+        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : KeyRedaction.Marker)
             .Append(", ListenPort = ").Append(ListenPort)
             .Append(", FirewallMark = ").Append(FirewallMark)
             .Append(", ReplacePeers = ").Append(ReplacePeers)
@@ -66,12 +66,12 @@ public sealed record PeerConfig
         builder.Append("PublicKey = ").Append(PublicKey.ToBase64())
             .Append(", Remove = ").Append(Remove)
             .Append(", UpdateOnly = ").Append(UpdateOnly)
-            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : Redaction.Marker)
+            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : KeyRedaction.Marker)
             .Append(", Endpoint = ").Append(Endpoint)
             .Append(", PersistentKeepaliveInterval = ").Append(PersistentKeepaliveInterval)
             .Append(", ReplaceAllowedIps = ").Append(ReplaceAllowedIps)
             .Append(", AllowedIps = ");
-        Redaction.AppendList(builder, AllowedIps);
+        KeyRedaction.AppendList(builder, AllowedIps);
         return true;
     }
 }

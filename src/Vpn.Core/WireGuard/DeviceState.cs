@@ -20,7 +20,7 @@ public sealed record DeviceState
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : Redaction.Marker)
+        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : KeyRedaction.Marker)
             .Append(", ListenPort = ").Append(ListenPort)
             .Append(", FirewallMark = ").Append(FirewallMark)
             .Append(", Peers.Count = ").Append(Peers.Count);
@@ -59,36 +59,15 @@ public sealed record PeerState
     private bool PrintMembers(StringBuilder builder)
     {
         builder.Append("PublicKey = ").Append(PublicKey.ToBase64())
-            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : Redaction.Marker)
+            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : KeyRedaction.Marker)
             .Append(", Endpoint = ").Append(Endpoint)
             .Append(", PersistentKeepaliveInterval = ").Append(PersistentKeepaliveInterval)
             .Append(", LastHandshake = ").Append(LastHandshake?.ToString("O", null))
             .Append(", ReceiveBytes = ").Append(ReceiveBytes)
             .Append(", TransmitBytes = ").Append(TransmitBytes)
             .Append(", AllowedIps = ");
-        Redaction.AppendList(builder, AllowedIps);
+        KeyRedaction.AppendList(builder, AllowedIps);
         builder.Append(", ProtocolVersion = ").Append(ProtocolVersion);
         return true;
-    }
-}
-
-/// <summary>Record printing that keeps secret keys out of logs: only whether one is present is shown.</summary>
-internal static class Redaction
-{
-    public const string Marker = "(redacted)";
-
-    public static void AppendList(StringBuilder builder, IReadOnlyList<IPNetwork>? networks)
-    {
-        if (networks is null)
-        {
-            builder.Append("null");
-            return;
-        }
-        builder.Append('[');
-        for (var i = 0; i < networks.Count; i++)
-        {
-            builder.Append(i == 0 ? "" : ", ").Append(networks[i].ToString());
-        }
-        builder.Append(']');
     }
 }

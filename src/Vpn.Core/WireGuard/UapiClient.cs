@@ -56,7 +56,7 @@ public sealed class UapiClient
         ArgumentNullException.ThrowIfNull(config);
         // The whole request is built before connecting so that an invalid config sends nothing:
         // the device would apply a partial request up to the point where the connection closed.
-        var request = new ArrayBufferWriter<byte>(256 + (config.Peers.Count * 160));
+        var request = new ArrayBufferWriter<byte>(256 + ((config.Peers?.Count ?? 0) * 160));
         try
         {
             UapiWriter.WriteSet(config, request);
@@ -95,15 +95,19 @@ public sealed class UapiClient
 
         try
         {
-            return await UapiParser.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
+            var state = await UapiParser.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
+            return writeFailure is null ? state : throw BrokeWhileSending(writeFailure);
         }
         catch (UapiProtocolException) when (writeFailure is not null)
         {
-            throw new UapiUnavailableException($"WireGuard UAPI connection to {SocketPath} broke while sending.", writeFailure);
+            throw BrokeWhileSending(writeFailure);
         }
-        catch (IOException e) when (e is not UapiException and not UapiProtocolException)
+        catch (IOException e) when (e is not (UapiException or UapiProtocolException or UapiUnavailableException))
         {
             throw new UapiUnavailableException($"WireGuard UAPI connection to {SocketPath} broke while receiving.", e);
         }
     }
+
+    private UapiUnavailableException BrokeWhileSending(IOException writeFailure) =>
+        new($"WireGuard UAPI connection to {SocketPath} broke while sending.", writeFailure);
 }

@@ -19,12 +19,20 @@ public sealed class UapiParser
     // Upper bound of DateTimeOffset (9999-12-31T23:59:59Z) in Unix seconds.
     private const long MaxUnixSeconds = 253_402_300_799;
 
+    private static readonly string[] PeerKeys =
+    [
+        "preshared_key", "protocol_version", "endpoint", "last_handshake_time_sec", "last_handshake_time_nsec",
+        "tx_bytes", "rx_bytes", "persistent_keepalive_interval", "allowed_ip",
+    ];
+
     private readonly List<PeerState> _peers = [];
+    private readonly List<IPNetwork> _allowedIps = [];
     private WireGuardKey? _privateKey;
     private int _listenPort;
     private uint _firewallMark;
     private int? _errno;
     private int _lineNumber;
+    private bool _complete;
 
     private bool _inPeer;
     private WireGuardKey _publicKey;
@@ -35,14 +43,11 @@ public sealed class UapiParser
     private long _handshakeNanoseconds;
     private ulong _receiveBytes;
     private ulong _transmitBytes;
-    private List<IPNetwork>? _allowedIps;
     private int _protocolVersion;
 
     private UapiParser()
     {
     }
-
-    private bool IsComplete { get; set; }
 
     /// <summary>Parses a whole response; bytes after its terminating blank line are ignored.</summary>
     public static DeviceState Parse(ReadOnlySpan<byte> response)
@@ -68,7 +73,7 @@ public sealed class UapiParser
             while (true)
             {
                 start += parser.ParseLines(buffer.AsSpan(start, end - start));
-                if (parser.IsComplete)
+                if (parser._complete)
                 {
                     return parser.Result();
                 }
@@ -101,7 +106,7 @@ public sealed class UapiParser
     private int ParseLines(ReadOnlySpan<byte> data)
     {
         var consumed = 0;
-        while (!IsComplete)
+        while (!_complete)
         {
             var newline = data[consumed..].IndexOf((byte)'\n');
             if (newline < 0)
@@ -119,7 +124,7 @@ public sealed class UapiParser
         _lineNumber++;
         if (line.IsEmpty)
         {
-            IsComplete = true;
+            _complete = true;
             return;
         }
         var equals = line.IndexOf((byte)'=');
@@ -134,7 +139,7 @@ public sealed class UapiParser
         {
             FinishPeer();
             _inPeer = true;
-            _publicKey = ParseKey(value, "public_key");
+            _publicKey = ParseKey(value, "public_key") ?? default;
             return;
         }
         if (key.SequenceEqual("errno"u8))
@@ -158,8 +163,7 @@ public sealed class UapiParser
     {
         if (key.SequenceEqual("private_key"u8))
         {
-            var privateKey = ParseKey(value, "private_key");
-            _privateKey = privateKey.IsZero ? null : privateKey;
+            _privateKey = ParseKey(value, "private_key");
         }
         else if (key.SequenceEqual("listen_port"u8))
         {
@@ -188,12 +192,11 @@ public sealed class UapiParser
             {
                 throw Invalid("allowed_ip");
             }
-            (_allowedIps ??= []).Add(network);
+            _allowedIps.Add(network);
         }
         else if (key.SequenceEqual("preshared_key"u8))
         {
-            var presharedKey = ParseKey(value, "preshared_key");
-            _presharedKey = presharedKey.IsZero ? null : presharedKey;
+            _presharedKey = ParseKey(value, "preshared_key");
         }
         else if (key.SequenceEqual("protocol_version"u8))
         {
@@ -249,13 +252,8 @@ public sealed class UapiParser
         return null;
     }
 
-    private static readonly string[] PeerKeys =
-    [
-        "preshared_key", "protocol_version", "endpoint", "last_handshake_time_sec", "last_handshake_time_nsec",
-        "tx_bytes", "rx_bytes", "persistent_keepalive_interval", "allowed_ip",
-    ];
-
-    private WireGuardKey ParseKey(ReadOnlySpan<byte> value, string key)
+    /// <summary>Null for the all-zero key, which UAPI uses to mean "no key".</summary>
+    private WireGuardKey? ParseKey(ReadOnlySpan<byte> value, string key)
     {
         Span<byte> bytes = stackalloc byte[WireGuardKey.Length];
         if (value.Length != 2 * WireGuardKey.Length
@@ -263,6 +261,10 @@ public sealed class UapiParser
             || written != WireGuardKey.Length)
         {
             throw Invalid(key);
+        }
+        if (!bytes.ContainsAnyExcept((byte)0))
+        {
+            return null;
         }
         var parsed = WireGuardKey.FromBytes(bytes);
         bytes.Clear();
@@ -302,7 +304,8 @@ public sealed class UapiParser
                 : DateTimeOffset.FromUnixTimeSeconds(_handshakeSeconds).AddTicks(_handshakeNanoseconds / TimeSpan.NanosecondsPerTick),
             ReceiveBytes = _receiveBytes,
             TransmitBytes = _transmitBytes,
-            AllowedIps = (IReadOnlyList<IPNetwork>?)_allowedIps ?? [],
+            // An exact-size array: a response can hold 65,535 peers and every byte per peer counts.
+            AllowedIps = _allowedIps.Count == 0 ? [] : _allowedIps.ToArray(),
             ProtocolVersion = _protocolVersion,
         });
         _presharedKey = null;
@@ -312,7 +315,7 @@ public sealed class UapiParser
         _handshakeNanoseconds = 0;
         _receiveBytes = 0;
         _transmitBytes = 0;
-        _allowedIps = null;
+        _allowedIps.Clear();
         _protocolVersion = 0;
     }
 
