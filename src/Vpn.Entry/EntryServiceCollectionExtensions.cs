@@ -51,6 +51,7 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<IDeviceStore, PostgresDeviceStore>();
             services.AddSingleton<INodeStore, PostgresNodeStore>();
             services.AddSingleton<ISessionStore, PostgresSessionStore>();
+            services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
         }
         else
         {
@@ -59,11 +60,13 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<IDeviceStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
+            services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
         }
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
         services.AddSingleton<SessionService>();
         services.AddHostedService<StartupTasks>();
+        services.AddHostedService<ProvisioningSweeper>();
         return builder;
     }
 
@@ -71,20 +74,29 @@ public static class EntryServiceCollectionExtensions
     public static async Task<int> RunMigrateCommandAsync(IConfiguration configuration)
     {
         var options = EntryOptions.Load(configuration, out var errors);
+        if (errors.Count > 0)
+        {
+            await Console.Error.WriteLineAsync("migrate: invalid configuration:\n- " + string.Join("\n- ", errors));
+            return 2;
+        }
         if (options.DatabaseConnectionString is null)
         {
             await Console.Error.WriteLineAsync("migrate: DATABASE_URL is required.");
             return 2;
         }
-        if (errors.Count > 0)
-        {
-            await Console.Error.WriteLineAsync("Invalid configuration:\n- " + string.Join("\n- ", errors));
-            return 2;
-        }
         await using var dataSource = NpgsqlDataSource.Create(options.DatabaseConnectionString);
         using var loggerFactory = LoggerFactory.Create(l => l.AddSimpleConsole());
-        var applied = await new Migrator(dataSource, loggerFactory.CreateLogger<Migrator>()).MigrateAsync(CancellationToken.None);
-        await Console.Out.WriteLineAsync($"migrate: {applied} migration(s) applied; schema at {Migrator.LatestVersion}.");
-        return 0;
+        try
+        {
+            var applied = await new Migrator(dataSource, loggerFactory.CreateLogger<Migrator>()).MigrateAsync(CancellationToken.None);
+            await Console.Out.WriteLineAsync($"migrate: {applied} migration(s) applied; schema at {Migrator.LatestVersion}.");
+            return 0;
+        }
+        catch (NpgsqlException e)
+        {
+            // The SQL state and kind say enough; the message could quote the connection target, never the password.
+            await Console.Error.WriteLineAsync($"migrate: failed ({e.GetType().Name}{(e is PostgresException p ? " " + p.SqlState : "")}).");
+            return 1;
+        }
     }
 }

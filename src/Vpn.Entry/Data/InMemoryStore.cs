@@ -177,6 +177,15 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
+    public Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. _sessions.Values.Where(s => s.NodeId == nodeId && IsLive(s)).OrderBy(s => s.Id)
+                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State))]);
+        }
+    }
+
     public Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -187,15 +196,11 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
-    public Task<ClaimResult> ClaimAsync(NewSession session, int nodeCapacity, CancellationToken cancellationToken)
+    public Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         lock (_gate)
         {
-            if (_sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && IsLive(s)) is { } live)
-            {
-                return Task.FromResult(new ClaimResult(ClaimOutcome.Conflict, live.Id));
-            }
             if (!_nodes.TryGetValue(session.NodeId, out var node))
             {
                 return Task.FromResult(new ClaimResult(ClaimOutcome.NodeGone));
@@ -204,9 +209,68 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             {
                 return Task.FromResult(new ClaimResult(ClaimOutcome.NodeFull));
             }
+            if (!_devices.ContainsKey(session.DeviceId))
+            {
+                return Task.FromResult(new ClaimResult(ClaimOutcome.DeviceGone));
+            }
+            var live = _sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && IsLive(s));
+            if (live is not null && !replaceExisting)
+            {
+                return Task.FromResult(new ClaimResult(ClaimOutcome.Conflict, live.Id));
+            }
+            if (live is not null)
+            {
+                _sessions[live.Id] = live with { State = SessionState.Terminated };
+            }
             _sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
-                SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt);
-            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed));
+                SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt)
+            {
+                KeyHash = session.KeyHash,
+            };
+            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed, Replaced: live));
+        }
+    }
+
+    public Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_sessions.Values.FirstOrDefault(s => s.State == SessionState.Active && s.KeyHash.AsSpan().SequenceEqual(keyHash)));
+        }
+    }
+
+    public Task<bool> RotateKeyAsync(Guid sessionId, byte[] oldHash, byte[] newHash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_sessions.TryGetValue(sessionId, out var s) || s.State != SessionState.Active || !s.KeyHash.AsSpan().SequenceEqual(oldHash))
+            {
+                return Task.FromResult(false);
+            }
+            _sessions[sessionId] = s with { KeyHash = newHash };
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_nodes.TryGetValue(nodeId, out var node) || _sessions.Values.Count(s => s.NodeId == nodeId && IsLive(s)) >= node.Capacity)
+            {
+                return Task.FromResult(MoveOutcome.NodeFull);
+            }
+            if (!_sessions.TryGetValue(sessionId, out var session) || session.State != SessionState.Active || !session.KeyHash.AsSpan().SequenceEqual(oldHash))
+            {
+                return Task.FromResult(MoveOutcome.KeyChanged);
+            }
+            if (_sessions.Values.Any(s => s.Id != sessionId && s.NodeId == nodeId && IsLive(s) && s.AssignedAddress == address))
+            {
+                return Task.FromResult(MoveOutcome.AddressTaken);
+            }
+            _sessions[sessionId] = session with { KeyHash = newHash, NodeId = nodeId, AssignedAddress = address, Dns = dns };
+            return Task.FromResult(MoveOutcome.Moved);
         }
     }
 
@@ -236,6 +300,19 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
                 _sessions[sessionId] = session with { State = SessionState.Failed };
             }
             return Task.CompletedTask;
+        }
+    }
+
+    public Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var stale = _sessions.Values.Where(s => s.State == SessionState.Provisioning && s.CreatedAt < olderThan).ToList();
+            foreach (var session in stale)
+            {
+                _sessions[session.Id] = session with { State = SessionState.Failed };
+            }
+            return Task.FromResult(stale.Count);
         }
     }
 
@@ -269,4 +346,58 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
     }
 
     private static bool IsLive(SessionRecord s) => s.State is SessionState.Provisioning or SessionState.Active;
+}
+
+/// <summary>In-memory Idempotency-Key records with the same semantics as the PostgreSQL table.</summary>
+public sealed class InMemoryIdempotencyStore(TimeProvider time) : IIdempotencyStore
+{
+    private static readonly TimeSpan Retention = TimeSpan.FromHours(24);
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(Guid, string), Entry> _entries = [];
+
+    public Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue((customerId, key), out var entry) && entry.ExpiresAt >= now)
+            {
+                return Task.FromResult(!entry.Hash.AsSpan().SequenceEqual(requestHash) ? new IdempotencyResult(IdempotencyOutcome.Mismatch)
+                    : entry.Body is null ? new IdempotencyResult(IdempotencyOutcome.InProgress)
+                    : new IdempotencyResult(IdempotencyOutcome.Replay, entry.Status, entry.Body));
+            }
+            // Expired entries are dropped on touch; bounded by the customers' own traffic.
+            foreach (var stale in _entries.Where(e => e.Value.ExpiresAt < time.GetUtcNow()).Select(e => e.Key).ToList())
+            {
+                _entries.Remove(stale);
+            }
+            _entries[(customerId, key)] = new Entry(requestHash, now + Retention, 0, null);
+            return Task.FromResult(new IdempotencyResult(IdempotencyOutcome.Started));
+        }
+    }
+
+    public Task CompleteAsync(Guid customerId, string key, int status, string body, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue((customerId, key), out var entry))
+            {
+                _entries[(customerId, key)] = entry with { Status = status, Body = body };
+            }
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task ReleaseAsync(Guid customerId, string key, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue((customerId, key), out var entry) && entry.Body is null)
+            {
+                _entries.Remove((customerId, key));
+            }
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed record Entry(byte[] Hash, DateTimeOffset ExpiresAt, int Status, string? Body);
 }

@@ -25,6 +25,9 @@ public static class ErrorCodes
     public const string PlanNotFound = "plan_not_found";
     public const string SubscriptionNotFound = "subscription_not_found";
     public const string NotFound = "not_found";
+    public const string InvalidSessionKey = "invalid_session_key";
+    public const string IdempotencyKeyReused = "idempotency_key_reused";
+    public const string IdempotencyKeyInProgress = "idempotency_key_in_progress";
     public const string Internal = "internal_error";
     public const string StoreUnavailable = "store_unavailable";
 }

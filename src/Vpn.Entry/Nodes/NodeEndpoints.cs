@@ -11,6 +11,9 @@ public sealed record NodeHealthRequest(string? NodeId, bool? Healthy, int? Activ
 
 public sealed record NodeList(IReadOnlyList<Node> Items);
 
+/// <summary>What a node's core reconciles its WireGuard device to; generated_at lets core order answers.</summary>
+public sealed record DesiredPeerSet(Guid NodeId, DateTimeOffset GeneratedAt, IReadOnlyList<DesiredPeer> Peers);
+
 public static class NodeEndpoints
 {
     // wireguard-go refuses a peer beyond 65,536 per interface (errno=-22); a node's capacity must fit.
@@ -52,6 +55,18 @@ public static class NodeEndpoints
             return await nodes.RecordHeartbeatAsync(nodeId, healthy, peers, time.GetUtcNow(), ct)
                 ? TypedResults.NoContent()
                 : throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
+        });
+
+
+        // Pulled by each core for reconciliation: the database is the truth of which peers belong on the node.
+        internalGroup.MapGet("/{node_id}/peers", async Task<Ok<DesiredPeerSet>> (string node_id, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        {
+            if (!Guid.TryParseExact(node_id, "D", out var nodeId) || await nodes.GetAsync(nodeId, ct) is null)
+            {
+                throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
+            }
+            var generatedAt = time.GetUtcNow();
+            return TypedResults.Ok(new DesiredPeerSet(nodeId, generatedAt, await nodes.ListDesiredPeersAsync(nodeId, ct)));
         });
 
         return app;

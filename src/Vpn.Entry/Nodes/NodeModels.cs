@@ -31,8 +31,14 @@ public sealed record NodeRegistration(
 /// <summary>A node with the database's count of its live sessions, the input of node selection.</summary>
 public sealed record NodeWithLoad(Node Node, int LiveSessions);
 
+/// <summary>A session the database says belongs on a node. Address is null while the session is still provisioning.</summary>
+public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State);
+
 public interface INodeStore
 {
+    /// <summary>Live (provisioning or active) sessions on the node: what its WireGuard device must converge to.</summary>
+    Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken);
+
     /// <summary>Inserts or updates by name; Created tells which.</summary>
     Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -24,7 +24,11 @@ public sealed record SessionRecord(
     string? CountryCode,
     string? CityCode,
     string? Pool,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>SHA-256 of the current session key; never the key itself.</summary>
+    public byte[] KeyHash { get; init; } = [];
+}
 
 /// <summary>A new session about to be provisioned; KeyHash is SHA-256 of the session key.</summary>
 public sealed record NewSession(
@@ -53,7 +57,17 @@ public enum ClaimOutcome
     DeviceGone,
 }
 
-public sealed record ClaimResult(ClaimOutcome Outcome, Guid? ActiveSessionId = null);
+/// <summary>Replaced is the session terminated by replace_existing, whose peer must now be removed.</summary>
+public sealed record ClaimResult(ClaimOutcome Outcome, Guid? ActiveSessionId = null, SessionRecord? Replaced = null);
+
+public enum MoveOutcome
+{
+    Moved,
+    /// <summary>The key was rotated meanwhile (a concurrent reconnect won) or the session ended.</summary>
+    KeyChanged,
+    NodeFull,
+    AddressTaken,
+}
 
 public interface ISessionStore
 {
@@ -62,13 +76,32 @@ public interface ISessionStore
     /// The database decides races: a second live session for the customer is a Conflict; capacity is checked against
     /// the live-session count under the node's row lock.
     /// </summary>
-    Task<ClaimResult> ClaimAsync(NewSession session, int nodeCapacity, CancellationToken cancellationToken);
+    Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken);
+
+    /// <summary>The active session whose key hashes to <paramref name="keyHash"/>, or null.</summary>
+    Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken);
+
+    /// <summary>Replaces the key hash only if it is still <paramref name="oldHash"/> (one concurrent reconnect wins).</summary>
+    Task<bool> RotateKeyAsync(Guid sessionId, byte[] oldHash, byte[] newHash, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Moves an active session to another node with its new address, rotating the key in the same compare-and-swap;
+    /// capacity of the new node is checked under its row lock.
+    /// </summary>
+    Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
+        DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>provisioning → active with its address; false when the address is already held by another live session on the node.</summary>
     Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Removes a provisioning claim that could not complete (marked failed, so nothing live remains).</summary>
     Task AbandonAsync(Guid sessionId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks 'provisioning' rows created before <paramref name="olderThan"/> as failed: their request died between the
+    /// claim and the core call (entry crashed or was killed). Returns how many; the node's reconciliation removes any peer.
+    /// </summary>
+    Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>The customer's active session, or null.</summary>
     Task<SessionRecord?> GetActiveAsync(Guid customerId, CancellationToken cancellationToken);

@@ -28,7 +28,11 @@ public sealed partial class SessionService(
     private const int PersistentKeepalive = 25;
     private const int MaxSelectionAttempts = 5;
 
-    public async Task<SessionView> StartAsync(Guid customerId, StartSessionRequest request, CancellationToken cancellationToken)
+    public async Task<SessionView> StartAsync(Guid customerId, StartSessionRequest request, CancellationToken cancellationToken) =>
+        (await StartWithKeyHashAsync(customerId, request, cancellationToken)).View;
+
+    /// <summary>Starts a session; also returns the key's hash so an idempotent replay can rotate it later.</summary>
+    public async Task<(SessionView View, byte[] KeyHash)> StartWithKeyHashAsync(Guid customerId, StartSessionRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var deviceId = Validation.RequireGuid(request.DeviceId, "device_id");
@@ -54,7 +58,8 @@ public sealed partial class SessionService(
             ?? throw ApiProblemException.NotFound(ErrorCodes.DeviceNotFound, "No such device.");
 
         // Cheap pre-read so a customer with a live session gets 409 without touching selection; the database decides races.
-        if (await sessions.GetLiveIdAsync(customerId, cancellationToken) is { } live)
+        var replace = request.ReplaceExisting ?? false;
+        if (!replace && await sessions.GetLiveIdAsync(customerId, cancellationToken) is { } live)
         {
             throw Conflict(live);
         }
@@ -66,7 +71,7 @@ public sealed partial class SessionService(
             var node = await SelectAsync(nodeRequest, excluded, cancellationToken);
             var session = new NewSession(Guid.CreateVersion7(), customerId, device.Id, device.PublicKey, node.Id, SHA256.HashData(sessionKey),
                 nodeRequest.Region, nodeRequest.CountryCode, nodeRequest.CityCode, nodeRequest.Pool, time.GetUtcNow());
-            var claim = await sessions.ClaimAsync(session, node.Capacity, cancellationToken);
+            var claim = await sessions.ClaimAsync(session, replace, cancellationToken);
             switch (claim.Outcome)
             {
                 case ClaimOutcome.Conflict:
@@ -77,11 +82,99 @@ public sealed partial class SessionService(
                     excluded.Add(node.Id);
                     continue;
             }
+            if (claim.Replaced is { } replaced)
+            {
+                await RemovePeerAsync(replaced.NodeId, replaced.Id);
+            }
             var connected = await ConnectAsync(node, session, cancellationToken);
-            return ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node,
-                connected.AssignedAddress, connected.Dns);
+            return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node,
+                connected.AssignedAddress, connected.Dns), session.KeyHash);
         }
         throw NoNodes(new Dictionary<NodeRejection, int> { [NodeRejection.AtCapacity] = excluded.Count });
+    }
+
+    /// <summary>
+    /// Reconnect by session key: the key is rotated on every call (the old one dies at once); when the session's node
+    /// is no longer a healthy, fresh candidate the session moves to one matching its original filters.
+    /// </summary>
+    public async Task<SessionView> ReconnectAsync(Guid customerId, string? sessionKey, CancellationToken cancellationToken)
+    {
+        var oldHash = HashKey(sessionKey);
+        var session = await sessions.FindActiveByKeyHashAsync(oldHash, cancellationToken);
+        // Bound to its customer: another customer's key is exactly as invalid as an unknown one.
+        if (session is null || session.CustomerId != customerId || !CryptographicOperations.FixedTimeEquals(session.KeyHash, oldHash))
+        {
+            throw InvalidSessionKey();
+        }
+        var subscription = await plans.GetSubscriptionAsync(customerId, cancellationToken);
+        if (subscription is null || !subscription.ToEntitlement().IsEntitled)
+        {
+            throw ApiProblemException.Forbidden(ErrorCodes.SubscriptionInactive, "The subscription is not active.");
+        }
+        if (!subscription.ToEntitlement().AllowsRegion(session.Region))
+        {
+            throw ApiProblemException.Forbidden(ErrorCodes.RegionNotAllowed, "The plan does not include this region.");
+        }
+        var newKey = RandomNumberGenerator.GetBytes(32);
+        var newHash = SHA256.HashData(newKey);
+        var all = await nodes.ListWithLoadAsync(cancellationToken);
+        var current = all.FirstOrDefault(n => n.Node.Id == session.NodeId)?.Node;
+        var now = time.GetUtcNow();
+        // The session already counts against its node's capacity, so only health and freshness decide whether it stays.
+        if (current is not null && current.Healthy && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness)
+        {
+            if (!await sessions.RotateKeyAsync(session.Id, oldHash, newHash, now, cancellationToken))
+            {
+                throw InvalidSessionKey();
+            }
+            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, current, session.AssignedAddress!, session.Dns);
+        }
+        var request = new NodeRequest(session.Region, session.CountryCode, session.CityCode, session.Pool);
+        var excluded = new HashSet<Guid> { session.NodeId };
+        for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
+        {
+            var node = await SelectAsync(request, excluded, cancellationToken);
+            ConnectResponse response;
+            try
+            {
+                response = await cores.For(node.CoreEndpoint).ConnectAsync(
+                    new ConnectRequest { SessionId = session.Id.ToString(), DevicePublicKey = session.DevicePublicKey.ToBase64() },
+                    deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
+            }
+            catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
+            {
+                LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+                await TryDisconnectAsync(node, session.Id);
+                excluded.Add(node.Id);
+                continue;
+            }
+            var moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, response.AssignedAddress, [.. response.Dns], time.GetUtcNow(), CancellationToken.None);
+            if (moved != MoveOutcome.Moved)
+            {
+                await TryDisconnectAsync(node, session.Id);
+                if (moved == MoveOutcome.KeyChanged)
+                {
+                    throw InvalidSessionKey();
+                }
+                excluded.Add(node.Id);
+                continue;
+            }
+            if (current is not null)
+            {
+                await TryDisconnectAsync(current, session.Id);
+            }
+            LogMoved(logger, session.NodeId, node.Id);
+            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, node, response.AssignedAddress, [.. response.Dns]);
+        }
+        throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "No node could take over the session; retry.");
+    }
+
+    /// <summary>A new key for a replayed start, if the session is still active with the recorded key; null otherwise.</summary>
+    public async Task<(string Key, byte[] Hash)?> RotateKeyForReplayAsync(Guid sessionId, byte[] recordedHash, CancellationToken cancellationToken)
+    {
+        var key = RandomNumberGenerator.GetBytes(32);
+        var hash = SHA256.HashData(key);
+        return await sessions.RotateKeyAsync(sessionId, recordedHash, hash, time.GetUtcNow(), cancellationToken) ? (Base64Url(key), hash) : null;
     }
 
     public async Task<SessionView?> GetCurrentAsync(Guid customerId, CancellationToken cancellationToken)
@@ -206,7 +299,31 @@ public sealed partial class SessionService(
                 },
             });
 
+    private static ApiProblemException InvalidSessionKey() =>
+        ApiProblemException.Unauthorized(ErrorCodes.InvalidSessionKey, "The session key is not valid.");
+
+    /// <summary>SHA-256 of the key as the customer holds it (base64url text); malformed input hashes to something that matches nothing.</summary>
+    private static byte[] HashKey(string? sessionKey)
+    {
+        if (string.IsNullOrEmpty(sessionKey) || sessionKey.Length > 128)
+        {
+            throw ApiProblemException.BadRequest("'session_key' is required.");
+        }
+        try
+        {
+            var bytes = Convert.FromBase64String(sessionKey.Replace('-', '+').Replace('_', '/') + new string('=', (4 - sessionKey.Length % 4) % 4));
+            return SHA256.HashData(bytes);
+        }
+        catch (FormatException)
+        {
+            throw InvalidSessionKey();
+        }
+    }
+
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Session moved from node {FromNodeId} to {ToNodeId} on reconnect")]
+    private static partial void LogMoved(ILogger logger, Guid fromNodeId, Guid toNodeId);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Session started on node {NodeId}")]
     private static partial void LogStarted(ILogger logger, Guid nodeId);

@@ -29,13 +29,15 @@ public sealed class TestStack : IAsyncDisposable
 {
     public const string AdminToken = "test-admin-token-0123456789abcdef";
 
-    private readonly WebApplicationFactory<SessionService> _entry;
-    private readonly WebApplicationFactory<VpnControlService> _core;
+    public const string DefaultCoreEndpoint = "core.test:50051";
 
-    private TestStack(WebApplicationFactory<SessionService> entry, WebApplicationFactory<VpnControlService> core)
+    private readonly WebApplicationFactory<SessionService> _entry;
+    private readonly CoreFleet _cores;
+
+    private TestStack(WebApplicationFactory<SessionService> entry, CoreFleet cores)
     {
         _entry = entry;
-        _core = core;
+        _cores = cores;
         Client = entry.CreateClient();
     }
 
@@ -43,7 +45,11 @@ public sealed class TestStack : IAsyncDisposable
 
     public IServiceProvider EntryServices => _entry.Services;
 
-    public NoopDataplane CoreDataplane => (NoopDataplane)_core.Services.GetRequiredService<IDataplane>();
+    /// <summary>The dataplane of the core behind <see cref="DefaultCoreEndpoint"/>.</summary>
+    public NoopDataplane CoreDataplane => CoreFor(DefaultCoreEndpoint);
+
+    /// <summary>Each distinct core_endpoint is its own in-process core (noop dataplane), created on first use.</summary>
+    public NoopDataplane CoreFor(string coreEndpoint) => (NoopDataplane)_cores.Get(coreEndpoint).Services.GetRequiredService<IDataplane>();
 
     /// <summary>Set to make the in-process core refuse every call (a node whose agent is down).</summary>
     public bool CoreDown { get; set; }
@@ -56,13 +62,7 @@ public sealed class TestStack : IAsyncDisposable
             var server = await PostgresServer.SharedAsync();
             databaseUrl = await server.CreateDatabaseAsync("entry");
         }
-        var core = new WebApplicationFactory<VpnControlService>().WithWebHostBuilder(b =>
-        {
-            b.UseSetting("WG_DATAPLANE", "noop");
-            b.UseSetting("WG_CLIENT_POOL", "10.64.0.0/20");
-            b.UseSetting("CORE_GRPC_LISTEN", "127.0.0.1:0");
-        });
-        _ = core.Server;
+        var cores = new CoreFleet();
         TestStack? stack = null;
         var entry = new WebApplicationFactory<SessionService>().WithWebHostBuilder(b =>
         {
@@ -75,10 +75,10 @@ public sealed class TestStack : IAsyncDisposable
             b.ConfigureTestServices(services =>
             {
                 services.RemoveAll<ICoreChannelFactory>();
-                services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(core, () => stack?.CoreDown ?? false));
+                services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(cores, () => stack?.CoreDown ?? false));
             });
         });
-        stack = new TestStack(entry, core);
+        stack = new TestStack(entry, cores);
         return stack;
     }
 
@@ -123,12 +123,14 @@ public sealed class TestStack : IAsyncDisposable
         return new Customer(customer, device.GetProperty("id").GetGuid(), node);
     }
 
-    public async Task<Guid> RegisterNodeAsync(string name, string region, int capacity = 1000)
+    public async Task<Guid> RegisterNodeAsync(string name, string region, int capacity = 1000, string coreEndpoint = DefaultCoreEndpoint)
     {
+        // Start the node's core now: created lazily under a burst, its synchronous start-up would starve the thread pool.
+        _ = _cores.Get(coreEndpoint);
         var node = await SendJsonAsync(Admin(HttpMethod.Post, "/v1/admin/nodes", new
         {
             name, region, country_code = "DE", city_code = "fra", pool = "default", public_endpoint = "203.0.113.7:51820",
-            public_key = NewKey(), core_endpoint = "core.test:50051", capacity,
+            public_key = NewKey(), core_endpoint = coreEndpoint, capacity,
         }), name == LastNodeName ? 200 : 201);
         LastNodeName = name;
         var id = node.GetProperty("id").GetGuid();
@@ -144,15 +146,44 @@ public sealed class TestStack : IAsyncDisposable
     {
         Client.Dispose();
         await _entry.DisposeAsync();
-        await _core.DisposeAsync();
+        await _cores.DisposeAsync();
     }
 
-    private sealed class InProcessCoreChannels(WebApplicationFactory<VpnControlService> core, Func<bool> down) : ICoreChannelFactory
+    private sealed class CoreFleet : IAsyncDisposable
     {
-        public GrpcChannel Create(string coreEndpoint) => GrpcChannel.ForAddress(core.Server.BaseAddress, new GrpcChannelOptions
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<WebApplicationFactory<VpnControlService>>> _cores = new();
+
+        public WebApplicationFactory<VpnControlService> Get(string endpoint) => _cores.GetOrAdd(endpoint, key => new(() =>
         {
-            HttpHandler = new DownSwitch(core.Server.CreateHandler(), down),
-        });
+            var core = new WebApplicationFactory<VpnControlService>().WithWebHostBuilder(b =>
+            {
+                b.UseSetting("WG_DATAPLANE", "noop");
+                b.UseSetting("WG_CLIENT_POOL", "10.64.0.0/20");
+                b.UseSetting("CORE_GRPC_LISTEN", "127.0.0.1:0");
+            });
+            _ = core.Server;
+            return core;
+        })).Value;
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var core in _cores.Values.Where(c => c.IsValueCreated))
+            {
+                await core.Value.DisposeAsync();
+            }
+        }
+    }
+
+    private sealed class InProcessCoreChannels(CoreFleet cores, Func<bool> down) : ICoreChannelFactory
+    {
+        public GrpcChannel Create(string coreEndpoint)
+        {
+            var core = cores.Get(coreEndpoint);
+            return GrpcChannel.ForAddress(core.Server.BaseAddress, new GrpcChannelOptions
+            {
+                HttpHandler = new DownSwitch(core.Server.CreateHandler(), down),
+            });
+        }
     }
 
     // Lets a test take the core "down" without rebuilding the stack.

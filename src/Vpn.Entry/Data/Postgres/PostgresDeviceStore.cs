@@ -7,11 +7,14 @@ namespace Vpn.Entry.Data.Postgres;
 
 public sealed class PostgresDeviceStore(NpgsqlDataSource dataSource) : IDeviceStore
 {
-    // The customer row lock serializes one customer's registrations so the count-then-insert holds the limit.
+    // The customer row lock serializes one customer's registrations so the count-then-insert holds the limit. The count
+    // is its own statement: under READ COMMITTED it then sees every registration committed while we waited for the lock.
     private const string LockCustomerSql = """
         insert into customers (id) values (@customer) on conflict (id) do nothing;
-        select count(*) from devices where customer_id = (select id from customers where id = @customer for update);
+        select id from customers where id = @customer for update;
         """;
+
+    private const string CountSql = "select count(*) from devices where customer_id = @customer";
 
     private const string InsertSql = """
         insert into devices (id, customer_id, name, public_key, created_at) values (@id, @customer, @name, @key, @created)
@@ -36,7 +39,12 @@ public sealed class PostgresDeviceStore(NpgsqlDataSource dataSource) : IDeviceSt
         ArgumentNullException.ThrowIfNull(device);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var count = new NpgsqlCommand(LockCustomerSql, connection, transaction))
+        await using (var lockCustomer = new NpgsqlCommand(LockCustomerSql, connection, transaction))
+        {
+            lockCustomer.Parameters.AddWithValue("customer", device.CustomerId);
+            await lockCustomer.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using (var count = new NpgsqlCommand(CountSql, connection, transaction))
         {
             count.Parameters.AddWithValue("customer", device.CustomerId);
             if ((long)(await count.ExecuteScalarAsync(cancellationToken))! >= maxDevices)

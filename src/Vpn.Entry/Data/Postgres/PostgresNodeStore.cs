@@ -36,6 +36,25 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         order by name
         """;
 
+    private const string DesiredPeersSql = """
+        select id, device_public_key, assigned_address, state from sessions
+        where node_id = @node and state in ('provisioning', 'active')
+        order by id
+        """;
+
+    public async Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(DesiredPeersSql);
+        command.Parameters.AddWithValue("node", nodeId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var peers = new List<DesiredPeer>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            peers.Add(new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3)));
+        }
+        return peers;
+    }
+
     public async Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(registration);

@@ -6,13 +6,14 @@ namespace Vpn.Entry.Data.Postgres;
 
 public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISessionStore
 {
-    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at";
+    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash";
 
-    // The node row lock serializes claims on one node so the live count cannot overshoot capacity.
-    private const string LockNodeSql = """
-        select n.capacity, (select count(*) from sessions s where s.node_id = n.id and s.state in ('provisioning', 'active'))
-        from vpn_nodes n where n.id = @node for update
-        """;
+    // The node row lock serializes claims on one node so the live count cannot overshoot capacity. The count is a
+    // separate statement on purpose: under READ COMMITTED a subquery in the locking statement would use the snapshot
+    // taken before the lock was granted and miss the claims committed while we waited.
+    private const string LockNodeSql = "select capacity from vpn_nodes where id = @node for update";
+
+    private const string CountLiveSql = "select count(*) from sessions where node_id = @node and state in ('provisioning', 'active')";
 
     private const string InsertSql = """
         insert into sessions (id, customer_id, device_id, device_public_key, node_id, state, session_key_hash, region, country_code, city_code, pool, created_at, updated_at)
@@ -39,22 +40,47 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         returning {Columns}
         """;
 
-    public async Task<ClaimResult> ClaimAsync(NewSession session, int nodeCapacity, CancellationToken cancellationToken)
+    // Terminates whatever live session the customer has, in the claim's transaction: other requests see either the
+    // old session or the new claim, never neither or both.
+    private const string ReplaceSql = $"""
+        update sessions set state = 'terminated', terminated_at = @now, updated_at = @now, terminate_reason = 'replaced'
+        where customer_id = @customer and state in ('provisioning', 'active')
+        returning {Columns}
+        """;
+
+    private const string FindByKeySql = $"select {Columns} from sessions where session_key_hash = @hash and state = 'active'";
+
+    private const string RotateSql = """
+        update sessions set session_key_hash = @new, updated_at = @now where id = @id and session_key_hash = @old and state = 'active'
+        """;
+
+    private const string MoveSql = """
+        update sessions set session_key_hash = @new, node_id = @node, assigned_address = @address, dns = @dns, updated_at = @now
+        where id = @id and session_key_hash = @old and state = 'active'
+        """;
+
+    public async Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockNode = new NpgsqlCommand(LockNodeSql, connection, transaction))
+        switch (await LockNodeAndCheckCapacityAsync(connection, transaction, session.NodeId, cancellationToken))
         {
-            lockNode.Parameters.AddWithValue("node", session.NodeId);
-            await using var reader = await lockNode.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
+            case null:
                 return new ClaimResult(ClaimOutcome.NodeGone);
-            }
-            if (reader.GetInt64(1) >= reader.GetInt32(0))
-            {
+            case false:
                 return new ClaimResult(ClaimOutcome.NodeFull);
+        }
+        SessionRecord? replaced = null;
+        if (replaceExisting)
+        {
+            await using var replace = new NpgsqlCommand(ReplaceSql, connection, transaction);
+            replace.Parameters.AddWithValue("customer", session.CustomerId);
+            replace.Parameters.AddWithValue("now", session.CreatedAt);
+            await using var reader = await replace.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                replaced = Read(reader);
             }
         }
         try
@@ -73,7 +99,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             insert.Parameters.AddWithValue("now", session.CreatedAt);
             await insert.ExecuteNonQueryAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return new ClaimResult(ClaimOutcome.Claimed);
+            return new ClaimResult(ClaimOutcome.Claimed, Replaced: replaced);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "sessions_one_live_per_customer")
         {
@@ -84,6 +110,56 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         {
             // The device (or customer) was deleted between the read and the claim.
             return new ClaimResult(ClaimOutcome.DeviceGone);
+        }
+    }
+
+    public async Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(FindByKeySql);
+        command.Parameters.AddWithValue("hash", keyHash);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    public async Task<bool> RotateKeyAsync(Guid sessionId, byte[] oldHash, byte[] newHash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(RotateSql);
+        command.Parameters.AddWithValue("id", sessionId);
+        command.Parameters.AddWithValue("old", oldHash);
+        command.Parameters.AddWithValue("new", newHash);
+        command.Parameters.AddWithValue("now", now);
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    public async Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (await LockNodeAndCheckCapacityAsync(connection, transaction, nodeId, cancellationToken) != true)
+        {
+            return MoveOutcome.NodeFull;
+        }
+        try
+        {
+            await using var move = new NpgsqlCommand(MoveSql, connection, transaction);
+            move.Parameters.AddWithValue("id", sessionId);
+            move.Parameters.AddWithValue("old", oldHash);
+            move.Parameters.AddWithValue("new", newHash);
+            move.Parameters.AddWithValue("node", nodeId);
+            move.Parameters.AddWithValue("address", address);
+            move.Parameters.AddWithValue("dns", dns.ToArray());
+            move.Parameters.AddWithValue("now", now);
+            if (await move.ExecuteNonQueryAsync(cancellationToken) != 1)
+            {
+                return MoveOutcome.KeyChanged;
+            }
+            await transaction.CommitAsync(cancellationToken);
+            return MoveOutcome.Moved;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            return MoveOutcome.AddressTaken;
         }
     }
 
@@ -112,6 +188,19 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    private const string FailStaleSql = """
+        update sessions set state = 'failed', terminated_at = @now, updated_at = @now, terminate_reason = 'provisioning_abandoned'
+        where state = 'provisioning' and created_at < @cutoff
+        """;
+
+    public async Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(FailStaleSql);
+        command.Parameters.AddWithValue("cutoff", olderThan);
+        command.Parameters.AddWithValue("now", now);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public async Task<SessionRecord?> GetActiveAsync(Guid customerId, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ActiveSql);
@@ -137,9 +226,31 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
+    /// <summary>Locks the node row; null when the node is gone, false when it is full, true when one more session fits.</summary>
+    private static async Task<bool?> LockNodeAndCheckCapacityAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid nodeId,
+        CancellationToken cancellationToken)
+    {
+        int capacity;
+        await using (var lockNode = new NpgsqlCommand(LockNodeSql, connection, transaction))
+        {
+            lockNode.Parameters.AddWithValue("node", nodeId);
+            if (await lockNode.ExecuteScalarAsync(cancellationToken) is not int value)
+            {
+                return null;
+            }
+            capacity = value;
+        }
+        await using var count = new NpgsqlCommand(CountLiveSql, connection, transaction);
+        count.Parameters.AddWithValue("node", nodeId);
+        return (long)(await count.ExecuteScalarAsync(cancellationToken))! < capacity;
+    }
+
     internal static SessionRecord Read(NpgsqlDataReader r) => new(
         r.GetGuid(0), r.GetGuid(1), r.IsDBNull(2) ? null : r.GetGuid(2), WireGuardKey.ParseBase64(r.GetString(3)), r.GetGuid(4),
         r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetFieldValue<string[]>(7), r.GetString(8),
         r.IsDBNull(9) ? null : r.GetString(9), r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11),
-        r.GetFieldValue<DateTimeOffset>(12));
+        r.GetFieldValue<DateTimeOffset>(12))
+    {
+        KeyHash = r.GetFieldValue<byte[]>(13),
+    };
 }
