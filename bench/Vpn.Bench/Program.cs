@@ -1,0 +1,17 @@
+using Vpn.Bench;
+
+// Benchmarks report ratios measured in one run against a baseline on the same device, never absolute times:
+// machines here are shared and noisy. Run as root (network namespace + wireguard-go), in Release.
+var command = args.Length > 0 ? args[0] : "help";
+return command switch
+{
+    "p1" => await ProvisioningBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3]");
+    return 2;
+}
