@@ -29,6 +29,13 @@ public sealed record Ipv4Network(uint Base, int PrefixLength)
         {
             return false;
         }
+        // One spelling per network: IPAddress also takes inet_aton forms ("10.064.0.0" is octal, "10.0" is short),
+        // which would silently turn a typo into another network.
+        if (!text.AsSpan(0, slash).SequenceEqual(address.ToString())
+            || !text.AsSpan(slash + 1).SequenceEqual(prefix.ToString(CultureInfo.InvariantCulture)))
+        {
+            return false;
+        }
         var value = ToUInt32(address);
         var candidate = new Ipv4Network(value, prefix);
         if ((value & candidate.Mask) != value)
