@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Json;
 using Npgsql;
+using OpenTelemetry.Metrics;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
 using Vpn.Entry.Data.Postgres;
@@ -42,6 +43,11 @@ public static class EntryServiceCollectionExtensions
         services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddOpenApi();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(EntryMetrics.MeterName)
+            .AddAspNetCoreInstrumentation()
+            .AddPrometheusExporter());
+        services.AddSingleton<EntryMetrics>();
 
         if (options.DatabaseConnectionString is { } connectionString)
         {

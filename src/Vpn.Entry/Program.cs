@@ -19,6 +19,7 @@ app.UseExceptionHandler();
 app.UseRequestBodyLimit();
 app.UseStatusCodePages();
 app.MapOpenApi();
+app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapHealthEndpoints();
 app.MapDeviceEndpoints();
 app.MapSessionEndpoints();

@@ -22,6 +22,7 @@ public sealed partial class SessionService(
     CoreClients cores,
     EntryOptions options,
     TimeProvider time,
+    EntryMetrics metrics,
     ILogger<SessionService> logger)
 {
     private static readonly string[] FullTunnel = ["0.0.0.0/0"];
@@ -204,6 +205,7 @@ public sealed partial class SessionService(
     /// <summary>Removes a terminated session's peer from its node; failures are logged, not thrown.</summary>
     public async Task RemovePeerAsync(Guid nodeId, Guid sessionId)
     {
+        metrics.SessionsTerminated.Add(1);
         var node = await nodes.GetAsync(nodeId, CancellationToken.None);
         if (node is not null)
         {
@@ -246,6 +248,7 @@ public sealed partial class SessionService(
             // A deadline may expire after core added the peer: remove it before giving the claim back.
             await TryDisconnectAsync(node, session.Id);
             await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
+            metrics.SessionStartsFailed.Add(1);
             throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
         }
         if (!await sessions.ActivateAsync(session.Id, response.AssignedAddress, [.. response.Dns], time.GetUtcNow(), CancellationToken.None))
@@ -256,6 +259,7 @@ public sealed partial class SessionService(
             await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
             throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
         }
+        metrics.SessionsStarted.Add(1);
         LogStarted(logger, node.Id);
         return response;
     }
