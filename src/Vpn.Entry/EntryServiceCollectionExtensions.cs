@@ -58,6 +58,7 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<INodeStore, PostgresNodeStore>();
             services.AddSingleton<ISessionStore, PostgresSessionStore>();
             services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
+            services.AddSingleton<Audit.IAuditLog, Audit.PostgresAuditLog>();
         }
         else
         {
@@ -67,10 +68,12 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
+            services.AddSingleton<Audit.IAuditLog, Audit.InMemoryAuditLog>();
         }
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
         services.AddSingleton<SessionService>();
+        services.AddSingleton<EntitlementEnforcer>();
         services.AddHostedService<StartupTasks>();
         services.AddHostedService<ProvisioningSweeper>();
         return builder;

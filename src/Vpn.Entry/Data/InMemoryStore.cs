@@ -303,6 +303,23 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
+    public Task<IReadOnlyList<SessionRecord>> TerminateOutsidePlanRegionsAsync(string planCode, IReadOnlyList<string> allowedRegions,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            var onPlan = _subscriptions.Where(s => s.EndedAt is null && s.PlanCode == planCode).Select(s => s.CustomerId).ToHashSet();
+            var terminated = _sessions.Values
+                .Where(s => IsLive(s) && onPlan.Contains(s.CustomerId) && !allowedRegions.Contains(s.Region, StringComparer.OrdinalIgnoreCase))
+                .ToList();
+            foreach (var session in terminated)
+            {
+                _sessions[session.Id] = session with { State = SessionState.Terminated };
+            }
+            return Task.FromResult<IReadOnlyList<SessionRecord>>(terminated);
+        }
+    }
+
     public Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -346,6 +363,18 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
     }
 
     private static bool IsLive(SessionRecord s) => s.State is SessionState.Provisioning or SessionState.Active;
+
+    // ---- Reporting: read access for InMemorySubscriptionReportStore (Subscriptions/SubscriptionReporting.cs). ----
+
+    /// <summary>Runs <paramref name="read"/> under the store's lock over all subscription periods (in the order they were opened) and the plans by code.</summary>
+    internal T ReadSubscriptions<T>(Func<IReadOnlyList<Subscription>, IReadOnlyDictionary<string, Plan>, T> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        lock (_gate)
+        {
+            return read(_subscriptions, _plans);
+        }
+    }
 }
 
 /// <summary>In-memory Idempotency-Key records with the same semantics as the PostgreSQL table.</summary>

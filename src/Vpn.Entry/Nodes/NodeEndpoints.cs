@@ -25,7 +25,8 @@ public static class NodeEndpoints
 
         admin.MapGet("/", async Task<Ok<NodeList>> (INodeStore nodes, CancellationToken ct) => TypedResults.Ok(new NodeList(await nodes.ListAsync(ct))));
 
-        admin.MapPost("/", async Task<Results<Created<Node>, Ok<Node>>> (RegisterNodeRequest request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        admin.MapPost("/", async Task<Results<Created<Node>, Ok<Node>>> (RegisterNodeRequest request, INodeStore nodes, Audit.IAuditLog audit,
+            TimeProvider time, CancellationToken ct) =>
         {
             var coreEndpoint = Validation.Require(request.CoreEndpoint, "core_endpoint");
             if (!CoreChannelFactory.IsValidEndpoint(coreEndpoint))
@@ -43,6 +44,8 @@ public static class NodeEndpoints
                 coreEndpoint,
                 Validation.RequireRange(request.Capacity, "capacity", 1, MaxCapacity - 1));
             var (node, created) = await nodes.UpsertAsync(registration, time.GetUtcNow(), ct);
+            await audit.WriteAsync(new Audit.AuditEvent(time.GetUtcNow(), "admin", created ? "node.created" : "node.updated", node.Id.ToString(),
+                new Dictionary<string, string?> { ["name"] = node.Name, ["region"] = node.Region, ["capacity"] = node.Capacity.ToString(System.Globalization.CultureInfo.InvariantCulture) }), ct);
             return created ? TypedResults.Created($"/v1/admin/nodes/{node.Id}", node) : TypedResults.Ok(node);
         });
 

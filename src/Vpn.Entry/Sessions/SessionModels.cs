@@ -103,6 +103,13 @@ public interface ISessionStore
     /// </summary>
     Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Terminates the live sessions of customers whose current subscription is on <paramref name="planCode"/> in a region
+    /// the plan no longer allows (compared ignoring case). Returns them so their peers can be removed.
+    /// </summary>
+    Task<IReadOnlyList<SessionRecord>> TerminateOutsidePlanRegionsAsync(string planCode, IReadOnlyList<string> allowedRegions, DateTimeOffset now,
+        CancellationToken cancellationToken);
+
     /// <summary>The customer's active session, or null.</summary>
     Task<SessionRecord?> GetActiveAsync(Guid customerId, CancellationToken cancellationToken);
 

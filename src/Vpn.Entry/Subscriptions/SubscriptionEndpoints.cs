@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Domain.Subscriptions;
+using Vpn.Entry.Audit;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Http;
 
@@ -19,7 +20,8 @@ public static class SubscriptionEndpoints
 
         plans.MapGet("/", async Task<Ok<PlanList>> (IPlanStore store, CancellationToken ct) => TypedResults.Ok(new PlanList(await store.ListPlansAsync(ct))));
 
-        plans.MapPost("/", async Task<Ok<Plan>> (UpsertPlanRequest request, IPlanStore store, CancellationToken ct) =>
+        plans.MapPost("/", async Task<Ok<Plan>> (UpsertPlanRequest request, IPlanStore store, EntitlementEnforcer enforcer, IAuditLog audit,
+            TimeProvider time, CancellationToken ct) =>
         {
             var regions = request.AllowedRegions ?? throw ApiProblemException.BadRequest("'allowed_regions' is required.");
             if (regions.Count > 100)
@@ -31,12 +33,20 @@ public static class SubscriptionEndpoints
                 Validation.RequireText(request.Name, "name", 200),
                 Validation.RequireRange(request.MaxDevices, "max_devices", 0, 1000),
                 [.. regions.Select(r => Validation.RequireCode(r, "allowed_regions[]")).Distinct(StringComparer.OrdinalIgnoreCase)]);
-            return TypedResults.Ok(await store.UpsertPlanAsync(plan, ct));
+            var saved = await store.UpsertPlanAsync(plan, ct);
+            await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "admin", "plan.upserted", saved.Code, new Dictionary<string, string?>
+            {
+                ["max_devices"] = saved.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["allowed_regions"] = string.Join(',', saved.AllowedRegions),
+            }), ct);
+            await enforcer.AfterPlanChangeAsync(saved, ct);
+            return TypedResults.Ok(saved);
         });
 
         var subscriptions = app.MapGroup("/v1/admin/subscriptions").RequireAdmin().WithTags("Subscriptions");
 
-        subscriptions.MapPost("/", async Task<Ok<Subscription>> (SetSubscriptionRequest request, IPlanStore store, TimeProvider time, CancellationToken ct) =>
+        subscriptions.MapPost("/", async Task<Ok<Subscription>> (SetSubscriptionRequest request, IPlanStore store, EntitlementEnforcer enforcer,
+            IAuditLog audit, TimeProvider time, CancellationToken ct) =>
         {
             var customerId = Validation.RequireGuid(request.CustomerId, "customer_id");
             var planCode = Validation.RequireCode(request.PlanCode, "plan_code");
@@ -45,8 +55,12 @@ public static class SubscriptionEndpoints
             {
                 throw ApiProblemException.BadRequest($"'status' must be one of {string.Join(", ", SubscriptionStatus.All)}.");
             }
-            return TypedResults.Ok(await store.SetSubscriptionAsync(customerId, planCode, status, time.GetUtcNow(), ct)
-                ?? throw ApiProblemException.NotFound(ErrorCodes.PlanNotFound, "No such plan."));
+            var subscription = await store.SetSubscriptionAsync(customerId, planCode, status, time.GetUtcNow(), ct)
+                ?? throw ApiProblemException.NotFound(ErrorCodes.PlanNotFound, "No such plan.");
+            await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "admin", "subscription.set", customerId.ToString(),
+                new Dictionary<string, string?> { ["plan_code"] = planCode, ["status"] = status }), ct);
+            await enforcer.AfterSubscriptionChangeAsync(subscription, ct);
+            return TypedResults.Ok(subscription);
         });
 
         subscriptions.MapGet("/{customer_id}", async Task<Ok<Subscription>> (string customer_id, IPlanStore store, CancellationToken ct) =>

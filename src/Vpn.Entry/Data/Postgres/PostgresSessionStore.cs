@@ -193,6 +193,33 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         where state = 'provisioning' and created_at < @cutoff
         """;
 
+    private const string TerminateOutsidePlanSql = $"""
+        update sessions s set state = 'terminated', terminated_at = @now, updated_at = @now, terminate_reason = 'entitlement_changed'
+        from customer_subscriptions cs
+        where cs.customer_id = s.customer_id and cs.ended_at is null and cs.plan_code = @plan
+          and s.state in ('provisioning', 'active') and not (lower(s.region) = any(@regions))
+        returning {QualifiedColumns}
+        """;
+
+    // The same columns as Columns, qualified for the join above.
+    private const string QualifiedColumns = "s.id, s.customer_id, s.device_id, s.device_public_key, s.node_id, s.state, s.assigned_address, s.dns, s.region, s.country_code, s.city_code, s.pool, s.created_at, s.session_key_hash";
+
+    public async Task<IReadOnlyList<SessionRecord>> TerminateOutsidePlanRegionsAsync(string planCode, IReadOnlyList<string> allowedRegions,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(TerminateOutsidePlanSql);
+        command.Parameters.AddWithValue("plan", planCode);
+        command.Parameters.AddWithValue("regions", allowedRegions.Select(r => r.ToLowerInvariant()).ToArray());
+        command.Parameters.AddWithValue("now", now);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var terminated = new List<SessionRecord>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            terminated.Add(Read(reader));
+        }
+        return terminated;
+    }
+
     public async Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(FailStaleSql);

@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Vpn.Entry.Audit;
+
+/// <summary>One audit event: who (actor), what (action), on what (subject), when. Details never carry secrets.</summary>
+public sealed record AuditEvent(DateTimeOffset OccurredAt, string Actor, string Action, string? Subject, IReadOnlyDictionary<string, string?> Details);
+
+public interface IAuditLog
+{
+    Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken);
+
+    /// <summary>Most recent first, for support tooling and tests.</summary>
+    Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken);
+}
+
+public sealed class PostgresAuditLog(NpgsqlDataSource dataSource) : IAuditLog
+{
+    private const string InsertSql = "insert into audit_events (occurred_at, actor, action, subject, details) values (@at, @actor, @action, @subject, @details)";
+
+    private const string RecentSql = "select occurred_at, actor, action, subject, details from audit_events order by occurred_at desc, id desc limit @limit";
+
+    public async Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(auditEvent);
+        await using var command = dataSource.CreateCommand(InsertSql);
+        command.Parameters.AddWithValue("at", auditEvent.OccurredAt);
+        command.Parameters.AddWithValue("actor", auditEvent.Actor);
+        command.Parameters.AddWithValue("action", auditEvent.Action);
+        command.Parameters.AddWithValue("subject", (object?)auditEvent.Subject ?? DBNull.Value);
+        command.Parameters.AddWithValue("details", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(auditEvent.Details));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(RecentSql);
+        command.Parameters.AddWithValue("limit", limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var events = new List<AuditEvent>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            events.Add(new AuditEvent(reader.GetFieldValue<DateTimeOffset>(0), reader.GetString(1), reader.GetString(2),
+                reader.IsDBNull(3) ? null : reader.GetString(3),
+                JsonSerializer.Deserialize<Dictionary<string, string?>>(reader.GetString(4)) ?? []));
+        }
+        return events;
+    }
+}
+
+public sealed class InMemoryAuditLog : IAuditLog
+{
+    private readonly ConcurrentQueue<AuditEvent> _events = new();
+
+    public Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        _events.Enqueue(auditEvent);
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<AuditEvent>>([.. _events.Reverse().Take(limit)]);
+}
