@@ -7,11 +7,12 @@ return command switch
 {
     "p1" => await ProvisioningBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000,
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3),
+    "export" => await ExportMemoryBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10_000, args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 100_000),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3]");
+    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000]");
     return 2;
 }

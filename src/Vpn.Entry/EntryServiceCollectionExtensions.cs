@@ -58,6 +58,7 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<INodeStore, PostgresNodeStore>();
             services.AddSingleton<ISessionStore, PostgresSessionStore>();
             services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
+            services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
             services.AddSingleton<Audit.IAuditLog, Audit.PostgresAuditLog>();
         }
         else
@@ -68,6 +69,7 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
+            services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
             services.AddSingleton<Audit.IAuditLog, Audit.InMemoryAuditLog>();
         }
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();

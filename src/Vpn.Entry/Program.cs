@@ -25,5 +25,6 @@ app.MapDeviceEndpoints();
 app.MapSessionEndpoints();
 app.MapNodeEndpoints();
 app.MapSubscriptionEndpoints();
+app.MapSubscriptionReportEndpoints();
 await app.RunAsync();
 return 0;
