@@ -1,9 +1,12 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
+using Vpn.Core.EntryApi;
 using Vpn.Core.Health;
+using Vpn.Core.Reconciliation;
 
 namespace Vpn.Core;
 
@@ -20,7 +23,8 @@ public static class CoreServiceCollectionExtensions
         builder.Services.AddSingleton(options);
         builder.WebHost.ConfigureKestrel(kestrel => ListenGrpc(kestrel, options.GrpcListen));
         builder.Services.AddGrpc();
-        builder.Services.AddHttpClient();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddMetrics();
         if (options.IsLinux)
         {
             builder.Services.AddSingleton<IDataplane, LinuxDataplane>();
@@ -29,10 +33,20 @@ public static class CoreServiceCollectionExtensions
         {
             builder.Services.AddSingleton<IDataplane, NoopDataplane>();
         }
+        builder.Services.AddSingleton<ReconcileSignal>();
+        builder.Services.AddSingleton<ReconcileMetrics>();
         builder.Services.AddSingleton<PeerRegistry>();
         builder.Services.AddSingleton(new CoreOptionsView(options.ClientPool.ToString(), []));
+        // Registration order is start order: the device is initialized before the first pass reads it.
         builder.Services.AddHostedService<DataplaneInitializer>();
-        builder.Services.AddHostedService<HeartbeatService>();
+        if (options.ReconcileEnabled)
+        {
+            builder.Services.AddSingleton<EntryClient>();
+            builder.Services.AddSingleton<IDesiredStateSource>(sp => sp.GetRequiredService<EntryClient>());
+            builder.Services.AddSingleton<Reconciler>();
+            builder.Services.AddHostedService<ReconcileService>();
+            builder.Services.AddHostedService<HeartbeatService>();
+        }
         return builder;
     }
 

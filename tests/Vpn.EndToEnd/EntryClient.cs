@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 namespace Vpn.EndToEnd;
 
 /// <summary>A response read to the end, so it can be asserted on and printed after the fact.</summary>
-public sealed record EntryResponse(string Request, HttpStatusCode Status, string? ContentType, string Body)
+public sealed partial record EntryResponse(string Request, HttpStatusCode Status, string? ContentType, string Body)
 {
     private JsonNode? _json;
 
@@ -37,7 +37,11 @@ public sealed record EntryResponse(string Request, HttpStatusCode Status, string
             ? Json[property]!.GetValue<string>()
             : throw new InvalidOperationException($"No string '{property}' in {Describe()}");
 
-    public string Describe() => $"{Request} → {(int)Status} {Status} [{ContentType}] {Body}";
+    /// <summary>The exchange for messages; a <c>session_key</c> in the body (a bearer secret) is redacted.</summary>
+    public string Describe() => $"{Request} → {(int)Status} {Status} [{ContentType}] {SessionKeyValue().Replace(Body, "$1(redacted)\"")}";
+
+    [System.Text.RegularExpressions.GeneratedRegex("(\"session_key\"\\s*:\\s*\")[^\"]*\"")]
+    private static partial System.Text.RegularExpressions.Regex SessionKeyValue();
 }
 
 /// <summary>

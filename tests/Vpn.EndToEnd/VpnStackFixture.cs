@@ -20,9 +20,17 @@ namespace Vpn.EndToEnd;
 /// </para>
 /// Later tests reuse the helpers: <see cref="StopCoreAsync"/>/<see cref="StartCoreAsync"/>,
 /// <see cref="RestartNodeWireGuardAsync"/>, <see cref="StopEntryAsync"/>/<see cref="StartEntryAsync"/>,
-/// <see cref="Postgres"/> (stop/start), <see cref="NodeWgShowPeersAsync"/>, <see cref="ClientCurlAsync"/>.
+/// <see cref="Postgres"/> (stop/start), <see cref="NodeWgShowPeersAsync"/>, <see cref="ClientCurlAsync"/>, and the
+/// convergence helpers in VpnStackFixture.Convergence.cs.
+/// <para>
+/// entry always listens on a unix socket (<see cref="EntrySocketPath"/>) besides loopback TCP: the node namespace cannot
+/// reach the root namespace's loopback, but a socket file is reachable from every namespace. With
+/// <see cref="CoreReconcilesWithEntry"/> core is configured as in production (CORE_ENTRY_URL on that socket, CORE_NODE_ID,
+/// ADMIN_API_TOKEN): it pulls its desired peers and posts its own heartbeats, so the node is registered before core starts
+/// and setup waits for core's first healthy heartbeat instead of posting one.
+/// </para>
 /// </summary>
-public class VpnStackFixture : IAsyncLifetime
+public partial class VpnStackFixture : IAsyncLifetime
 {
     public const string Region = "e2e";
     public const string PlanCode = "e2e";
@@ -31,7 +39,7 @@ public class VpnStackFixture : IAsyncLifetime
     /// <summary>xunit's contract: an exception whose message starts with this is a skip (Assert.Skip, Prerequisites).</summary>
     public const string SkipToken = "$XunitDynamicSkip$";
 
-    private static readonly TimeSpan SetupBudget = TimeSpan.FromSeconds(75);
+    private static readonly TimeSpan SetupBudget = TimeSpan.FromSeconds(120); // a cap for a heavily loaded machine, not a wait
     private const int OutputTail = 12_000;
 
     private readonly StringBuilder _setupLog = new();
@@ -40,10 +48,19 @@ public class VpnStackFixture : IAsyncLifetime
     private BackgroundProcess? _core;
     private string _lastEntryOutput = "";
     private string _lastCoreOutput = "";
+    private DirectoryInfo? _entrySocketDirectory;
+    // Output of earlier entry/core processes (a test that kills and restarts them needs both sides in its message).
+    private readonly StringBuilder _previousRuns = new();
 
     public VpnLab Lab { get; private set; } = null!;
     public PostgresServer Postgres { get; private set; } = null!;
     public string DatabaseUrl { get; private set; } = "";
+
+    /// <summary>Npgsql connection string of the e2e database (the tests read the truth from it directly).</summary>
+    public string DatabaseConnectionString { get; private set; } = "";
+
+    /// <summary>entry's unix socket (besides TCP), reachable from inside the node namespace.</summary>
+    public string EntrySocketPath { get; private set; } = "";
     public string AdminToken { get; } = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
     public Uri EntryBaseAddress { get; private set; } = null!;
     public EntryClient EntryClient { get; private set; } = null!;
@@ -57,6 +74,25 @@ public class VpnStackFixture : IAsyncLifetime
     public string CoreOutput => _core?.Output ?? _lastCoreOutput;
     public bool CoreRunning => _core is { HasExited: false };
     public bool EntryRunning => _entry is { HasExited: false };
+
+    /// <summary>
+    /// False (default): core runs without CORE_ENTRY_URL and the fixture posts the node's heartbeat itself.
+    /// True: core reconciles with entry and heartbeats every <see cref="CoreIntervalSeconds"/> (the fault tests).
+    /// </summary>
+    protected virtual bool CoreReconcilesWithEntry => false;
+
+    /// <summary>CORE_RECONCILE_SECS and CORE_HEARTBEAT_SECS when <see cref="CoreReconcilesWithEntry"/>.</summary>
+    public virtual int CoreIntervalSeconds => 1;
+
+    /// <summary>Extra settings for entry (applied last; null removes).</summary>
+    protected virtual void AddEntryEnvironment(IDictionary<string, string?> environment)
+    {
+    }
+
+    /// <summary>Extra settings for core (applied before a call's own extras; null removes).</summary>
+    protected virtual void AddCoreEnvironment(IDictionary<string, string?> environment)
+    {
+    }
 
     public async ValueTask InitializeAsync()
     {
@@ -109,6 +145,7 @@ public class VpnStackFixture : IAsyncLifetime
         Postgres = await AcquirePostgresAsync();
         Step($"postgres: {Postgres}");
         var connectionString = await Postgres.CreateDatabaseAsync("e2e");
+        DatabaseConnectionString = connectionString;
         DatabaseUrl = PostgresServer.ToUrl(connectionString);
         Step("database created");
 
@@ -120,6 +157,8 @@ public class VpnStackFixture : IAsyncLifetime
         var port = FreeLoopbackPort();
         EntryBaseAddress = new Uri($"http://127.0.0.1:{port}/");
         EntryClient = new EntryClient(EntryBaseAddress, AdminToken);
+        _entrySocketDirectory = Directory.CreateTempSubdirectory("vpn-e2e-entry-");
+        EntrySocketPath = Path.Combine(_entrySocketDirectory.FullName, "entry.sock");
         await StartEntryAsync(cancellationToken);
 
         Lab = await VpnLab.CreateAsync();
@@ -128,8 +167,8 @@ public class VpnStackFixture : IAsyncLifetime
         NodeKeys = await WireGuardKeys.GenerateAsync();
         NodePrivateKeyFile = NodeKeys.WritePrivateKeyFile(Path.Combine(Lab.WorkDirectory, "node.key"));
         CoreSocketPath = Path.Combine(Lab.WorkDirectory, "core.sock");
-        await StartCoreAsync(cancellationToken: cancellationToken);
 
+        // The node is registered before core starts: a reconciling core needs its id (registration does not call core).
         var plan = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/plans",
             new { Code = PlanCode, Name = "E2E", MaxDevices = 5, AllowedRegions = new[] { Region } }, cancellationToken);
         ExpectSetup(plan, HttpStatusCode.OK, HttpStatusCode.Created);
@@ -148,9 +187,20 @@ public class VpnStackFixture : IAsyncLifetime
         }, cancellationToken);
         ExpectSetup(node, HttpStatusCode.OK, HttpStatusCode.Created);
         NodeId = Guid.Parse(node.Text("id"));
+        Step("registered plan and node");
 
-        await ReportNodeHealthyAsync(cancellationToken: cancellationToken);
-        Step("registered plan, node and heartbeat");
+        var coreStarted = DateTimeOffset.UtcNow;
+        await StartCoreAsync(cancellationToken: cancellationToken);
+        if (CoreReconcilesWithEntry)
+        {
+            await WaitForNodeHeartbeatAsync(coreStarted, TimeSpan.FromSeconds(45), cancellationToken);
+            Step("core synced and reported the node healthy");
+        }
+        else
+        {
+            await ReportNodeHealthyAsync(cancellationToken: cancellationToken);
+            Step("heartbeat posted");
+        }
     }
 
     /// <summary>
@@ -168,7 +218,8 @@ public class VpnStackFixture : IAsyncLifetime
         }
     }
 
-    private void Step(string line)
+    /// <summary>A line in the setup log (printed with every failure's diagnostics), timestamped.</summary>
+    public void Step(string line)
     {
         lock (_setupLog)
         {
@@ -189,12 +240,15 @@ public class VpnStackFixture : IAsyncLifetime
             ["DATABASE_URL"] = DatabaseUrl,
             ["ADMIN_API_TOKEN"] = AdminToken,
             ["APP_ENV"] = "development",
-            ["ASPNETCORE_URLS"] = EntryBaseAddress.ToString().TrimEnd('/'),
+            ["ASPNETCORE_URLS"] = $"{EntryBaseAddress.ToString().TrimEnd('/')};http://unix:{EntrySocketPath}",
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
         };
+        AddEntryEnvironment(environment);
+        // A SIGKILLed entry leaves its socket file behind; binding over it would fail.
+        File.Delete(EntrySocketPath);
         _entry = StartCapped(null, RepoLayout.EntryDll, environment);
         var process = _entry;
-        Step($"entry started (pid {process.Id}) on {EntryBaseAddress}");
+        Step($"entry started (pid {process.Id}) on {EntryBaseAddress} and unix:{EntrySocketPath}");
 
         using var probe = new HttpClient { BaseAddress = EntryBaseAddress, Timeout = TimeSpan.FromSeconds(2) };
         var lastProbe = "";
@@ -231,8 +285,14 @@ public class VpnStackFixture : IAsyncLifetime
         {
             return;
         }
-        _lastEntryOutput = _entry.Output;
+        var pid = _entry.Id;
+        var tree = ProcessTree(pid);
         await _entry.DisposeAsync();
+        // Kill(entireProcessTree) only waits for the root (coreutils timeout): wait for the dotnet process itself too, or
+        // a restart could bind next to a dying listener (entry's TCP port) or see its socket still accept (core's).
+        await WaitForExitAsync(tree, TimeSpan.FromSeconds(15));
+        _lastEntryOutput = _entry.Output;
+        KeepPreviousRun("entry", pid, _lastEntryOutput);
         _entry = null;
         Step("entry killed");
     }
@@ -261,6 +321,15 @@ public class VpnStackFixture : IAsyncLifetime
             ["ASPNETCORE_URLS"] = null, // nothing inherited from the test host
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
         };
+        if (CoreReconcilesWithEntry)
+        {
+            environment["CORE_ENTRY_URL"] = "unix:" + EntrySocketPath;
+            environment["CORE_NODE_ID"] = NodeId.ToString();
+            environment["ADMIN_API_TOKEN"] = AdminToken;
+            environment["CORE_RECONCILE_SECS"] = CoreIntervalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            environment["CORE_HEARTBEAT_SECS"] = CoreIntervalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        AddCoreEnvironment(environment);
         foreach (var (key, value) in extraEnvironment ?? new Dictionary<string, string?>())
         {
             environment[key] = value;
@@ -268,15 +337,31 @@ public class VpnStackFixture : IAsyncLifetime
         _core = StartCapped(Lab.Node, RepoLayout.CoreDll, environment);
         var process = _core;
         Step($"core started (pid {process.Id}) in {Lab.Node.Name}, gRPC {CoreEndpoint}");
+        var lastProbe = "";
         await VpnLab.WaitUntilAsync(async () =>
         {
             if (process.HasExited)
             {
                 throw new InvalidOperationException($"core exited during start:\n{Tail(process.Output)}");
             }
-            return await UnixSocketAcceptsAsync(CoreSocketPath);
-        }, TimeSpan.FromSeconds(30), () => $"core socket {CoreSocketPath} never accepted a connection", cancellationToken);
-        Step("core socket ready");
+            if (!await UnixSocketAcceptsAsync(CoreSocketPath))
+            {
+                lastProbe = "socket does not accept";
+                return false;
+            }
+            // An answered RPC, not just an accepting socket: only a live process answers.
+            try
+            {
+                await GetNodeStatusAsync(TimeSpan.FromSeconds(5), cancellationToken);
+                return true;
+            }
+            catch (Exception e) when (e is Grpc.Core.RpcException or HttpRequestException or SocketException or IOException)
+            {
+                lastProbe = e.Message;
+                return false;
+            }
+        }, TimeSpan.FromSeconds(45), () => $"core on {CoreSocketPath} never answered GetNodeStatus (last: {lastProbe})", cancellationToken);
+        Step("core answers gRPC");
     }
 
     /// <summary>SIGKILL core (as a crash); the stale socket file is left where the crash left it.</summary>
@@ -286,10 +371,66 @@ public class VpnStackFixture : IAsyncLifetime
         {
             return;
         }
-        _lastCoreOutput = _core.Output;
+        var pid = _core.Id;
+        var tree = ProcessTree(pid);
         await _core.DisposeAsync();
+        // Kill(entireProcessTree) only waits for the root (coreutils timeout): wait for the dotnet process itself too, or
+        // a restart could bind next to a dying listener (entry's TCP port) or see its socket still accept (core's).
+        await WaitForExitAsync(tree, TimeSpan.FromSeconds(15));
+        _lastCoreOutput = _core.Output;
+        KeepPreviousRun("core", pid, _lastCoreOutput);
         _core = null;
         Step("core killed");
+    }
+
+    /// <summary>The PID and all its descendants (from /proc/&lt;pid&gt;/task/*/children).</summary>
+    private static List<int> ProcessTree(int root)
+    {
+        var all = new List<int>();
+        var pending = new Stack<int>([root]);
+        while (pending.Count > 0)
+        {
+            var pid = pending.Pop();
+            all.Add(pid);
+            try
+            {
+                foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+                {
+                    foreach (var child in File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        pending.Push(int.Parse(child, System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Gone already.
+            }
+        }
+        return all;
+    }
+
+    private static async Task WaitForExitAsync(IReadOnlyList<int> pids, TimeSpan timeout)
+    {
+        // A zombie (state Z) is dead: its sockets are closed.
+        static bool Alive(int pid)
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                return state != "Z" && state != "X";
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+            {
+                return false;
+            }
+        }
+        var deadline = DateTime.UtcNow + timeout;
+        while (pids.Any(Alive) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
     }
 
     private static async Task<bool> UnixSocketAcceptsAsync(string path)
@@ -387,13 +528,31 @@ public class VpnStackFixture : IAsyncLifetime
         {
             sb.AppendLine("=== postgres log ===").AppendLine(Tail(Postgres.ReadLog()));
         }
-        sb.AppendLine("=== setup log ===").AppendLine(_setupLog.ToString());
+        sb.AppendLine("=== fixture log (setup and fault steps) ===").AppendLine(_setupLog.ToString());
         return sb.ToString();
     }
 
-    private string DescribeProcesses() =>
-        $"=== entry output ({(EntryRunning ? "running" : "not running")}) ===\n{Tail(EntryOutput)}\n" +
-        $"=== core output ({(CoreRunning ? "running" : "not running")}) ===\n{Tail(CoreOutput)}\n";
+    private string DescribeProcesses()
+    {
+        string previous;
+        lock (_previousRuns)
+        {
+            previous = _previousRuns.ToString();
+        }
+        return (previous.Length == 0 ? "" : $"=== earlier (killed) entry/core processes, tails ===\n{Tail(previous)}\n") +
+            $"=== entry output ({(EntryRunning ? "running" : "not running")}) ===\n{Tail(EntryOutput)}\n" +
+            $"=== core output ({(CoreRunning ? "running" : "not running")}) ===\n{Tail(CoreOutput)}\n";
+    }
+
+    private void KeepPreviousRun(string what, int pid, string output)
+    {
+        const int perRun = 4_000;
+        lock (_previousRuns)
+        {
+            _previousRuns.AppendLine($"--- {what} pid {pid}, killed {DateTime.UtcNow:HH:mm:ss.fff}:")
+                .AppendLine(output.Length <= perRun ? output : "…" + output[^perRun..]);
+        }
+    }
 
     private static string Tail(string text) => text.Length <= OutputTail ? text : "…" + text[^OutputTail..];
 
@@ -413,6 +572,13 @@ public class VpnStackFixture : IAsyncLifetime
             await Lab.DisposeAsync();
         }
         EntryClient?.Dispose();
+        try
+        {
+            _entrySocketDirectory?.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+        }
         if (Postgres is not null)
         {
             await Postgres.DisposeAsync(); // no-op for the shared server (stopped at process exit)

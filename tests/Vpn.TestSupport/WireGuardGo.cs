@@ -27,7 +27,8 @@ public sealed class WireGuardGo : IAsyncDisposable
         });
         var device = new WireGuardGo(interfaceName, process);
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!File.Exists(device.SocketPath))
+        // The socket file appears a moment before wireguard-go accepts on it: wait for a connection to succeed.
+        while (!CanConnect(device.SocketPath))
         {
             if (process.HasExited || DateTime.UtcNow > deadline)
             {
@@ -37,6 +38,24 @@ public sealed class WireGuardGo : IAsyncDisposable
             await Task.Delay(20);
         }
         return device;
+    }
+
+    private static bool CanConnect(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
     }
 
     /// <summary>SIGKILL: the device and its socket vanish as in a crash.</summary>

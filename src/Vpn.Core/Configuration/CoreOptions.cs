@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
@@ -33,7 +34,11 @@ public sealed class CoreOptions
     /// <summary>WG_UAPI_SOCKET_DIR: where wireguard-go puts its UAPI sockets.</summary>
     public string UapiSocketDirectory { get; init; } = "/var/run/wireguard";
 
-    /// <summary>CORE_ENTRY_URL + CORE_NODE_ID: where to send heartbeats; both unset disables them.</summary>
+    /// <summary>
+    /// CORE_ENTRY_URL: entry's base address, <c>http(s)://host:port</c> or <c>unix:/path/entry.sock</c> (HTTP over a unix
+    /// socket, for a core inside a network namespace on entry's host). With CORE_NODE_ID it enables heartbeats and
+    /// reconciliation; both unset disables them.
+    /// </summary>
     public Uri? EntryUrl { get; init; }
 
     public Guid? NodeId { get; init; }
@@ -42,7 +47,32 @@ public sealed class CoreOptions
 
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>CORE_RECONCILE_SECS: time between reconciliation passes (a failed pass is retried sooner). Default 30 s.</summary>
+    public TimeSpan ReconcileInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// CORE_RECONCILE_GRACE_SECS: how long a peer added by Connect survives reconciliation while the database does not
+    /// (yet) list its session as active, and how long a session removed by Disconnect is not re-added from a desired
+    /// set that still lists it. Covers entry's commit after Connect. Default 120 s.
+    /// </summary>
+    public TimeSpan ReconcileGrace { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// CORE_ADDRESS_QUARANTINE_SECS: how long a released client address rests before it is handed out again. Default 180 s,
+    /// the lifetime of WireGuard session keys; production refuses less.
+    /// </summary>
+    public TimeSpan AddressQuarantine { get; init; } = TimeSpan.FromSeconds(180);
+
+    /// <summary>
+    /// Not an environment setting: the named network namespace (<c>/var/run/netns/NAME</c>) that holds the interface,
+    /// for a core that drives a device from outside it (tests). Null: core's own namespace.
+    /// </summary>
+    internal string? NetworkNamespace { get; init; }
+
     public bool IsLinux => Dataplane == "linux";
+
+    /// <summary>Reconciliation (and the heartbeat) run only with a place to pull the truth from.</summary>
+    public bool ReconcileEnabled => EntryUrl is not null && NodeId is not null;
 
     public static CoreOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
     {
@@ -92,9 +122,9 @@ public sealed class CoreOptions
             pool = Ipv4Network.Parse("10.64.0.0/16");
         }
         Uri? entryUrl = null;
-        if (configuration["CORE_ENTRY_URL"] is { Length: > 0 } entryText && !Uri.TryCreate(entryText, UriKind.Absolute, out entryUrl))
+        if (configuration["CORE_ENTRY_URL"] is { Length: > 0 } entryText && !TryParseEntryUrl(entryText, out entryUrl))
         {
-            problems.Add("CORE_ENTRY_URL must be an absolute URL.");
+            problems.Add("CORE_ENTRY_URL must be http(s)://host[:port] or unix:/absolute/path.sock.");
         }
         Guid? nodeId = null;
         if (configuration["CORE_NODE_ID"] is { Length: > 0 } nodeText)
@@ -108,7 +138,12 @@ public sealed class CoreOptions
         var adminToken = Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (entryUrl is not null && (nodeId is null || string.IsNullOrEmpty(adminToken)))
         {
-            problems.Add("CORE_ENTRY_URL needs CORE_NODE_ID and ADMIN_API_TOKEN for heartbeats.");
+            problems.Add("CORE_ENTRY_URL needs CORE_NODE_ID and ADMIN_API_TOKEN for heartbeats and reconciliation.");
+        }
+        var quarantineSeconds = Integer(configuration, "CORE_ADDRESS_QUARANTINE_SECS", 180, 0, 86_400, problems);
+        if (production && quarantineSeconds < 180)
+        {
+            problems.Add("CORE_ADDRESS_QUARANTINE_SECS below 180 (the lifetime of WireGuard session keys) is refused in production.");
         }
         var options = new CoreOptions
         {
@@ -124,9 +159,30 @@ public sealed class CoreOptions
             NodeId = nodeId,
             AdminToken = adminToken,
             HeartbeatInterval = TimeSpan.FromSeconds(Integer(configuration, "CORE_HEARTBEAT_SECS", 15, 1, 3600, problems)),
+            ReconcileInterval = TimeSpan.FromSeconds(Integer(configuration, "CORE_RECONCILE_SECS", 30, 1, 3600, problems)),
+            ReconcileGrace = TimeSpan.FromSeconds(Integer(configuration, "CORE_RECONCILE_GRACE_SECS", 120, 1, 3600, problems)),
+            AddressQuarantine = TimeSpan.FromSeconds(quarantineSeconds),
         };
         errors = problems;
         return options;
+    }
+
+    /// <summary>http and https with a host, or unix: with an absolute socket path.</summary>
+    internal static bool TryParseEntryUrl(string text, [NotNullWhen(true)] out Uri? url)
+    {
+        url = null;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var candidate))
+        {
+            return false;
+        }
+        var valid = candidate.Scheme switch
+        {
+            "http" or "https" => !string.IsNullOrEmpty(candidate.Host) && string.IsNullOrEmpty(candidate.Query),
+            "unix" => text.StartsWith("unix:/", StringComparison.Ordinal) && candidate.AbsolutePath.Length > 1,
+            _ => false,
+        };
+        url = valid ? candidate : null;
+        return valid;
     }
 
     private static string? Secret(IConfiguration configuration, string name, List<string> problems)

@@ -2,12 +2,14 @@ using System.Diagnostics.CodeAnalysis;
 using Grpc.Core;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.Dataplane;
+using Vpn.Core.Reconciliation;
 using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
 
 /// <summary>The gRPC API entry calls. Errors carry a status code and a short reason, never a key or a UAPI transcript.</summary>
-public sealed partial class VpnControlService(PeerRegistry registry, IDataplane dataplane, CoreOptionsView view, ILogger<VpnControlService> logger)
+public sealed partial class VpnControlService(PeerRegistry registry, IDataplane dataplane, CoreOptionsView view, ReconcileMetrics reconcile,
+    ILogger<VpnControlService> logger)
     : VpnControl.VpnControlBase
 {
     public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context)
@@ -39,6 +41,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             },
             ConnectOutcome.PoolExhausted => throw new RpcException(new Status(StatusCode.ResourceExhausted, "The node's client address pool is exhausted.")),
             ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is already a peer of another session.")),
+            ConnectOutcome.NotSynced => throw new RpcException(new Status(StatusCode.Unavailable, "The node has not loaded its sessions from the database yet.")),
             _ => throw new RpcException(new Status(StatusCode.FailedPrecondition, "The session is connected with another device key.")),
         };
     }
@@ -77,7 +80,8 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
     public override async Task<NodeStatus> GetNodeStatus(GetNodeStatusRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var healthy = true;
+        // Healthy: the device answers and Connect is accepted (the leases reflect the database).
+        var healthy = registry.IsSynced;
         uint peers = 0;
         try
         {
@@ -87,6 +91,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
         {
             healthy = false;
         }
+        var drift = reconcile.Snapshot();
         var status = new NodeStatus
         {
             Healthy = healthy,
@@ -94,6 +99,14 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             NatDriver = dataplane.NatDriver,
             DataplaneMode = dataplane.Mode,
             ClientPool = view.ClientPool,
+            Synced = drift.Synced,
+            ReconcilePasses = (ulong)drift.Passes,
+            ReconcileFailures = (ulong)drift.Failures,
+            ReconcilePeersAdded = (ulong)drift.PeersAdded,
+            ReconcilePeersRemoved = (ulong)drift.PeersRemoved,
+            ReconcilePeersCorrected = (ulong)drift.PeersCorrected,
+            LastReconcileUnixMs = drift.LastSuccessUnixMs,
+            DeviceReinitializations = (ulong)drift.DeviceReinitializations,
         };
         status.NativeFeatures.AddRange(view.NativeFeatures);
         return status;

@@ -18,6 +18,9 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     // Bounded so a single set stays small enough to re-read and retry cheaply.
     private const int MaxBatch = 4096;
 
+    // A hung device must fail the batch rather than stall every later change; a healthy set of MaxBatch takes well under a second.
+    private static readonly TimeSpan WriteTimeout = TimeSpan.FromSeconds(60);
+
     private readonly CoreOptions _options;
     private readonly UapiClient _uapi;
     private readonly ILogger<LinuxDataplane> _logger;
@@ -45,31 +48,61 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         await WaitForDeviceAsync(cancellationToken);
         await _uapi.SetAsync(new DeviceConfig { PrivateKey = _options.PrivateKey, ListenPort = _options.ListenPort }, cancellationToken);
         var gateway = Domain.Addressing.Ipv4Network.ToAddress(_options.ClientPool.Base + 1);
-        using (var netlink = RtNetlinkClient.Open())
+        // A core may drive a device in another namespace (tests): netlink and /proc/sys are per namespace, the UAPI socket is not.
+        var namespacePath = _options.NetworkNamespace is { } name ? $"/var/run/netns/{name}" : null;
+        using (var netlink = namespacePath is null ? RtNetlinkClient.Open() : RtNetlinkClient.OpenInNamespace(namespacePath))
         {
             netlink.AddAddress(_options.InterfaceName, gateway, _options.ClientPool.PrefixLength);
             netlink.SetLinkUp(_options.InterfaceName);
         }
-        new IpForwarding().Enable();
+        if (namespacePath is null)
+        {
+            new IpForwarding().Enable();
+        }
+        else
+        {
+            NetworkNamespaceThread.Run(namespacePath, () => new IpForwarding().Enable());
+        }
         if (_options.NatDriver == "cli")
         {
             var nat = new NftNatDriver(new NatOptions { ClientPool = _options.ClientPool.ToString(), InterfaceName = _options.InterfaceName },
-                _loggerFactory.CreateLogger<NftNatDriver>());
+                _loggerFactory.CreateLogger<NftNatDriver>(),
+                _options.NetworkNamespace is { } ns ? NftCommand.InNamespace(ns) : null);
             await nat.ApplyAsync(cancellationToken);
         }
         LogInitialized(_logger, _options.InterfaceName);
     }
 
     public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken) =>
-        EnqueueAsync(new PeerConfig
+        EnqueueAsync([new PeerConfig
         {
             PublicKey = publicKey,
             ReplaceAllowedIps = true,
             AllowedIps = [new IPNetwork(clientAddress, 32)],
-        });
+        }]);
 
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken) =>
-        EnqueueAsync(new PeerConfig { PublicKey = publicKey, Remove = true });
+        EnqueueAsync([new PeerConfig { PublicKey = publicKey, Remove = true }]);
+
+    public Task ApplyPeerChangesAsync(IReadOnlyList<PeerConfig> changes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        if (changes.Count <= MaxBatch)
+        {
+            return changes.Count == 0 ? Task.CompletedTask : EnqueueAsync(changes);
+        }
+        // All chunks are queued before returning, so their order relative to later changes is fixed now.
+        return Task.WhenAll(changes.Chunk(MaxBatch).Select(EnqueueAsync).ToArray());
+    }
+
+    public async Task<DeviceSnapshot> ReadAsync(CancellationToken cancellationToken)
+    {
+        var state = await _uapi.GetAsync(cancellationToken);
+        // A recreated wireguard-go device starts without a key and on port 0. wireguard-go clamps the key it is given.
+        var configured = state.PrivateKey is { IsZero: false } key && key == Clamp(_options.PrivateKey)
+            && state.ListenPort == _options.ListenPort;
+        return new DeviceSnapshot(!configured, state.Peers);
+    }
 
     public async Task<int> CountPeersAsync(CancellationToken cancellationToken) => (await _uapi.GetAsync(cancellationToken)).Peers.Count;
 
@@ -79,58 +112,89 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         await _writer;
     }
 
-    private Task EnqueueAsync(PeerConfig peer)
+    private static WireGuardKey? Clamp(WireGuardKey? privateKey)
     {
-        var change = new PendingChange(peer, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (privateKey is not { } key)
+        {
+            return null;
+        }
+        Span<byte> bytes = stackalloc byte[WireGuardKey.Length];
+        key.Bytes.CopyTo(bytes);
+        bytes[0] &= 248;
+        bytes[31] = (byte)((bytes[31] & 127) | 64);
+        return WireGuardKey.FromBytes(bytes);
+    }
+
+    private Task EnqueueAsync(IReadOnlyList<PeerConfig> peers)
+    {
+        var change = new PendingChange(peers, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         ObjectDisposedException.ThrowIf(!_changes.Writer.TryWrite(change), this);
         return change.Completion.Task;
     }
 
     private async Task WriteLoopAsync()
     {
-        var batch = new List<PendingChange>(MaxBatch);
+        var batch = new List<PendingChange>();
+        var peers = new List<PeerConfig>(MaxBatch);
         while (await _changes.Reader.WaitToReadAsync())
         {
-            while (batch.Count < MaxBatch && _changes.Reader.TryRead(out var change))
+            // Items are at most MaxBatch peers each; one write takes whole items until it holds MaxBatch (so under twice that).
+            while (peers.Count < MaxBatch && _changes.Reader.TryRead(out var change))
             {
                 batch.Add(change);
+                peers.AddRange(change.Peers);
             }
             try
             {
-                await _uapi.SetAsync(new DeviceConfig { Peers = [.. batch.Select(c => c.Peer)] }, CancellationToken.None);
+                using var timeout = new CancellationTokenSource(WriteTimeout);
+                await _uapi.SetAsync(new DeviceConfig { Peers = peers }, timeout.Token);
                 foreach (var change in batch)
                 {
                     change.Completion.TrySetResult();
                 }
             }
-            catch (Exception e) when (e is IOException or TimeoutException)
+            catch (Exception e)
             {
-                // A failed set may be applied in part; callers undo their own change and reconciliation converges the rest.
-                LogBatchFailed(_logger, batch.Count, e.GetType().Name);
+                // Whatever failed, the loop must live on. A failed set may be applied in part; callers undo their own
+                // change and reconciliation re-reads the device and converges the rest.
+                LogBatchFailed(_logger, peers.Count, e.GetType().Name);
                 foreach (var change in batch)
                 {
                     change.Completion.TrySetException(e);
                 }
             }
             batch.Clear();
+            peers.Clear();
         }
     }
 
+    /// <summary>Waits until the device answers: wireguard-go creates its socket file a moment before it accepts connections.</summary>
     private async Task WaitForDeviceAsync(CancellationToken cancellationToken)
     {
-        var path = Path.Combine(_options.UapiSocketDirectory, _options.InterfaceName + ".sock");
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(path))
+        while (true)
         {
+            try
+            {
+                if (File.Exists(_uapi.SocketPath))
+                {
+                    await _uapi.GetAsync(cancellationToken);
+                    return;
+                }
+            }
+            catch (UapiUnavailableException) when (DateTime.UtcNow <= deadline)
+            {
+            }
             if (DateTime.UtcNow > deadline)
             {
-                throw new InvalidOperationException($"The WireGuard device {_options.InterfaceName} has no UAPI socket at {path}; is wireguard-go running?");
+                throw new InvalidOperationException(
+                    $"The WireGuard device {_options.InterfaceName} does not answer at {_uapi.SocketPath}; is wireguard-go running?");
             }
             await Task.Delay(100, cancellationToken);
         }
     }
 
-    private sealed record PendingChange(PeerConfig Peer, TaskCompletionSource Completion);
+    private sealed record PendingChange(IReadOnlyList<PeerConfig> Peers, TaskCompletionSource Completion);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "WireGuard device {Interface} initialized (keys, port, address, forwarding, NAT)")]
     private static partial void LogInitialized(ILogger logger, string @interface);

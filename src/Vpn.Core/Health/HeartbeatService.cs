@@ -1,31 +1,37 @@
-using System.Net.Http.Json;
-using System.Text.Json.Serialization;
+using System.Net;
 using Vpn.Core.Configuration;
+using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
+using Vpn.Core.EntryApi;
 
 namespace Vpn.Core.Health;
 
-/// <summary>Posts healthy + active peer count to entry's /v1/internal/nodes/health on an interval, when configured.</summary>
-public sealed partial class HeartbeatService(CoreOptions options, IDataplane dataplane, IHttpClientFactory httpClients, ILogger<HeartbeatService> logger)
-    : BackgroundService
+/// <summary>
+/// Posts healthy + active peer count to entry's /v1/internal/nodes/health on an interval. Healthy means the device
+/// answers and the leases reflect the database (before the first sync Connect is refused, so selection must skip us).
+/// </summary>
+public sealed partial class HeartbeatService(CoreOptions options, IDataplane dataplane, PeerRegistry registry, EntryClient entry,
+    ILogger<HeartbeatService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (options.EntryUrl is null || options.NodeId is null)
-        {
-            return;
-        }
         using var timer = new PeriodicTimer(options.HeartbeatInterval);
-        do
+        try
         {
-            await BeatAsync(stoppingToken);
+            do
+            {
+                await BeatAsync(stoppingToken);
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
     }
 
     private async Task BeatAsync(CancellationToken cancellationToken)
     {
-        var healthy = true;
+        var healthy = registry.IsSynced;
         var peers = 0;
         try
         {
@@ -37,18 +43,10 @@ public sealed partial class HeartbeatService(CoreOptions options, IDataplane dat
         }
         try
         {
-            using var client = httpClients.CreateClient("entry");
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(options.EntryUrl!, "/v1/internal/nodes/health"))
+            var status = await entry.PostHeartbeatAsync(healthy, peers, cancellationToken);
+            if (status != HttpStatusCode.NoContent && status != HttpStatusCode.OK)
             {
-                Content = JsonContent.Create(new Heartbeat(options.NodeId!.Value, healthy, peers)),
-            };
-            request.Headers.Add("x-admin-token", options.AdminToken);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            using var response = await client.SendAsync(request, timeout.Token);
-            if (!response.IsSuccessStatusCode)
-            {
-                LogRejected(logger, (int)response.StatusCode);
+                LogRejected(logger, (int)status);
             }
         }
         catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
@@ -56,11 +54,6 @@ public sealed partial class HeartbeatService(CoreOptions options, IDataplane dat
             LogUnreachable(logger, e.GetType().Name);
         }
     }
-
-    private sealed record Heartbeat(
-        [property: JsonPropertyName("node_id")] Guid NodeId,
-        [property: JsonPropertyName("healthy")] bool Healthy,
-        [property: JsonPropertyName("active_peer_count")] int ActivePeerCount);
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Entry rejected the heartbeat with {Status}")]
     private static partial void LogRejected(ILogger logger, int status);

@@ -1,0 +1,218 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Vpn.Core.Configuration;
+using Vpn.Core.Reconciliation;
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Core.EntryApi;
+
+/// <summary>
+/// Core's calls to entry's internal API (admin token in <c>x-admin-token</c>): the heartbeat and the desired peers of
+/// this node. CORE_ENTRY_URL is <c>http(s)://host:port</c> or <c>unix:/path.sock</c> (HTTP/1.1 over a unix socket).
+/// One long-lived client whose pooled connections are recycled, so DNS changes are picked up.
+/// </summary>
+public sealed class EntryClient : IDesiredStateSource, IDisposable
+{
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(5);
+
+    // A node's whole desired set (up to 65,536 peers, ~10 MB of JSON) must fit; entry answers from one query.
+    private static readonly TimeSpan DefaultFetchTimeout = TimeSpan.FromSeconds(20);
+
+    private readonly HttpClient _http;
+    private readonly TimeSpan _fetchTimeout;
+    private readonly Guid _nodeId;
+    private readonly string _adminToken;
+
+    public EntryClient(CoreOptions options)
+        : this(options, DefaultFetchTimeout)
+    {
+    }
+
+    internal EntryClient(CoreOptions options, TimeSpan fetchTimeout)
+    {
+        _fetchTimeout = fetchTimeout;
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.EntryUrl is null || options.NodeId is null || string.IsNullOrEmpty(options.AdminToken))
+        {
+            throw new ArgumentException("CORE_ENTRY_URL, CORE_NODE_ID and ADMIN_API_TOKEN are required.", nameof(options));
+        }
+        _nodeId = options.NodeId.Value;
+        _adminToken = options.AdminToken;
+        _http = new HttpClient(CreateHandler(options.EntryUrl))
+        {
+            BaseAddress = BaseAddressFor(options.EntryUrl),
+            Timeout = Timeout.InfiniteTimeSpan, // per call below
+        };
+    }
+
+    /// <summary>Posts healthy + active peer count; returns entry's status code. Throws HttpRequestException or OperationCanceledException (timeout).</summary>
+    public async Task<HttpStatusCode> PostHeartbeatAsync(bool healthy, int activePeerCount, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(HeartbeatTimeout);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/internal/nodes/health", UriKind.Relative))
+        {
+            Content = JsonContent.Create(new Heartbeat(_nodeId, healthy, activePeerCount)),
+        };
+        request.Headers.Add("x-admin-token", _adminToken);
+        using var response = await _http.SendAsync(request, timeout.Token);
+        return response.StatusCode;
+    }
+
+    public async Task<DesiredSnapshot> FetchAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_fetchTimeout);
+        var path = new Uri($"v1/internal/nodes/{_nodeId:D}/peers", UriKind.Relative);
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Add("x-admin-token", _adminToken);
+        PeerSetBody? body;
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                throw new DesiredStateUnavailableException($"entry answered {(int)response.StatusCode} for the desired peers");
+            }
+            body = await response.Content.ReadFromJsonAsync<PeerSetBody>(timeout.Token);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new DesiredStateUnavailableException($"entry unreachable ({e.HttpRequestError})", e);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new DesiredStateUnavailableException("entry did not answer in time", e);
+        }
+        catch (JsonException e)
+        {
+            // The exception text may quote the body; only its position is reported.
+            throw new DesiredStateUnavailableException($"entry answered malformed JSON (line {e.LineNumber}, byte {e.BytePositionInLine})", e);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new DesiredStateUnavailableException("entry answered a body that is not JSON", e);
+        }
+        return Parse(body);
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    internal static Uri BaseAddressFor(Uri entryUrl) =>
+        entryUrl.Scheme == "unix"
+            ? new Uri("http://localhost/")
+            : new Uri(entryUrl.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/");
+
+    internal static SocketsHttpHandler CreateHandler(Uri entryUrl)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = ConnectTimeout,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            AllowAutoRedirect = false,
+        };
+        if (entryUrl.Scheme == "unix")
+        {
+            var endPoint = new UnixDomainSocketEndPoint(Uri.UnescapeDataString(entryUrl.AbsolutePath));
+            handler.ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(endPoint, cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        }
+        return handler;
+    }
+
+    /// <summary>Checks the whole answer; any problem rejects all of it.</summary>
+    private DesiredSnapshot Parse(PeerSetBody? body)
+    {
+        if (body?.Peers is null || body.NodeId is null)
+        {
+            throw Invalid("node_id or peers missing");
+        }
+        if (!Guid.TryParse(body.NodeId, out var nodeId) || nodeId != _nodeId)
+        {
+            throw Invalid("the answer is for another node");
+        }
+        var sessions = new List<DesiredSession>(body.Peers.Count);
+        var ids = new HashSet<Guid>();
+        foreach (var peer in body.Peers)
+        {
+            if (peer is null || !Guid.TryParse(peer.SessionId, out var sessionId) || !ids.Add(sessionId))
+            {
+                throw Invalid("a peer has a missing, malformed or repeated session_id");
+            }
+            if (!WireGuardKey.TryParseBase64(peer.PublicKey, out var key) || key.IsZero)
+            {
+                throw Invalid($"session {sessionId} has no valid public_key");
+            }
+            var state = peer.State switch
+            {
+                "active" => DesiredSessionState.Active,
+                "provisioning" => DesiredSessionState.Provisioning,
+                _ => throw Invalid($"session {sessionId} has unknown state"),
+            };
+            IPAddress? address = null;
+            if (peer.Address is not null && !TryParseHostAddress(peer.Address, out address))
+            {
+                throw Invalid($"session {sessionId} has an address that is not an IPv4 /32");
+            }
+            if (state == DesiredSessionState.Active && address is null)
+            {
+                throw Invalid($"active session {sessionId} has no address");
+            }
+            sessions.Add(new DesiredSession(sessionId, key, address, state));
+        }
+        return new DesiredSnapshot(body.GeneratedAt ?? DateTimeOffset.MinValue, sessions);
+    }
+
+    /// <summary>"10.64.0.2/32" (as core hands it out) or a bare IPv4 address.</summary>
+    internal static bool TryParseHostAddress(string text, out IPAddress? address)
+    {
+        address = null;
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (slash >= 0 && text.AsSpan(slash + 1) is not "32")
+        {
+            return false;
+        }
+        if (!IPAddress.TryParse(slash >= 0 ? text.AsSpan(0, slash) : text.AsSpan(), out var parsed)
+            || parsed.AddressFamily != AddressFamily.InterNetwork
+            || parsed.ToString() != (slash >= 0 ? text[..slash] : text))
+        {
+            return false;
+        }
+        address = parsed;
+        return true;
+    }
+
+    private static DesiredStateUnavailableException Invalid(string why) => new($"entry answered an invalid desired set: {why}");
+
+    private sealed record Heartbeat(
+        [property: JsonPropertyName("node_id")] Guid NodeId,
+        [property: JsonPropertyName("healthy")] bool Healthy,
+        [property: JsonPropertyName("active_peer_count")] int ActivePeerCount);
+
+    private sealed record PeerSetBody(
+        [property: JsonPropertyName("node_id")] string? NodeId,
+        [property: JsonPropertyName("generated_at")] DateTimeOffset? GeneratedAt,
+        [property: JsonPropertyName("peers")] IReadOnlyList<PeerBody?>? Peers);
+
+    private sealed record PeerBody(
+        [property: JsonPropertyName("session_id")] string? SessionId,
+        [property: JsonPropertyName("public_key")] string? PublicKey,
+        [property: JsonPropertyName("address")] string? Address,
+        [property: JsonPropertyName("state")] string? State);
+}

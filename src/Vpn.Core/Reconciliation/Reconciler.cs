@@ -1,0 +1,204 @@
+using System.Net;
+using Vpn.Core.Configuration;
+using Vpn.Core.Control;
+using Vpn.Core.Dataplane;
+using Vpn.Domain.Reconciliation;
+using Vpn.Domain.WireGuard;
+
+namespace Vpn.Core.Reconciliation;
+
+/// <summary>Result of one pass.</summary>
+/// <param name="Succeeded">The device now matches a fresh, valid desired state.</param>
+/// <param name="FailureReason">entry_unavailable, desired_state_rejected or device_error; null on success.</param>
+public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected);
+
+/// <summary>
+/// One reconciliation pass: fetch the desired sessions → read the device (initializing it again if it was recreated) →
+/// rebuild the leases and diff them against the live peers → one minimal batched change → counters. Without a fresh
+/// valid desired state nothing is pruned: the pass only restores missing peers and allowed IPs from the leases it
+/// last knew (last-known-good). A failed device write is retried once after re-reading the device (a UAPI set is
+/// applied line by line, so a failure may leave part of it in effect).
+/// </summary>
+public sealed partial class Reconciler(
+    CoreOptions options,
+    IDesiredStateSource source,
+    IDataplane dataplane,
+    PeerRegistry registry,
+    ReconcileMetrics metrics,
+    ILogger<Reconciler> logger)
+{
+    private const int Attempts = 2;
+
+    // A hung wireguard-go must not stall reconciliation for good; a healthy get of 65k peers takes about a second.
+    private static readonly TimeSpan DeviceTimeout = TimeSpan.FromMinutes(2);
+
+    // Beyond this many changes of one kind per pass (e.g. re-adding every peer of a recreated device) only a count is logged.
+    private const int MaxChangesLogged = 100;
+
+    public async Task<ReconcileOutcome> RunPassAsync(CancellationToken cancellationToken)
+    {
+        DesiredSnapshot? desired = null;
+        string? failure = null;
+        try
+        {
+            desired = await source.FetchAsync(cancellationToken);
+        }
+        catch (DesiredStateUnavailableException e)
+        {
+            LogDesiredStateUnavailable(logger, e.Message);
+            failure = "entry_unavailable";
+        }
+
+        SyncPlan plan;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                plan = await ApplyOnceAsync(desired, cancellationToken);
+                break;
+            }
+            catch (IOException e) when (attempt < Attempts)
+            {
+                LogDeviceChangeFailed(logger, attempt, e.Message);
+            }
+            catch (IOException e)
+            {
+                // Typically wireguard-go is down; its socket errors carry no transcript.
+                LogDeviceUnavailable(logger, e.Message);
+                metrics.RecordPass("device_error", 0, 0, 0);
+                return new ReconcileOutcome(false, "device_error", 0, 0, 0);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogPassFailed(logger, e);
+                metrics.RecordPass("device_error", 0, 0, 0);
+                return new ReconcileOutcome(false, "device_error", 0, 0, 0);
+            }
+        }
+
+        if (desired is not null && !plan.Full)
+        {
+            failure = "desired_state_rejected";
+        }
+        metrics.RecordPass(failure, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count);
+        LogPlan(plan);
+        return new ReconcileOutcome(failure is null, failure, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count);
+    }
+
+    private async Task<SyncPlan> ApplyOnceAsync(DesiredSnapshot? desired, CancellationToken stoppingToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        timeout.CancelAfter(DeviceTimeout);
+        var cancellationToken = timeout.Token;
+        registry.BeginDeviceRead();
+        try
+        {
+            var device = await dataplane.ReadAsync(cancellationToken);
+            if (device.NeedsInitialization)
+            {
+                // wireguard-go restarted (or was edited): the interface lost key, port, address and link state, and its peers.
+                LogReinitializing(logger, options.InterfaceName);
+                await dataplane.InitializeAsync(cancellationToken);
+                metrics.RecordReinitialization();
+                registry.BeginDeviceRead();
+                device = await dataplane.ReadAsync(cancellationToken);
+            }
+            var live = device.Peers.Select(p => new LivePeer(p.PublicKey, p.AllowedIps)).ToList();
+            var plan = registry.Synchronize(desired, live);
+            if (plan.Problems.Count > 0)
+            {
+                LogDesiredStateRejected(logger, plan.Problems.Count, string.Join("; ", plan.Problems.Take(10)));
+            }
+            await plan.Applied;
+            return plan;
+        }
+        finally
+        {
+            registry.EndDeviceRead();
+        }
+    }
+
+    private void LogPlan(SyncPlan plan)
+    {
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            foreach (var lease in plan.Dropped.Take(MaxChangesLogged))
+            {
+                LogLeaseDropped(logger, lease.SessionId, lease.PublicKey, lease.Address);
+            }
+            foreach (var key in plan.Removes.Take(MaxChangesLogged))
+            {
+                LogPeerRemoved(logger, key);
+            }
+            foreach (var peer in plan.Corrections.Take(MaxChangesLogged))
+            {
+                LogPeerCorrected(logger, peer.PublicKey, peer.Address);
+            }
+            foreach (var peer in plan.Adds.Take(MaxChangesLogged))
+            {
+                LogPeerAdded(logger, peer.PublicKey, peer.Address);
+            }
+            var unlogged = Math.Max(0, plan.Dropped.Count - MaxChangesLogged) + Math.Max(0, plan.Removes.Count - MaxChangesLogged)
+                + Math.Max(0, plan.Corrections.Count - MaxChangesLogged) + Math.Max(0, plan.Adds.Count - MaxChangesLogged);
+            if (unlogged > 0)
+            {
+                LogChangesNotListed(logger, unlogged);
+            }
+        }
+        if (plan.SkippedRemoves > 0)
+        {
+            LogRemovesSkipped(logger, plan.SkippedRemoves);
+        }
+        if (plan.ChangeCount > 0 || plan.Dropped.Count > 0 || plan.Adopted > 0)
+        {
+            LogPassSummary(logger, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count, plan.Unchanged, plan.Adopted, plan.Dropped.Count, plan.Leases);
+        }
+        else
+        {
+            LogPassQuiet(logger, plan.Unchanged, plan.Full);
+        }
+    }
+
+    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Reconciliation added peer {PublicKey} with {Address}/32")]
+    private static partial void LogPeerAdded(ILogger logger, WireGuardKey publicKey, IPAddress address);
+
+    [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Reconciliation removed peer {PublicKey}")]
+    private static partial void LogPeerRemoved(ILogger logger, WireGuardKey publicKey);
+
+    [LoggerMessage(EventId = 602, Level = LogLevel.Information, Message = "Reconciliation restored the allowed IPs of peer {PublicKey} to {Address}/32")]
+    private static partial void LogPeerCorrected(ILogger logger, WireGuardKey publicKey, IPAddress address);
+
+    [LoggerMessage(EventId = 603, Level = LogLevel.Information, Message = "Reconciliation dropped the lease of session {SessionId} (peer {PublicKey}, {Address} released)")]
+    private static partial void LogLeaseDropped(ILogger logger, Guid sessionId, WireGuardKey publicKey, IPAddress address);
+
+    [LoggerMessage(EventId = 604, Level = LogLevel.Information, Message = "Reconciliation made {Count} more change(s) not listed individually")]
+    private static partial void LogChangesNotListed(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 605, Level = LogLevel.Information,
+        Message = "Reconciliation pass: {Added} added, {Removed} removed, {Corrected} corrected, {Unchanged} unchanged; {Adopted} session(s) adopted, {Dropped} lease(s) dropped, {Leases} lease(s) held")]
+    private static partial void LogPassSummary(ILogger logger, int added, int removed, int corrected, int unchanged, int adopted, int dropped, int leases);
+
+    [LoggerMessage(EventId = 606, Level = LogLevel.Debug, Message = "Reconciliation pass: {Unchanged} peer(s) already as desired (fresh desired state: {Fresh})")]
+    private static partial void LogPassQuiet(ILogger logger, int unchanged, bool fresh);
+
+    [LoggerMessage(EventId = 607, Level = LogLevel.Warning, Message = "Desired state unavailable, keeping the last-known-good peers and pruning nothing: {Reason}")]
+    private static partial void LogDesiredStateUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 608, Level = LogLevel.Error, Message = "Desired state rejected as a whole, nothing of it applied ({Count} problem(s)): {Problems}")]
+    private static partial void LogDesiredStateRejected(ILogger logger, int count, string problems);
+
+    [LoggerMessage(EventId = 609, Level = LogLevel.Warning, Message = "{Count} peer(s) not in the leases left on the device until the desired state is known")]
+    private static partial void LogRemovesSkipped(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 610, Level = LogLevel.Warning, Message = "WireGuard device {Interface} lost its configuration (recreated?); initializing it again before restoring peers")]
+    private static partial void LogReinitializing(ILogger logger, string @interface);
+
+    [LoggerMessage(EventId = 611, Level = LogLevel.Warning, Message = "Reconciliation could not change the device (attempt {Attempt}), re-reading it and retrying: {Reason}")]
+    private static partial void LogDeviceChangeFailed(ILogger logger, int attempt, string reason);
+
+    [LoggerMessage(EventId = 613, Level = LogLevel.Warning, Message = "Reconciliation could not reach the WireGuard device, retrying later: {Reason}")]
+    private static partial void LogDeviceUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 612, Level = LogLevel.Error, Message = "Reconciliation pass failed")]
+    private static partial void LogPassFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,95 @@
+using Grpc.Core;
+using Vpn.Contracts.Core.V1;
+using Vpn.Core.Control;
+using Vpn.Core.Tests.Reconciliation;
+using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
+
+namespace Vpn.Core.Tests.Control;
+
+/// <summary>What reconciliation changes in the gRPC API: Connect waits for the first sync; GetNodeStatus reports drift.</summary>
+public class VpnControlServiceReconcileTests
+{
+    private static VpnControlService Service(ReconcileRig rig) =>
+        new(rig.Registry, rig.Dataplane, new CoreOptionsView(rig.Options.ClientPool.ToString(), []), rig.Metrics, new ListLogger<VpnControlService>());
+
+    private static ConnectRequest Connect() => new() { SessionId = Guid.NewGuid().ToString(), DevicePublicKey = Key().ToBase64() };
+
+    [Fact]
+    public async Task Connect_BeforeFirstSync_IsUnavailable()
+    {
+        using var rig = new ReconcileRig();
+        rig.Desired.Fail();
+        await rig.PassAsync();
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => Service(rig).Connect(Connect(), new TestCallContext()));
+
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Empty(await rig.DeviceAsync());
+    }
+
+    [Fact]
+    public async Task Connect_AfterFirstSync_GetsAnAddressTheDatabaseDoesNotHold()
+    {
+        using var rig = new ReconcileRig();
+        rig.Desired.Set(Active(Key(), "10.64.0.2"));
+        await rig.PassAsync();
+
+        var response = await Service(rig).Connect(Connect(), new TestCallContext());
+
+        Assert.Equal("10.64.0.3/32", response.AssignedAddress);
+    }
+
+    [Fact]
+    public async Task GetNodeStatus_AfterPasses_ReportsDriftCounters()
+    {
+        using var rig = new ReconcileRig();
+        var status = await Service(rig).GetNodeStatus(new GetNodeStatusRequest(), new TestCallContext());
+        Assert.Equal((false, false, 0UL, 0L), (status.Healthy, status.Synced, status.ReconcilePasses, status.LastReconcileUnixMs));
+
+        var (kept, drifted) = (Key(), Key());
+        await rig.ByHandAsync(Peer(Key(), "10.64.0.9/32"), Peer(drifted, "10.64.0.99/32"));
+        rig.Desired.Set(Active(kept, "10.64.0.2"), Active(drifted, "10.64.0.3"));
+        await rig.PassAsync();
+        rig.Noop.Reset();
+        await rig.PassAsync();
+        rig.Desired.Fail();
+        await rig.PassAsync();
+
+        status = await Service(rig).GetNodeStatus(new GetNodeStatusRequest(), new TestCallContext());
+
+        Assert.True(status.Healthy);
+        Assert.False(status.Synced);
+        Assert.Equal(2u, status.ActivePeers);
+        Assert.Equal((3UL, 1UL), (status.ReconcilePasses, status.ReconcileFailures));
+        Assert.Equal((3UL, 1UL, 1UL), (status.ReconcilePeersAdded, status.ReconcilePeersRemoved, status.ReconcilePeersCorrected));
+        Assert.Equal(1UL, status.DeviceReinitializations);
+        Assert.Equal(rig.Clock.GetUtcNow().ToUnixTimeMilliseconds(), status.LastReconcileUnixMs);
+    }
+
+    private sealed class TestCallContext : ServerCallContext
+    {
+        protected override string MethodCore => "/vpn.core.v1.VpnControl/Test";
+
+        protected override string HostCore => "localhost";
+
+        protected override string PeerCore => "unix:test";
+
+        protected override DateTime DeadlineCore => DateTime.MaxValue;
+
+        protected override Metadata RequestHeadersCore { get; } = [];
+
+        protected override CancellationToken CancellationTokenCore => TestContext.Current.CancellationToken;
+
+        protected override Metadata ResponseTrailersCore { get; } = [];
+
+        protected override Status StatusCore { get; set; }
+
+        protected override WriteOptions? WriteOptionsCore { get; set; }
+
+        protected override AuthContext AuthContextCore { get; } = new(null, []);
+
+        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
+
+        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+    }
+}
