@@ -298,7 +298,8 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
         var rogueAddress = FreeAddresses(truth).First();
         await node.ExecCheckedAsync("wg", "set", iface, "peer", rogueKey, "allowed-ips", rogueAddress);
         stack.Step($"hand edit: rogue peer {rogueKey} {rogueAddress} added");
-        await stack.CheckAsync((await stack.ReadNodePeersAsync()).Peers?.ContainsKey(rogueKey) == true, "the rogue peer could not be added by hand");
+        // No read-back here: with a 1 s period the reconciler may already have removed it; `wg set` succeeded, and the
+        // removal counter below proves a removal happened after the edit.
         var took = await WaitForNodeAsync(p => !p.ContainsKey(rogueKey), $"the rogue peer {rogueKey} ({rogueAddress}) to be removed", bound, ct);
         var status1 = await stack.WaitForNodeStatusAsync(s => s.ReconcilePeersRemoved > status0.ReconcilePeersRemoved, "the rogue removal counted", bound, ct);
         Out($"rogue peer removed after {VpnStackFixture.Seconds(took)}; {VpnStackFixture.Describe(status1)}");
