@@ -10,7 +10,7 @@ cleanup() { [ -n "$core_pid" ] && kill "$core_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 # core: gRPC on 127.0.0.1:50051, heartbeats to entry as the seeded development node.
 CORE_GRPC_LISTEN=127.0.0.1:50051 WG_DATAPLANE=noop CORE_ENTRY_URL=http://127.0.0.1:8080 \
-  CORE_NODE_ID=00000000-0000-4000-8000-00000000d001 ADMIN_API_TOKEN=dev-admin-token CORE_HEARTBEAT_SECS=5 \
+  CORE_NODE_ID=00000000-0000-4000-8000-00000000d001 ADMIN_API_TOKEN=dev-admin-token CORE_HEARTBEAT_SECS=5 CORE_RECONCILE_SECS=5 \
   dotnet src/Vpn.Core/bin/Release/net10.0/Vpn.Core.dll &
 core_pid=$!
 echo "core  listening on http://127.0.0.1:50051 (gRPC, HTTP/2 cleartext, noop dataplane)"
