@@ -53,6 +53,9 @@ public static class CoreServiceCollectionExtensions
     // gRPC over cleartext needs an endpoint that speaks HTTP/2 only (no ALPN to negotiate it).
     private static void ListenGrpc(KestrelServerOptions kestrel, string listen)
     {
+        // Entry multiplexes every session start onto a few HTTP/2 connections; the default of 100 concurrent streams per
+        // connection would queue a burst of Connects behind each other before they can coalesce into one UAPI write.
+        kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
         if (listen.StartsWith("unix:", StringComparison.Ordinal))
         {
             var path = listen["unix:".Length..];
