@@ -135,17 +135,8 @@ public sealed partial class SessionService(
         for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
         {
             var node = await SelectAsync(request, excluded, cancellationToken);
-            ConnectResponse response;
-            try
+            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } response)
             {
-                response = await cores.For(node.CoreEndpoint).ConnectAsync(
-                    new ConnectRequest { SessionId = session.Id.ToString(), DevicePublicKey = session.DevicePublicKey.ToBase64() },
-                    deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
-            }
-            catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
-            {
-                LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
-                await TryDisconnectAsync(node, session.Id);
                 excluded.Add(node.Id);
                 continue;
             }
@@ -235,18 +226,8 @@ public sealed partial class SessionService(
 
     private async Task<ConnectResponse> ConnectAsync(Node node, NewSession session, CancellationToken cancellationToken)
     {
-        ConnectResponse response;
-        try
+        if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } response)
         {
-            response = await cores.For(node.CoreEndpoint).ConnectAsync(
-                new ConnectRequest { SessionId = session.Id.ToString(), DevicePublicKey = session.DevicePublicKey.ToBase64() },
-                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
-        }
-        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
-        {
-            LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
-            // A deadline may expire after core added the peer: remove it before giving the claim back.
-            await TryDisconnectAsync(node, session.Id);
             await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
             metrics.SessionStartsFailed.Add(1);
             throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
@@ -262,6 +243,23 @@ public sealed partial class SessionService(
         metrics.SessionsStarted.Add(1);
         LogStarted(logger, node.Id);
         return response;
+    }
+
+    /// <summary>Core Connect; on failure the peer is removed again (a deadline may expire after core added it) and null returned.</summary>
+    private async Task<ConnectResponse?> TryConnectAsync(Node node, Guid sessionId, Domain.WireGuard.WireGuardKey devicePublicKey, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await cores.For(node.CoreEndpoint).ConnectAsync(
+                new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64() },
+                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
+        {
+            LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+            await TryDisconnectAsync(node, sessionId);
+            return null;
+        }
     }
 
     private async Task TryDisconnectAsync(Node node, Guid sessionId)
