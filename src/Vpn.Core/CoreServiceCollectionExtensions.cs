@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
 using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
@@ -21,7 +22,16 @@ public static class CoreServiceCollectionExtensions
             throw new InvalidOperationException("Invalid configuration:\n- " + string.Join("\n- ", errors));
         }
         builder.Services.AddSingleton(options);
-        builder.WebHost.ConfigureKestrel(kestrel => ListenGrpc(kestrel, options.GrpcListen));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            ListenGrpc(kestrel, options.GrpcListen);
+            // Prometheus scrapes over HTTP/1.1, which the HTTP/2-only gRPC endpoint cannot speak.
+            if (options.MetricsListen is { } metrics)
+            {
+                kestrel.Listen(IPEndPoint.Parse(metrics), o => o.Protocols = HttpProtocols.Http1);
+            }
+        });
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(Reconciliation.ReconcileMetrics.MeterName).AddPrometheusExporter());
         builder.Services.AddGrpc();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddMetrics();

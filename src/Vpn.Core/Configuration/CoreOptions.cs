@@ -69,6 +69,9 @@ public sealed class CoreOptions
     /// </summary>
     internal string? NetworkNamespace { get; init; }
 
+    /// <summary>CORE_METRICS_LISTEN: "host:port" of an HTTP/1.1 endpoint serving /metrics (Prometheus text); unset = none.</summary>
+    public string? MetricsListen { get; init; }
+
     public bool IsLinux => Dataplane == "linux";
 
     /// <summary>Reconciliation (and the heartbeat) run only with a place to pull the truth from.</summary>
@@ -148,6 +151,7 @@ public sealed class CoreOptions
         var options = new CoreOptions
         {
             GrpcListen = configuration["CORE_GRPC_LISTEN"] ?? "127.0.0.1:50051",
+            MetricsListen = MetricsEndpoint(configuration["CORE_METRICS_LISTEN"], problems),
             Dataplane = dataplane,
             InterfaceName = iface,
             PrivateKey = privateKey,
@@ -202,6 +206,20 @@ public sealed class CoreOptions
         }
         var value = configuration[name];
         return string.IsNullOrEmpty(value) ? null : value;
+    }
+
+    private static string? MetricsEndpoint(string? value, List<string> problems)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return null;
+        }
+        if (System.Net.IPEndPoint.TryParse(value, out var endpoint) && endpoint.Port > 0)
+        {
+            return value;
+        }
+        problems.Add("CORE_METRICS_LISTEN must be ip:port, e.g. 127.0.0.1:9464.");
+        return null;
     }
 
     private static int Integer(IConfiguration configuration, string name, int fallback, int min, int max, List<string> problems)
