@@ -1,3 +1,4 @@
+using Vpn.ServiceDefaults;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Vpn.Domain.Addressing;
@@ -97,7 +98,7 @@ public sealed class CoreOptions
             problems.Add("WG_NAT_DRIVER must be 'cli' or 'none'.");
         }
         WireGuardKey? privateKey = null;
-        var keyText = Secret(configuration, "WG_PRIVATE_KEY", problems);
+        var keyText = Settings.Secret(configuration, "WG_PRIVATE_KEY", problems);
         if (keyText is not null)
         {
             if (WireGuardKey.TryParseBase64(keyText, out var key) && !key.IsZero)
@@ -138,12 +139,12 @@ public sealed class CoreOptions
                 problems.Add("CORE_NODE_ID must be a UUID.");
             }
         }
-        var adminToken = Secret(configuration, "ADMIN_API_TOKEN", problems);
+        var adminToken = Settings.Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (entryUrl is not null && (nodeId is null || string.IsNullOrEmpty(adminToken)))
         {
             problems.Add("CORE_ENTRY_URL needs CORE_NODE_ID and ADMIN_API_TOKEN for heartbeats and reconciliation.");
         }
-        var quarantineSeconds = Integer(configuration, "CORE_ADDRESS_QUARANTINE_SECS", 180, 0, 86_400, problems);
+        var quarantineSeconds = Settings.Number(configuration, "CORE_ADDRESS_QUARANTINE_SECS", 180, 0, 86_400, problems);
         if (production && quarantineSeconds < 180)
         {
             problems.Add("CORE_ADDRESS_QUARANTINE_SECS below 180 (the lifetime of WireGuard session keys) is refused in production.");
@@ -155,16 +156,16 @@ public sealed class CoreOptions
             Dataplane = dataplane,
             InterfaceName = iface,
             PrivateKey = privateKey,
-            ListenPort = Integer(configuration, "WG_LISTEN_PORT", 51820, 1, 65535, problems),
+            ListenPort = Settings.Number(configuration, "WG_LISTEN_PORT", 51820, 1, 65535, problems),
             ClientPool = pool,
             NatDriver = natDriver,
             UapiSocketDirectory = configuration["WG_UAPI_SOCKET_DIR"] ?? "/var/run/wireguard",
             EntryUrl = entryUrl,
             NodeId = nodeId,
             AdminToken = adminToken,
-            HeartbeatInterval = TimeSpan.FromSeconds(Integer(configuration, "CORE_HEARTBEAT_SECS", 15, 1, 3600, problems)),
-            ReconcileInterval = TimeSpan.FromSeconds(Integer(configuration, "CORE_RECONCILE_SECS", 30, 1, 3600, problems)),
-            ReconcileGrace = TimeSpan.FromSeconds(Integer(configuration, "CORE_RECONCILE_GRACE_SECS", 120, 1, 3600, problems)),
+            HeartbeatInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_HEARTBEAT_SECS", 15, 1, 3600, problems)),
+            ReconcileInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RECONCILE_SECS", 30, 1, 3600, problems)),
+            ReconcileGrace = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RECONCILE_GRACE_SECS", 120, 1, 3600, problems)),
             AddressQuarantine = TimeSpan.FromSeconds(quarantineSeconds),
         };
         errors = problems;
@@ -189,25 +190,6 @@ public sealed class CoreOptions
         return valid;
     }
 
-    private static string? Secret(IConfiguration configuration, string name, List<string> problems)
-    {
-        var path = configuration[name + "_FILE"];
-        if (!string.IsNullOrEmpty(path))
-        {
-            try
-            {
-                return File.ReadAllText(path).Trim();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                problems.Add($"{name}_FILE could not be read ({e.GetType().Name}).");
-                return null;
-            }
-        }
-        var value = configuration[name];
-        return string.IsNullOrEmpty(value) ? null : value;
-    }
-
     private static string? MetricsEndpoint(string? value, List<string> problems)
     {
         if (string.IsNullOrEmpty(value))
@@ -222,18 +204,4 @@ public sealed class CoreOptions
         return null;
     }
 
-    private static int Integer(IConfiguration configuration, string name, int fallback, int min, int max, List<string> problems)
-    {
-        var value = configuration[name];
-        if (string.IsNullOrEmpty(value))
-        {
-            return fallback;
-        }
-        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
-        {
-            return number;
-        }
-        problems.Add($"{name} must be an integer between {min} and {max}.");
-        return fallback;
-    }
 }

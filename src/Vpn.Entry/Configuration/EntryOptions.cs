@@ -1,3 +1,4 @@
+using Vpn.ServiceDefaults;
 using System.Globalization;
 
 namespace Vpn.Entry.Configuration;
@@ -43,7 +44,7 @@ public sealed class EntryOptions
         var problems = new List<string>();
         var environment = configuration["APP_ENV"] ?? "development";
         var production = string.Equals(environment, "production", StringComparison.OrdinalIgnoreCase);
-        var databaseUrl = Secret(configuration, "DATABASE_URL", problems);
+        var databaseUrl = Settings.Secret(configuration, "DATABASE_URL", problems);
         string? connectionString = null;
         if (!string.IsNullOrWhiteSpace(databaseUrl))
         {
@@ -57,7 +58,7 @@ public sealed class EntryOptions
                 problems.Add("DATABASE_URL is not a valid postgres:// URL or Npgsql connection string.");
             }
         }
-        var adminToken = Secret(configuration, "ADMIN_API_TOKEN", problems);
+        var adminToken = Settings.Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (string.IsNullOrEmpty(adminToken))
         {
             if (production)
@@ -70,7 +71,7 @@ public sealed class EntryOptions
         {
             problems.Add("ADMIN_API_TOKEN must be at least 32 characters in production and not the development token.");
         }
-        var legacyHeader = Flag(configuration, "APP_ALLOW_LEGACY_CUSTOMER_HEADER", !production, problems);
+        var legacyHeader = Settings.Flag(configuration, "APP_ALLOW_LEGACY_CUSTOMER_HEADER", !production, problems);
         if (production && legacyHeader)
         {
             problems.Add("APP_ALLOW_LEGACY_CUSTOMER_HEADER must be false in production.");
@@ -84,69 +85,14 @@ public sealed class EntryOptions
             Environment = environment,
             DatabaseConnectionString = connectionString,
             AdminToken = adminToken,
-            NodeFreshness = TimeSpan.FromSeconds(Integer(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
+            NodeFreshness = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
             AllowLegacyCustomerHeader = legacyHeader,
-            MigrateOnStart = Flag(configuration, "APP_MIGRATE_ON_START", !production, problems),
-            SeedDevelopmentData = Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),
+            MigrateOnStart = Settings.Flag(configuration, "APP_MIGRATE_ON_START", !production, problems),
+            SeedDevelopmentData = Settings.Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),
             DevelopmentCoreEndpoint = configuration["APP_DEV_CORE_ENDPOINT"] ?? "http://127.0.0.1:50051",
-            CoreCallTimeout = TimeSpan.FromMilliseconds(Integer(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems)),
+            CoreCallTimeout = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems)),
         };
         errors = problems;
         return options;
-    }
-
-    /// <summary>NAME, or the trimmed content of the file named by NAME_FILE.</summary>
-    public static string? Secret(IConfiguration configuration, string name, List<string> problems)
-    {
-        ArgumentNullException.ThrowIfNull(configuration);
-        ArgumentNullException.ThrowIfNull(problems);
-        var path = configuration[name + "_FILE"];
-        if (!string.IsNullOrEmpty(path))
-        {
-            try
-            {
-                return File.ReadAllText(path).Trim();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                problems.Add($"{name}_FILE could not be read ({e.GetType().Name}).");
-                return null;
-            }
-        }
-        return configuration[name];
-    }
-
-    private static bool Flag(IConfiguration configuration, string name, bool fallback, List<string> problems)
-    {
-        var value = configuration[name];
-        if (string.IsNullOrEmpty(value))
-        {
-            return fallback;
-        }
-        if (bool.TryParse(value, out var flag))
-        {
-            return flag;
-        }
-        if (value is "1" or "0")
-        {
-            return value == "1";
-        }
-        problems.Add($"{name} must be true or false.");
-        return fallback;
-    }
-
-    private static int Integer(IConfiguration configuration, string name, int fallback, int min, int max, List<string> problems)
-    {
-        var value = configuration[name];
-        if (string.IsNullOrEmpty(value))
-        {
-            return fallback;
-        }
-        if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
-        {
-            return number;
-        }
-        problems.Add($"{name} must be an integer between {min} and {max}.");
-        return fallback;
     }
 }

@@ -118,8 +118,8 @@ public sealed partial class SessionService(
         }
         var newKey = RandomNumberGenerator.GetBytes(32);
         var newHash = SHA256.HashData(newKey);
-        var all = await nodes.ListWithLoadAsync(cancellationToken);
-        var current = all.FirstOrDefault(n => n.Node.Id == session.NodeId)?.Node;
+        // Only the session's own node matters here; selection (which needs every node's load) runs only for a move.
+        var current = await nodes.GetAsync(session.NodeId, cancellationToken);
         var now = time.GetUtcNow();
         // The session already counts against its node's capacity, so only health and freshness decide whether it stays.
         if (current is not null && current.Healthy && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness)
