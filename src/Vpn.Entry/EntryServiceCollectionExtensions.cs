@@ -60,6 +60,10 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
             services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
             services.AddSingleton<Audit.IAuditLog, Audit.PostgresAuditLog>();
+            services.AddSingleton<Auth.IIdentityStore, Auth.PostgresIdentityStore>();
+            services.AddSingleton<Auth.PostgresTokenRevocations>();
+            services.AddSingleton<Auth.ITokenRevocations>(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
+            services.AddHostedService(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
         }
         else
         {
@@ -71,7 +75,19 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
             services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
             services.AddSingleton<Audit.IAuditLog, Audit.InMemoryAuditLog>();
+            services.AddSingleton<Auth.IIdentityStore, Auth.InMemoryIdentityStore>();
+            services.AddSingleton<Auth.ITokenRevocations, Auth.InMemoryTokenRevocations>();
         }
+        services.AddSingleton<Auth.AccessTokenService>();
+        services.AddSingleton<Auth.OidcSignIn>();
+        services.AddHttpClient(Auth.OidcSignIn.HttpClientName, client => client.Timeout = options.Oidc.Timeout * 2)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                ConnectTimeout = options.Oidc.Timeout,
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            });
+        services.AddEntryRateLimiting(options.RateLimits);
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
         services.AddSingleton<SessionService>();

@@ -38,6 +38,15 @@ public sealed class EntryOptions
     /// <summary>Deadline of each gRPC call to a node's core (APP_CORE_TIMEOUT_MS, default 5000).</summary>
     public TimeSpan CoreCallTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    public required AccessTokenOptions AccessTokens { get; init; }
+
+    public required OidcOptions Oidc { get; init; }
+
+    public required RateLimitOptions RateLimits { get; init; }
+
+    /// <summary>Authenticated requests fail closed (503) when the revocation list is older than this (APP_REVOCATION_MAX_STALENESS_MS, default 3000).</summary>
+    public TimeSpan RevocationMaxStaleness { get; init; } = TimeSpan.FromSeconds(3);
+
     public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -91,6 +100,10 @@ public sealed class EntryOptions
             SeedDevelopmentData = Settings.Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),
             DevelopmentCoreEndpoint = configuration["APP_DEV_CORE_ENDPOINT"] ?? "http://127.0.0.1:50051",
             CoreCallTimeout = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems)),
+            AccessTokens = IdentitySettings.LoadAccessTokens(configuration, production, problems),
+            Oidc = IdentitySettings.LoadOidc(configuration, production, problems),
+            RateLimits = IdentitySettings.LoadRateLimits(configuration, problems),
+            RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 3000, 500, 60_000, problems)),
         };
         errors = problems;
         return options;

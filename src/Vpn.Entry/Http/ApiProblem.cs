@@ -10,6 +10,14 @@ public static class ErrorCodes
     public const string Unauthorized = "unauthorized";
     public const string MissingToken = "missing_token";
     public const string InvalidToken = "invalid_token";
+    public const string TokenExpired = "token_expired";
+    public const string TokenRevoked = "token_revoked";
+    public const string InvalidIdToken = "invalid_id_token";
+    public const string OidcExchangeFailed = "oidc_exchange_failed";
+    public const string OidcProviderUnavailable = "oidc_provider_unavailable";
+    public const string SignInNotConfigured = "sign_in_not_configured";
+    public const string RevocationUnavailable = "revocation_unavailable";
+    public const string RateLimited = "rate_limited";
     public const string InvalidPublicKey = "invalid_public_key";
     public const string DeviceKeyInUse = "device_key_in_use";
     public const string DeviceLimitReached = "device_limit_reached";

@@ -32,10 +32,11 @@ public static class SessionEndpoints
                 : throw ApiProblemException.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters.");
             var session = await RunIdempotentAsync(customerId, idempotencyKey, request, service, idempotency, json.Value.SerializerOptions, time, ct);
             return TypedResults.Created("/v1/sessions/current", session);
-        });
+        }).RequireRateLimiting(RateLimiting.SessionsPolicy);
 
         group.MapPost("/reconnect", async Task<Ok<SessionView>> (ReconnectRequest request, HttpContext http, SessionService service, CancellationToken ct) =>
-            TypedResults.Ok(await service.ReconnectAsync(http.CustomerId(), request.SessionKey, ct)));
+            TypedResults.Ok(await service.ReconnectAsync(http.CustomerId(), request.SessionKey, ct)))
+            .RequireRateLimiting(RateLimiting.SessionsPolicy);
 
         group.MapGet("/current", async Task<Ok<SessionView>> (HttpContext http, SessionService service, CancellationToken ct) =>
             TypedResults.Ok(await service.GetCurrentAsync(http.CustomerId(), ct) ?? throw NoActiveSession()));

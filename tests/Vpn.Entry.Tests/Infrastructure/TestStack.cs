@@ -31,6 +31,10 @@ public sealed class TestStack : IAsyncDisposable
 
     public const string DefaultCoreEndpoint = "core.test:50051";
 
+    public const string JwtKid = "test-k1";
+
+    public const string JwtSecret = "test-jwt-secret-0123456789abcdef0123456789";
+
     private readonly WebApplicationFactory<SessionService> _entry;
     private readonly CoreFleet _cores;
 
@@ -54,7 +58,8 @@ public sealed class TestStack : IAsyncDisposable
     /// <summary>Set to make the in-process core refuse every call (a node whose agent is down).</summary>
     public bool CoreDown { get; set; }
 
-    public static async Task<TestStack> StartAsync(StoreKind store)
+    /// <param name="settings">Extra entry settings (environment-variable names), applied after the defaults.</param>
+    public static async Task<TestStack> StartAsync(StoreKind store, IReadOnlyDictionary<string, string?>? settings = null)
     {
         string? databaseUrl = null;
         if (store == StoreKind.Postgres)
@@ -68,9 +73,17 @@ public sealed class TestStack : IAsyncDisposable
         {
             b.UseSetting("ADMIN_API_TOKEN", AdminToken);
             b.UseSetting("APP_SEED_DEV_DATA", "false");
+            b.UseSetting("APP_JWT_SIGNING_KEYS", $"{JwtKid}:{JwtSecret}");
+            // Bursts in these tests are the point; the rate-limit tests set their own budgets.
+            b.UseSetting("APP_RATE_LIMIT_SESSIONS_PER_MIN", "1000000");
+            b.UseSetting("APP_RATE_LIMIT_SIGNIN_PER_MIN", "1000000");
             if (databaseUrl is not null)
             {
                 b.UseSetting("DATABASE_URL", databaseUrl);
+            }
+            foreach (var (name, value) in settings ?? new Dictionary<string, string?>())
+            {
+                b.UseSetting(name, value);
             }
             b.ConfigureTestServices(services =>
             {

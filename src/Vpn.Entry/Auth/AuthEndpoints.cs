@@ -1,0 +1,68 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Entry.Audit;
+using Vpn.Entry.Http;
+using Vpn.Entry.Subscriptions;
+
+namespace Vpn.Entry.Auth;
+
+public sealed record OAuthCallbackRequest(string? Code, string? RedirectUri, string? CodeVerifier, string? Nonce);
+
+public sealed record SignInResponse(string AccessToken, string TokenType, int ExpiresIn, Guid CustomerId, bool NewCustomer);
+
+public sealed record MeSubscription(string PlanCode, string Status, int MaxDevices, IReadOnlyList<string> AllowedRegions);
+
+public sealed record MeResponse(Guid CustomerId, MeSubscription? Subscription);
+
+public static class AuthEndpoints
+{
+    public const string SignInRateLimit = "sign-in";
+
+    public static IEndpointRouteBuilder MapAuthEndpoints(this IEndpointRouteBuilder app)
+    {
+        var auth = app.MapGroup("/v1/auth").WithTags("Auth");
+
+        auth.MapPost("/oauth/google/callback", async Task<Ok<SignInResponse>> (OAuthCallbackRequest request, OidcSignIn oidc,
+            IIdentityStore identities, AccessTokenService tokens, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+        {
+            var code = Validation.RequireText(request.Code, "code", 2048);
+            var redirectUri = Validation.RequireText(request.RedirectUri, "redirect_uri", 2048);
+            if (!Uri.TryCreate(redirectUri, UriKind.Absolute, out _))
+            {
+                throw ApiProblemException.BadRequest("redirect_uri must be an absolute URI.");
+            }
+            // RFC 7636 §4.1: 43-128 characters of [A-Za-z0-9-._~].
+            if (request.CodeVerifier is { } verifier && (verifier.Length is < 43 or > 128
+                || !verifier.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~')))
+            {
+                throw ApiProblemException.BadRequest("code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636).");
+            }
+            var nonce = request.Nonce is null ? null : Validation.RequireText(request.Nonce, "nonce", 512);
+            var identity = await oidc.ExchangeAsync(code, redirectUri, request.CodeVerifier, nonce, ct);
+            var customer = await identities.FindOrCreateAsync(identity.Issuer, identity.Subject, ct);
+            var token = tokens.Issue(customer.CustomerId);
+            await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "customer", "auth.sign_in", customer.CustomerId.ToString(),
+                new Dictionary<string, string?> { ["new_customer"] = customer.Created ? "true" : "false" }), ct);
+            return TypedResults.Ok(new SignInResponse(token.Token, "Bearer", (int)tokens.Lifetime.TotalSeconds, customer.CustomerId, customer.Created));
+        }).RequireRateLimiting(SignInRateLimit);
+
+        auth.MapPost("/logout", async Task<NoContent> (HttpContext http, ITokenRevocations revocations, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+        {
+            var token = http.AccessToken()
+                ?? throw ApiProblemException.Unauthorized(ErrorCodes.MissingToken, "Logout revokes a bearer token; none was presented.");
+            await revocations.RevokeAsync(token.Jti, token.ExpiresAt, ct);
+            await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "customer", "auth.logout", token.CustomerId.ToString(),
+                new Dictionary<string, string?>()), ct);
+            return TypedResults.NoContent();
+        }).RequireCustomer();
+
+        app.MapGet("/v1/me", async Task<Ok<MeResponse>> (HttpContext http, IPlanStore plans, CancellationToken ct) =>
+        {
+            var customerId = http.CustomerId();
+            var subscription = await plans.GetSubscriptionAsync(customerId, ct);
+            return TypedResults.Ok(new MeResponse(customerId, subscription is null ? null
+                : new MeSubscription(subscription.PlanCode, subscription.Status, subscription.MaxDevices, subscription.AllowedRegions)));
+        }).RequireCustomer().WithTags("Auth");
+
+        return app;
+    }
+}
