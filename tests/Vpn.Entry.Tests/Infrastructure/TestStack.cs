@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
@@ -32,6 +33,9 @@ public sealed class TestStack : IAsyncDisposable
     public const string DefaultCoreEndpoint = "core.test:50051";
 
     public const string JwtKid = "test-k1";
+
+    /// <summary>Request header naming the TCP peer address the request is treated as coming from.</summary>
+    public const string PeerAddressHeader = "x-test-peer-address";
 
     public const string JwtSecret = "test-jwt-secret-0123456789abcdef0123456789";
 
@@ -87,6 +91,7 @@ public sealed class TestStack : IAsyncDisposable
             }
             b.ConfigureTestServices(services =>
             {
+                services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerAddressFromTestHeader>();
                 services.RemoveAll<ICoreChannelFactory>();
                 services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(cores, () => stack?.CoreDown ?? false));
             });
@@ -153,6 +158,20 @@ public sealed class TestStack : IAsyncDisposable
 
     private string? LastNodeName { get; set; }
 
+    /// <summary>A bearer token for <paramref name="customerId"/>, issued by this entry.</summary>
+    public string TokenFor(Guid customerId) => EntryServices.GetRequiredService<global::Vpn.Entry.Auth.AccessTokenService>().Issue(customerId).Token;
+
+    public static HttpRequestMessage WithBearer(string token, HttpMethod method, string path, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("Authorization", "Bearer " + token);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+        return request;
+    }
+
     public static string NewKey() => Domain.WireGuard.WireGuardKey.Generate().ToBase64();
 
     public async ValueTask DisposeAsync()
@@ -205,6 +224,26 @@ public sealed class TestStack : IAsyncDisposable
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
             down() ? throw new HttpRequestException("core is down (test switch)") : base.SendAsync(request, cancellationToken);
     }
+}
+
+/// <summary>
+/// The in-memory test server has no TCP peer; this lets a test say which address a request comes from (header
+/// <see cref="TestStack.PeerAddressHeader"/>), before any of entry's middleware runs — as Kestrel would have set it.
+/// </summary>
+internal sealed class PeerAddressFromTestHeader : Microsoft.AspNetCore.Hosting.IStartupFilter
+{
+    public Action<Microsoft.AspNetCore.Builder.IApplicationBuilder> Configure(Action<Microsoft.AspNetCore.Builder.IApplicationBuilder> next) => app =>
+    {
+        app.Use(async (http, inner) =>
+        {
+            if (http.Request.Headers.Remove(TestStack.PeerAddressHeader, out var value) && System.Net.IPAddress.TryParse(value, out var address))
+            {
+                http.Connection.RemoteIpAddress = address;
+            }
+            await inner(http);
+        });
+        next(app);
+    };
 }
 
 public sealed record Customer(Guid Id, Guid DeviceId, Guid NodeId);
