@@ -63,7 +63,6 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<Auth.IIdentityStore, Auth.PostgresIdentityStore>();
             services.AddSingleton<Auth.PostgresTokenRevocations>();
             services.AddSingleton<Auth.ITokenRevocations>(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
-            services.AddHostedService(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
         }
         else
         {
@@ -93,6 +92,11 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton<SessionService>();
         services.AddSingleton<EntitlementEnforcer>();
         services.AddHostedService<StartupTasks>();
+        if (options.DatabaseConnectionString is not null)
+        {
+            // After StartupTasks: the revocation table exists once migrations at start have run.
+            services.AddHostedService(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
+        }
         services.AddHostedService<ProvisioningSweeper>();
         return builder;
     }

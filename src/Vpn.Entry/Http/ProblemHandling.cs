@@ -27,6 +27,11 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             LogUnhandled(logger, exception.GetType().Name, exception);
         }
         httpContext.Response.StatusCode = status;
+        if (status == StatusCodes.Status401Unauthorized && code is ErrorCodes.MissingToken or ErrorCodes.InvalidToken or ErrorCodes.TokenExpired or ErrorCodes.TokenRevoked)
+        {
+            // RFC 6750 §3: tell the client which scheme to use and, for a bad token, that it must get a new one.
+            httpContext.Response.Headers.WWWAuthenticate = code == ErrorCodes.MissingToken ? "Bearer" : "Bearer error=\"invalid_token\"";
+        }
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = httpContext,

@@ -117,7 +117,13 @@ public sealed class AccessTokenTests : IAsyncLifetime
     {
         var problem = await MeAsync(null, 401);
         Assert.Equal("missing_token", problem.GetProperty("code").GetString());
-        Assert.Equal("application/problem+json", (await _stack.Client.GetAsync("/v1/me")).Content.Headers.ContentType?.MediaType);
+        using var response = await _stack.Client.GetAsync("/v1/me", TestContext.Current.CancellationToken);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("Bearer", response.Headers.WwwAuthenticate.ToString());
+        using var bad = new HttpRequestMessage(HttpMethod.Get, "/v1/me");
+        bad.Headers.TryAddWithoutValidation("Authorization", "Bearer nope");
+        using var badResponse = await _stack.Client.SendAsync(bad, TestContext.Current.CancellationToken);
+        Assert.Equal("Bearer error=\"invalid_token\"", badResponse.Headers.WwwAuthenticate.ToString());
     }
 
     [Fact]
