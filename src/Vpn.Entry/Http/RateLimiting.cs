@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.RateLimiting;
@@ -40,7 +42,7 @@ public static class RateLimiting
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             limiter.AddPolicy(AuthEndpoints.SignInRateLimit, http => RateLimitPartition.GetFixedWindowLimiter(
-                http.Connection.RemoteIpAddress?.ToString() ?? "unknown",
+                ClientPartition(http.Connection.RemoteIpAddress),
                 _ => Window(options.SignInPerMinute)));
             limiter.AddPolicy(SessionsPolicy, http => RateLimitPartition.GetFixedWindowLimiter(
                 http.AuthenticatedCustomer()?.ToString() ?? "anonymous",
@@ -61,6 +63,30 @@ public static class RateLimiting
             };
         });
         return services;
+    }
+
+    /// <summary>
+    /// One budget per IPv4 address, and per IPv6 /64 — a single subscriber line usually holds a whole /64, so per
+    /// address would hand out 2^64 budgets.
+    /// </summary>
+    public static string ClientPartition(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes).ToString() + "/64";
     }
 
     private static FixedWindowRateLimiterOptions Window(int permits) => new()

@@ -46,6 +46,20 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public async Task SignIn_Ipv6_OneBudgetPerSlash64()
+    {
+        await using var stack = await StartAsync();
+        await stack.SendJsonAsync(SignIn("2001:db8:1:2::1"), 400);
+        await stack.SendJsonAsync(SignIn("2001:db8:1:2:ffff:1:2:3"), 400);
+        await AssertLimitedAsync(stack, SignIn("2001:db8:1:2::99"));
+        await stack.SendJsonAsync(SignIn("2001:db8:1:3::1"), 400);
+        // An IPv4 client seen through a dual-stack socket is still that IPv4 address.
+        await stack.SendJsonAsync(SignIn("::ffff:203.0.113.30"), 400);
+        await stack.SendJsonAsync(SignIn("203.0.113.30"), 400);
+        await AssertLimitedAsync(stack, SignIn("::ffff:203.0.113.30"));
+    }
+
+    [Fact]
     public async Task SpoofedForwardedFor_FromUntrustedAddress_Ignored()
     {
         await using var stack = await StartAsync(trustedProxies: "10.0.0.1");
