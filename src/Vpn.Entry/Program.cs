@@ -19,7 +19,7 @@ var app = builder.Build();
 app.UseExceptionHandler();
 app.UseRequestBodyLimit();
 app.UseStatusCodePages();
-app.UseForwardedHeaders();
+app.UseTrustedForwardedHeaders(app.Services.GetRequiredService<Vpn.Entry.Configuration.EntryOptions>().RateLimits);
 app.UseRouting();
 app.UseCustomerAuthentication();
 app.UseRateLimiter();

@@ -134,7 +134,9 @@ async function tamperIdToken(idToken, clientId) {
       // The header keeps the real kid, so only the claims differ from a genuine token.
       const key = await jose.importJWK(signingJwk, 'RS256');
       const protectedHeader = applyOverrides({ ...header }, tamper.header);
-      return new jose.CompactSign(payloadBytes).setProtectedHeader(protectedHeader).sign(key);
+      // jose refuses to sign a crit header it is not told about; declare them so tests can send one.
+      const crit = Array.isArray(protectedHeader.crit) ? { crit: Object.fromEntries(protectedHeader.crit.map((n) => [n, true])) } : undefined;
+      return new jose.CompactSign(payloadBytes).setProtectedHeader(protectedHeader).sign(key, crit);
     }
     case 'foreign': {
       // By default still the provider's kid: the verifier finds a key by that kid and the signature must not match.

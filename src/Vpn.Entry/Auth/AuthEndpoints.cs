@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Entry.Audit;
+using Vpn.Entry.Configuration;
 using Vpn.Entry.Http;
 using Vpn.Entry.Subscriptions;
 
@@ -22,7 +23,7 @@ public static class AuthEndpoints
         var auth = app.MapGroup("/v1/auth").WithTags("Auth");
 
         auth.MapPost("/oauth/google/callback", async Task<Ok<SignInResponse>> (OAuthCallbackRequest request, OidcSignIn oidc,
-            IIdentityStore identities, AccessTokenService tokens, IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+            IIdentityStore identities, AccessTokenService tokens, IAuditLog audit, EntryOptions options, TimeProvider time, CancellationToken ct) =>
         {
             var code = Validation.RequireText(request.Code, "code", 2048);
             var redirectUri = Validation.RequireText(request.RedirectUri, "redirect_uri", 2048);
@@ -37,6 +38,14 @@ public static class AuthEndpoints
                 throw ApiProblemException.BadRequest("code_verifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636).");
             }
             var nonce = request.Nonce is null ? null : Validation.RequireText(request.Nonce, "nonce", 512);
+            if (options.Oidc.RequirePkce && request.CodeVerifier is null)
+            {
+                throw ApiProblemException.BadRequest("code_verifier is required: sign-in uses PKCE (RFC 7636).");
+            }
+            if (options.Oidc.AllowedRedirectUris.Count > 0 && !options.Oidc.AllowedRedirectUris.Contains(redirectUri, StringComparer.Ordinal))
+            {
+                throw ApiProblemException.BadRequest("redirect_uri is not one of this service's registered redirect URIs.");
+            }
             var identity = await oidc.ExchangeAsync(code, redirectUri, request.CodeVerifier, nonce, ct);
             var customer = await identities.FindOrCreateAsync(identity.Issuer, identity.Subject, ct);
             var token = tokens.Issue(customer.CustomerId);

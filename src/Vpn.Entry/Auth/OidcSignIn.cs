@@ -99,6 +99,11 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         {
             throw InvalidIdToken();
         }
+        // RFC 7515 §4.1.11: extensions we do not understand must not be ignored.
+        if (unverified.TryGetHeaderValue<object>("crit", out _))
+        {
+            throw InvalidIdToken();
+        }
         var kid = unverified.Kid;
         if (string.IsNullOrEmpty(kid) || kid.Length > 256)
         {
@@ -120,6 +125,7 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             RequireSignedTokens = true,
             RequireExpirationTime = true,
             RequireAudience = true,
+            IgnoreTrailingSlashWhenValidatingAudience = false,
             ClockSkew = _options.ClockSkew,
             LifetimeValidator = (notBefore, expires, _, parameters) =>
                 expires is { } exp && exp >= now - parameters.ClockSkew && (notBefore is not { } nbf || nbf <= now + parameters.ClockSkew),
@@ -133,7 +139,8 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         var token = (JsonWebToken)result.SecurityToken;
         // §3.1.3.7: every audience must be trusted (only ours); azp, when present, is us; iat not in the future.
         var audiences = token.Audiences.ToList();
-        var azpOk = !token.TryGetPayloadValue<string>("azp", out var azp) || azp == _options.ClientId;
+        var azpOk = !token.TryGetPayloadValue<object>("azp", out _)
+            || (token.TryGetPayloadValue<string>("azp", out var azp) && azp == _options.ClientId);
         var iatOk = token.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat)
             && DateTimeOffset.FromUnixTimeSeconds(iat) <= time.GetUtcNow() + _options.ClockSkew;
         var nonceOk = nonce is null || (token.TryGetPayloadValue<string>("nonce", out var claimed) && claimed is not null
@@ -157,7 +164,11 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         {
             return current;
         }
-        await _refreshGate.WaitAsync(cancellationToken);
+        // Bounded: sign-ins queued behind a slow refresh answer within the provider deadline instead of piling up.
+        if (!await _refreshGate.WaitAsync(_options.Timeout, cancellationToken))
+        {
+            return current ?? throw ProviderUnavailable();
+        }
         try
         {
             current = _metadata;
@@ -166,15 +177,24 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             {
                 return current!;
             }
-            // An unknown kid may be a rotation (refresh) or junk from an attacker (don't let it drive traffic).
-            if (!stale && _lastRefresh != long.MinValue && time.GetElapsedTime(_lastRefresh) < _options.JwksMinimumRefresh)
+            // An unknown kid may be a rotation (refresh) or junk from an attacker (don't let it drive traffic); a failed
+            // refresh is retried no sooner either.
+            if (current is not null && _lastRefresh != long.MinValue && time.GetElapsedTime(_lastRefresh) < _options.JwksMinimumRefresh)
             {
-                return current!;
+                return current;
             }
             _lastRefresh = time.GetTimestamp();
-            var fresh = await FetchMetadataAsync(cancellationToken);
-            Volatile.Write(ref _metadata, fresh);
-            return fresh;
+            try
+            {
+                var fresh = await FetchMetadataAsync(cancellationToken);
+                Volatile.Write(ref _metadata, fresh);
+                return fresh;
+            }
+            catch (ApiProblemException) when (current is not null)
+            {
+                // Provider briefly unreachable: the keys we have are still the provider's keys; keep using them.
+                return current;
+            }
         }
         finally
         {
@@ -184,7 +204,7 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
 
     private async Task<ProviderMetadata> FetchMetadataAsync(CancellationToken cancellationToken)
     {
-        using var discoveryRequest = new HttpRequestMessage(HttpMethod.Get, _options.Issuer + "/.well-known/openid-configuration");
+        using var discoveryRequest = new HttpRequestMessage(HttpMethod.Get, _options.Issuer.TrimEnd('/') + "/.well-known/openid-configuration");
         using var discoveryResponse = await SendAsync(discoveryRequest, cancellationToken);
         var discovery = await ReadJsonAsync(discoveryResponse, cancellationToken);
         if (!discoveryResponse.IsSuccessStatusCode || discovery is not { ValueKind: JsonValueKind.Object } doc
@@ -195,18 +215,18 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             throw ProviderUnavailable();
         }
         // OpenID Connect Discovery §4.3: the document's issuer must be exactly the one we asked.
-        if (issuer.GetString()!.TrimEnd('/') != _options.Issuer)
+        if (issuer.GetString() != _options.Issuer)
         {
             LogProviderFailed(logger, "discovery issuer differs from GOOGLE_ISSUER");
             throw ProviderUnavailable();
         }
         using var jwksRequest = new HttpRequestMessage(HttpMethod.Get, jwksUri);
         using var jwksResponse = await SendAsync(jwksRequest, cancellationToken);
-        var jwksText = jwksResponse.IsSuccessStatusCode ? await jwksResponse.Content.ReadAsStringAsync(cancellationToken) : null;
+        var jwks = await ReadJsonAsync(jwksResponse, cancellationToken);
         var keys = new Dictionary<string, SecurityKey>(StringComparer.Ordinal);
         try
         {
-            foreach (var key in jwksText is null ? [] : new JsonWebKeySet(jwksText).Keys)
+            foreach (var key in jwksResponse.IsSuccessStatusCode && jwks is { ValueKind: JsonValueKind.Object } set ? new JsonWebKeySet(set.GetRawText()).Keys : [])
             {
                 // Only RSA signature keys with an id: the only kind an RS256 ID token can be checked against.
                 if (key.Kty == JsonWebAlgorithmsKeyTypes.RSA && !string.IsNullOrEmpty(key.Kid) && key.Use is null or "sig")

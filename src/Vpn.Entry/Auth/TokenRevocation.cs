@@ -80,7 +80,7 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
 {
     public const string Channel = "revoked_tokens";
 
-    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(400);
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
     private static readonly TimeSpan PollOverlap = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan CleanupInterval = TimeSpan.FromMinutes(10);
@@ -175,9 +175,15 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
         while (!stoppingToken.IsCancellationRequested)
         {
             var pollStarted = time.GetTimestamp();
-            while (time.GetElapsedTime(pollStarted) < PollInterval)
+            while (true)
             {
-                await connection.WaitAsync(PollInterval - time.GetElapsedTime(pollStarted), stoppingToken);
+                // Whole milliseconds, rounded up: Npgsql's WaitAsync(0) would wait forever and stall the poll.
+                var remaining = (int)Math.Ceiling((PollInterval - time.GetElapsedTime(pollStarted)).TotalMilliseconds);
+                if (remaining <= 0)
+                {
+                    break;
+                }
+                await connection.WaitAsync(remaining, stoppingToken);
             }
             since = await ReadAsync(connection, since, stoppingToken);
             if (lastCleanup == long.MinValue || time.GetElapsedTime(lastCleanup) > CleanupInterval)
@@ -192,7 +198,8 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
     // Reads rows revoked since the last read (or all live rows), returns the next lower bound by the database's clock.
     private async Task<DateTimeOffset> ReadAsync(NpgsqlConnection connection, DateTimeOffset? since, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(since is null ? LoadAllSql : LoadSinceSql, connection);
+        // A half-open connection must not hold the loop for Npgsql's default 30 s: fail, reconnect (staleness fails closed meanwhile).
+        await using var command = new NpgsqlCommand(since is null ? LoadAllSql : LoadSinceSql, connection) { CommandTimeout = 2 };
         if (since is not null)
         {
             command.Parameters.AddWithValue("since", since.Value);

@@ -44,8 +44,11 @@ public sealed class EntryOptions
 
     public required RateLimitOptions RateLimits { get; init; }
 
-    /// <summary>Authenticated requests fail closed (503) when the revocation list is older than this (APP_REVOCATION_MAX_STALENESS_MS, default 3000).</summary>
-    public TimeSpan RevocationMaxStaleness { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// Authenticated requests fail closed (503) when the revocation list is older than this (APP_REVOCATION_MAX_STALENESS_MS,
+    /// default 1000, at most 1000): a revocation on another replica is honoured here within this bound even if notifications stop.
+    /// </summary>
+    public TimeSpan RevocationMaxStaleness { get; init; } = TimeSpan.FromSeconds(1);
 
     public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
     {
@@ -103,7 +106,7 @@ public sealed class EntryOptions
             AccessTokens = IdentitySettings.LoadAccessTokens(configuration, production, problems),
             Oidc = IdentitySettings.LoadOidc(configuration, production, problems),
             RateLimits = IdentitySettings.LoadRateLimits(configuration, problems),
-            RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 3000, 500, 60_000, problems)),
+            RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 1000, 300, 1000, problems)),
         };
         errors = problems;
         return options;

@@ -49,6 +49,12 @@ public sealed class OidcOptions
 
     public bool Configured => ClientId is not null && ClientSecret is not null;
 
+    /// <summary>Refuse sign-ins without a code_verifier (APP_OIDC_REQUIRE_PKCE; RFC 9700 §2.1.1). The contract makes it optional.</summary>
+    public bool RequirePkce { get; init; }
+
+    /// <summary>When non-empty, redirect_uri must be one of these exactly (APP_OIDC_REDIRECT_URIS); the provider checks it too.</summary>
+    public IReadOnlyList<string> AllowedRedirectUris { get; init; } = [];
+
     /// <summary>Deadline of each call to the provider (APP_OIDC_TIMEOUT_MS, default 5000).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -88,16 +94,18 @@ public static partial class IdentitySettings
         var single = Settings.Secret(configuration, "APP_JWT_SIGNING_KEY", problems);
         if (list is not null)
         {
+            var position = 0;
             foreach (var entry in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
+                position++;
                 var colon = entry.IndexOf(':', StringComparison.Ordinal);
                 var kid = colon > 0 ? entry[..colon] : "";
                 if (!KidPattern().IsMatch(kid))
                 {
-                    problems.Add("APP_JWT_SIGNING_KEYS entries must be kid:secret with a kid of 1-64 characters [A-Za-z0-9._-].");
+                    problems.Add($"APP_JWT_SIGNING_KEYS entry {position} must be kid:secret with a kid of 1-64 characters [A-Za-z0-9._-] (secrets cannot contain ',').");
                     continue;
                 }
-                AddKey(keys, kid, entry[(colon + 1)..], "APP_JWT_SIGNING_KEYS", problems);
+                AddKey(keys, kid, entry[(colon + 1)..], $"APP_JWT_SIGNING_KEYS entry {position}", problems);
             }
         }
         if (single is not null)
@@ -141,12 +149,13 @@ public static partial class IdentitySettings
         if (bytes.Length < AccessTokenOptions.MinimumSecretBytes)
         {
             // RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
-            problems.Add($"{setting}: the secret of key '{kid}' is shorter than {AccessTokenOptions.MinimumSecretBytes} bytes.");
+            // The kid is not echoed: a malformed list may have split a secret, putting part of it where a kid would be.
+            problems.Add($"{setting}: the secret is shorter than {AccessTokenOptions.MinimumSecretBytes} bytes.");
             return;
         }
         if (keys.Any(k => k.Kid == kid))
         {
-            problems.Add($"{setting}: key id '{kid}' is listed twice.");
+            problems.Add($"{setting}: its key id is listed twice.");
             return;
         }
         keys.Add(new AccessTokenKey(kid, bytes));
@@ -154,7 +163,8 @@ public static partial class IdentitySettings
 
     public static OidcOptions LoadOidc(Microsoft.Extensions.Configuration.IConfiguration configuration, bool production, List<string> problems)
     {
-        var issuer = configuration["GOOGLE_ISSUER"] is { Length: > 0 } configured ? configured.TrimEnd('/') : OidcOptions.GoogleIssuer;
+        // Kept exactly as configured: iss is compared as an exact string (a provider's issuer may end in '/').
+        var issuer = configuration["GOOGLE_ISSUER"] is { Length: > 0 } configured ? configured : OidcOptions.GoogleIssuer;
         if (!Uri.TryCreate(issuer, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp)
             || !string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.Fragment))
         {
@@ -170,9 +180,23 @@ public static partial class IdentitySettings
         {
             problems.Add("GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET are required in production.");
         }
+        var redirectUris = new List<string>();
+        foreach (var entry in (configuration["APP_OIDC_REDIRECT_URIS"] ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (Uri.TryCreate(entry, UriKind.Absolute, out _))
+            {
+                redirectUris.Add(entry);
+            }
+            else
+            {
+                problems.Add("APP_OIDC_REDIRECT_URIS must be a comma-separated list of absolute URIs.");
+            }
+        }
         return new OidcOptions
         {
             Issuer = issuer,
+            RequirePkce = Settings.Flag(configuration, "APP_OIDC_REQUIRE_PKCE", false, problems),
+            AllowedRedirectUris = redirectUris,
             AcceptedIssuers = issuer == OidcOptions.GoogleIssuer ? [OidcOptions.GoogleIssuer, "accounts.google.com"] : [issuer],
             ClientId = clientId,
             ClientSecret = clientSecret,

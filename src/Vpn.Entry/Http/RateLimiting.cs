@@ -19,6 +19,16 @@ public static class RateLimiting
 {
     public const string SessionsPolicy = "sessions";
 
+    /// <summary>
+    /// X-Forwarded-For is applied only when proxies are configured: with both lists empty ASP.NET Core's middleware
+    /// would believe the header from anyone.
+    /// </summary>
+    public static IApplicationBuilder UseTrustedForwardedHeaders(this IApplicationBuilder app, RateLimitOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.TrustedProxies.Count + options.TrustedNetworks.Count > 0 ? app.UseForwardedHeaders() : app;
+    }
+
     public static IServiceCollection AddEntryRateLimiting(this IServiceCollection services, RateLimitOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -36,7 +46,8 @@ public static class RateLimiting
             {
                 forwarded.KnownIPNetworks.Add(network);
             }
-            forwarded.ForwardLimit = 1;
+            // Walk back through trusted hops only (CDN -> load balancer -> entry); the first untrusted hop is the client.
+            forwarded.ForwardLimit = null;
         });
         services.AddRateLimiter(limiter =>
         {

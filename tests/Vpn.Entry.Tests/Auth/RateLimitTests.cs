@@ -60,6 +60,15 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public async Task ForwardedFor_WithNoTrustedProxies_IgnoredFromEveryone()
+    {
+        await using var stack = await StartAsync(trustedProxies: null);
+        await stack.SendJsonAsync(SignIn("127.0.0.1", "198.51.100.1"), 400);
+        await stack.SendJsonAsync(SignIn("127.0.0.1", "198.51.100.2"), 400);
+        await AssertLimitedAsync(stack, SignIn("127.0.0.1", "198.51.100.3"));
+    }
+
+    [Fact]
     public async Task SpoofedForwardedFor_FromUntrustedAddress_Ignored()
     {
         await using var stack = await StartAsync(trustedProxies: "10.0.0.1");

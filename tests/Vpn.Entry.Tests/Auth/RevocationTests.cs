@@ -100,6 +100,22 @@ public sealed class PostgresRevocationTests() : RevocationTests(StoreKind.Postgr
     }
 
     [Fact]
+    public async Task IdleReplica_KeepsItsListFresh()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var settings = new Dictionary<string, string?> { ["DATABASE_URL"] = await server.CreateDatabaseAsync("idle") };
+        await using var stack = await TestStack.StartAsync(StoreKind.InMemory, settings);
+        var token = stack.TokenFor(Guid.NewGuid());
+        await stack.SendJsonAsync(TestStack.WithBearer(token, HttpMethod.Get, "/v1/me"), 200);
+        // No logouts, no notifications: only the follower's own polling keeps the list within its staleness bound.
+        for (var i = 0; i < 4; i++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1.5), TestContext.Current.CancellationToken);
+            await stack.SendJsonAsync(TestStack.WithBearer(token, HttpMethod.Get, "/v1/me"), 200);
+        }
+    }
+
+    [Fact]
     public async Task PostgresDown_AuthenticatedRequestsFailClosed_ThenRecover()
     {
         await using var server = await PostgresServer.StartNewAsync();

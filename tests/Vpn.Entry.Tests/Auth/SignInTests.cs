@@ -115,6 +115,43 @@ public sealed class SignInTests(OidcProviderFixture fixture) : IClassFixture<Oid
     public Task WrongAudience_Rejected(string audience) => AssertIdTokenRejectedAsync(new Dictionary<string, object?> { ["aud"] = audience });
 
     [Fact]
+    public Task AudienceWithTrailingSlash_Rejected() => AssertIdTokenRejectedAsync(new Dictionary<string, object?> { ["aud"] = OidcProvider.DefaultClientId + "/" });
+
+    [Fact]
+    public Task AuthorizedPartyNotAString_Rejected() => AssertIdTokenRejectedAsync(new Dictionary<string, object?> { ["azp"] = new[] { OidcProvider.DefaultClientId } });
+
+    [Fact]
+    public Task UnderstoodNothingCritical_Rejected() =>
+        AssertIdTokenRejectedAsync(header: new Dictionary<string, object?> { ["crit"] = new[] { "exp-ext" }, ["exp-ext"] = 1 });
+
+    [Fact]
+    public async Task AuthorizedPartyOurs_Accepted()
+    {
+        await Provider.TamperAsync(new Dictionary<string, object?> { ["azp"] = OidcProvider.DefaultClientId }, cancellationToken: TestContext.Current.CancellationToken);
+        await SignInAsync(_stack, "azp-ok");
+    }
+
+    [Fact]
+    public async Task RequirePkceAndRedirectAllowList_RefuseBeforeCallingTheProvider()
+    {
+        await using var stack = await TestStack.StartAsync(StoreKind.InMemory, new Dictionary<string, string?>
+        {
+            ["GOOGLE_ISSUER"] = Provider.Issuer,
+            ["GOOGLE_CLIENT_ID"] = Provider.ClientId,
+            ["GOOGLE_CLIENT_SECRET"] = Provider.ClientSecret,
+            ["APP_OIDC_REQUIRE_PKCE"] = "true",
+            ["APP_OIDC_REDIRECT_URIS"] = Provider.RedirectUri,
+        });
+        var before = await Provider.StatsAsync(TestContext.Current.CancellationToken);
+        var plain = await Provider.AuthorizeAsync("pkce-required", pkce: false, cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal("invalid_request", (await stack.SendJsonAsync(Callback(plain), 400)).GetProperty("code").GetString());
+        var withPkce = await Provider.AuthorizeAsync("pkce-required", cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal("invalid_request", (await stack.SendJsonAsync(Callback(withPkce, redirectUri: "https://other.example/cb"), 400)).GetProperty("code").GetString());
+        Assert.Equal(before.TokenRequests, (await Provider.StatsAsync(TestContext.Current.CancellationToken)).TokenRequests);
+        await stack.SendJsonAsync(Callback(withPkce), 200);
+    }
+
+    [Fact]
     public Task AudienceListingAnUntrustedParty_Rejected() =>
         AssertIdTokenRejectedAsync(new Dictionary<string, object?> { ["aud"] = new[] { OidcProvider.DefaultClientId, "other-app" }, ["azp"] = OidcProvider.DefaultClientId });
 

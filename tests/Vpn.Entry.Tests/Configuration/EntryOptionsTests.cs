@@ -43,6 +43,7 @@ public sealed class EntryOptionsTests
     [InlineData("APP_JWT_SIGNING_KEYS", "no-colon-here-0123456789abcdef0123456789")]
     [InlineData("APP_JWT_SIGNING_KEYS", "../etc:0123456789abcdef0123456789abcdef")]
     [InlineData("APP_JWT_SIGNING_KEYS", "k1:0123456789abcdef0123456789abcdef,k1:0123456789abcdef0123456789abcdefXX")]
+    [InlineData("APP_JWT_SIGNING_KEYS", "k1:0123456789abcdef,short-secret:0123456789abcdef")]
     public void BadSigningKeys_RefusedWithoutEchoingTheSecret(string setting, string value)
     {
         var (_, errors) = Load((setting, value));
@@ -104,10 +105,11 @@ public sealed class EntryOptionsTests
     [Fact]
     public void CustomIssuer_AcceptsOnlyItself()
     {
+        // Exact, trailing slash included: iss is compared as a string.
         var (options, errors) = Load(("GOOGLE_ISSUER", "https://login.example.com/"));
         Assert.Empty(errors);
-        Assert.Equal("https://login.example.com", options.Oidc.Issuer);
-        Assert.Equal(["https://login.example.com"], options.Oidc.AcceptedIssuers);
+        Assert.Equal("https://login.example.com/", options.Oidc.Issuer);
+        Assert.Equal(["https://login.example.com/"], options.Oidc.AcceptedIssuers);
     }
 
     [Theory]
