@@ -455,7 +455,7 @@ public partial class VpnStackFixture : IAsyncLifetime
     /// <c>dotnet app.dll</c>, optionally inside a namespace, under coreutils <c>timeout</c> so it dies by itself even
     /// if the test host is killed; working directory = the app's output directory (its appsettings).
     /// </summary>
-    private static BackgroundProcess StartCapped(NetworkNamespace? ns, string dll, IDictionary<string, string?> environment)
+    internal static BackgroundProcess StartCapped(NetworkNamespace? ns, string dll, IDictionary<string, string?> environment)
     {
         var command = new List<string> { "timeout", "-k", "5", ((int)VpnLab.ProcessLifetimeCap.TotalSeconds).ToString(), "dotnet", dll };
         if (ns is not null)
@@ -556,7 +556,7 @@ public partial class VpnStackFixture : IAsyncLifetime
 
     private static string Tail(string text) => text.Length <= OutputTail ? text : "…" + text[^OutputTail..];
 
-    private static int FreeLoopbackPort()
+    internal static int FreeLoopbackPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -170,7 +170,11 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
         // LISTEN first, then load: a revocation committed in between arrives by notification or by the load itself.
         var since = await ReadAsync(connection, null, stoppingToken);
         _firstSync.TrySetResult();
-        _failing = false;
+        if (_failing)
+        {
+            LogFollowRecovered(logger);
+            _failing = false;
+        }
         var lastCleanup = long.MinValue;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -233,6 +237,9 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
 
     private static ApiProblemException Unavailable() => new(StatusCodes.Status503ServiceUnavailable, ErrorCodes.RevocationUnavailable,
         "Token revocation cannot be checked right now; retry shortly.");
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "Following token revocations again")]
+    private static partial void LogFollowRecovered(ILogger logger);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Following token revocations failed ({ExceptionType}); authenticated requests fail closed until it recovers")]
     private static partial void LogFollowFailed(ILogger logger, string exceptionType);

@@ -22,7 +22,12 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                 (StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, "The data store is unavailable; retry later.", Empty),
             _ => (StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "An unexpected error occurred.", Empty),
         };
-        if (status >= 500 && exception is not ApiProblemException)
+        if (status == StatusCodes.Status503ServiceUnavailable && code == ErrorCodes.StoreUnavailable)
+        {
+            // An expected outage: one line per request, not a stack trace each.
+            LogStoreUnavailable(logger, exception.GetType().Name);
+        }
+        else if (status >= 500 && exception is not ApiProblemException)
         {
             LogUnhandled(logger, exception.GetType().Name, exception);
         }
@@ -76,6 +81,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         StatusCodes.Status415UnsupportedMediaType => "The request body must be application/json.",
         _ => e.InnerException is JsonException ? "The request body is not valid JSON for this endpoint." : "The request is malformed.",
     };
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Data store unavailable ({ExceptionType}); answered 503")]
+    private static partial void LogStoreUnavailable(ILogger logger, string exceptionType);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Unhandled {ExceptionType} while serving a request")]
     private static partial void LogUnhandled(ILogger logger, string exceptionType, Exception exception);
