@@ -100,6 +100,38 @@ public sealed class PostgresRevocationTests() : RevocationTests(StoreKind.Postgr
     }
 
     [Fact]
+    public async Task ExpiredRevocations_DeletedFromTheTable_LiveOnesKept()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var url = await server.CreateDatabaseAsync("purge");
+        await using var stack = await TestStack.StartAsync(StoreKind.InMemory, new Dictionary<string, string?> { ["DATABASE_URL"] = url });
+        var token = stack.TokenFor(Guid.NewGuid());
+        await stack.SendJsonAsync(TestStack.WithBearer(token, HttpMethod.Post, "/v1/auth/logout"), 204);
+        await using var connection = new Npgsql.NpgsqlConnection(Vpn.Entry.Data.DatabaseUrl.ToConnectionString(url));
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using (var insert = new Npgsql.NpgsqlCommand("insert into revoked_tokens (jti, expires_at) values ('long-expired', now() - interval '1 hour')", connection))
+        {
+            await insert.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+        }
+        // A fresh replica purges on its first pass (then every 10 minutes).
+        await using var second = await TestStack.StartAsync(StoreKind.InMemory, new Dictionary<string, string?> { ["DATABASE_URL"] = url });
+        await second.SendJsonAsync(TestStack.WithBearer(token, HttpMethod.Get, "/v1/me"), 401);
+        var clock = Stopwatch.StartNew();
+        long expired;
+        do
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+            await using var count = new Npgsql.NpgsqlCommand("select count(*) filter (where jti = 'long-expired'), count(*) from revoked_tokens", connection);
+            await using var reader = await count.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+            await reader.ReadAsync(TestContext.Current.CancellationToken);
+            expired = reader.GetInt64(0);
+            Assert.Equal(expired + 1, reader.GetInt64(1));
+        }
+        while (expired > 0 && clock.Elapsed < TimeSpan.FromSeconds(10));
+        Assert.Equal(0, expired);
+    }
+
+    [Fact]
     public async Task IdleReplica_KeepsItsListFresh()
     {
         var server = await PostgresServer.SharedAsync();
