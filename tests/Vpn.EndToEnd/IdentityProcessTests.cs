@@ -360,31 +360,7 @@ internal sealed class IdentityStack : IAsyncDisposable
 
     private async Task WaitReadyAsync(EntryReplica replica, CancellationToken cancellationToken)
     {
-        using var probe = new HttpClient { BaseAddress = replica.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-        var lastProbe = "";
-        await VpnLab.WaitUntilAsync(async () =>
-        {
-            if (replica.Process.HasExited)
-            {
-                throw new InvalidOperationException($"entry {replica.Name} exited during start");
-            }
-            try
-            {
-                using var response = await probe.GetAsync("/readyz", cancellationToken);
-                lastProbe = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}";
-                return response.StatusCode == HttpStatusCode.OK;
-            }
-            catch (HttpRequestException e)
-            {
-                lastProbe = e.Message;
-                return false;
-            }
-            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                lastProbe = "timeout";
-                return false;
-            }
-        }, ReadyTimeout, () => $"entry {replica.Name} GET /readyz never answered 200 (last: {lastProbe})", cancellationToken);
+        await VpnStackFixture.WaitForEntryReadyAsync(replica.Process, replica.BaseAddress, ReadyTimeout, $"entry {replica.Name}", cancellationToken);
         Step($"entry {replica.Name} ready");
     }
 

@@ -250,13 +250,21 @@ public partial class VpnStackFixture : IAsyncLifetime
         var process = _entry;
         Step($"entry started (pid {process.Id}) on {EntryBaseAddress} and unix:{EntrySocketPath}");
 
-        using var probe = new HttpClient { BaseAddress = EntryBaseAddress, Timeout = TimeSpan.FromSeconds(2) };
+        await WaitForEntryReadyAsync(process, EntryBaseAddress, TimeSpan.FromSeconds(30), "entry", cancellationToken);
+        Step("entry ready");
+    }
+
+    /// <summary>Until entry's GET /readyz answers 200; fails at once (with its output) if the process exits.</summary>
+    internal static async Task WaitForEntryReadyAsync(BackgroundProcess process, Uri baseAddress, TimeSpan limit, string name,
+        CancellationToken cancellationToken)
+    {
+        using var probe = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(2) };
         var lastProbe = "";
         await VpnLab.WaitUntilAsync(async () =>
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"entry exited during start:\n{Tail(process.Output)}");
+                throw new InvalidOperationException($"{name} exited during start:\n{Tail(process.Output)}");
             }
             try
             {
@@ -274,8 +282,7 @@ public partial class VpnStackFixture : IAsyncLifetime
                 lastProbe = "timeout";
                 return false;
             }
-        }, TimeSpan.FromSeconds(30), () => $"entry GET /readyz never answered 200 (last: {lastProbe})", cancellationToken);
-        Step("entry ready");
+        }, limit, () => $"{name} GET /readyz never answered 200 (last: {lastProbe})", cancellationToken);
     }
 
     /// <summary>SIGKILL entry (as a crash).</summary>

@@ -66,18 +66,17 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         }
         using var request = new HttpRequestMessage(HttpMethod.Post, tokenEndpoint) { Content = new FormUrlEncodedContent(form) };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        using var response = await SendAsync(request, cancellationToken);
-        var body = await ReadJsonAsync(response, cancellationToken);
-        if (response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.Unauthorized)
+        var (status, body) = await CallAsync(request, cancellationToken);
+        if (status is HttpStatusCode.BadRequest or HttpStatusCode.Unauthorized)
         {
             // invalid_grant (bad, reused or expired code; PKCE mismatch; redirect_uri mismatch) and client errors.
             var error = SafeErrorCode(body);
-            LogExchangeRefused(logger, (int)response.StatusCode, error);
+            LogExchangeRefused(logger, (int)status, error);
             throw ApiProblemException.Unauthorized(ErrorCodes.OidcExchangeFailed, "The identity provider refused the authorization code.");
         }
-        if (!response.IsSuccessStatusCode)
+        if (status != HttpStatusCode.OK)
         {
-            LogProviderFailed(logger, $"token endpoint answered {(int)response.StatusCode}");
+            LogProviderFailed(logger, $"token endpoint answered {(int)status}");
             throw ProviderUnavailable();
         }
         if (body is not { ValueKind: JsonValueKind.Object } json || !json.TryGetProperty("id_token", out var idToken)
@@ -205,9 +204,8 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
     private async Task<ProviderMetadata> FetchMetadataAsync(CancellationToken cancellationToken)
     {
         using var discoveryRequest = new HttpRequestMessage(HttpMethod.Get, _options.Issuer.TrimEnd('/') + "/.well-known/openid-configuration");
-        using var discoveryResponse = await SendAsync(discoveryRequest, cancellationToken);
-        var discovery = await ReadJsonAsync(discoveryResponse, cancellationToken);
-        if (!discoveryResponse.IsSuccessStatusCode || discovery is not { ValueKind: JsonValueKind.Object } doc
+        var (discoveryStatus, discovery) = await CallAsync(discoveryRequest, cancellationToken);
+        if (discoveryStatus != HttpStatusCode.OK || discovery is not { ValueKind: JsonValueKind.Object } doc
             || !doc.TryGetProperty("issuer", out var issuer) || issuer.ValueKind != JsonValueKind.String
             || !TryEndpoint(doc, "token_endpoint", out var tokenEndpoint) || !TryEndpoint(doc, "jwks_uri", out var jwksUri))
         {
@@ -221,12 +219,11 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             throw ProviderUnavailable();
         }
         using var jwksRequest = new HttpRequestMessage(HttpMethod.Get, jwksUri);
-        using var jwksResponse = await SendAsync(jwksRequest, cancellationToken);
-        var jwks = await ReadJsonAsync(jwksResponse, cancellationToken);
+        var (jwksStatus, jwks) = await CallAsync(jwksRequest, cancellationToken);
         var keys = new Dictionary<string, SecurityKey>(StringComparer.Ordinal);
         try
         {
-            foreach (var key in jwksResponse.IsSuccessStatusCode && jwks is { ValueKind: JsonValueKind.Object } set ? new JsonWebKeySet(set.GetRawText()).Keys : [])
+            foreach (var key in jwksStatus == HttpStatusCode.OK && jwks is { ValueKind: JsonValueKind.Object } set ? new JsonWebKeySet(set.GetRawText()).Keys : [])
             {
                 // Only RSA signature keys with an id: the only kind an RS256 ID token can be checked against.
                 if (key.Kty == JsonWebAlgorithmsKeyTypes.RSA && !string.IsNullOrEmpty(key.Kid) && key.Use is null or "sig")
@@ -264,32 +261,17 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         return true;
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    /// <summary>
+    /// One provider call under one deadline (connect, headers and body): its status and its JSON body, null when the
+    /// body is not JSON or exceeds 256 KiB. Unreachable or too slow → 502 oidc_provider_unavailable.
+    /// </summary>
+    private async Task<(HttpStatusCode Status, JsonElement? Body)> CallAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.Timeout);
         try
         {
-            return await httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            LogProviderFailed(logger, "timed out");
-            throw ProviderUnavailable();
-        }
-        catch (HttpRequestException e)
-        {
-            LogProviderFailed(logger, e.HttpRequestError.ToString());
-            throw ProviderUnavailable();
-        }
-    }
-
-    private async Task<JsonElement?> ReadJsonAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.Timeout);
-        try
-        {
+            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             // The client's MaxResponseContentBufferSize does not bound streamed reads: cap what we parse ourselves.
             await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token);
             using var buffer = new MemoryStream();
@@ -299,15 +281,18 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             {
                 if (buffer.Length + read > 256 * 1024)
                 {
-                    return null;
+                    return (response.StatusCode, null);
                 }
                 buffer.Write(chunk, 0, read);
             }
-            return JsonDocument.Parse(buffer.ToArray()).RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return null;
+            try
+            {
+                return (response.StatusCode, JsonDocument.Parse(buffer.ToArray()).RootElement.Clone());
+            }
+            catch (JsonException)
+            {
+                return (response.StatusCode, null);
+            }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
