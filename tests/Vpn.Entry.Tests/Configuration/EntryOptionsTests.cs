@@ -92,6 +92,29 @@ public sealed class EntryOptionsTests
         Assert.True(options.Oidc.Configured);
     }
 
+    [Fact]
+    public void SecretsFromFiles_GoogleClientAndSigningKeys()
+    {
+        var directory = Directory.CreateTempSubdirectory("entry-options-");
+        try
+        {
+            File.WriteAllText(Path.Combine(directory.FullName, "id"), "client.apps.example\n");
+            File.WriteAllText(Path.Combine(directory.FullName, "secret"), "s3cret\n");
+            File.WriteAllText(Path.Combine(directory.FullName, "keys"), $"k1:{GoodSecret}\n");
+            var (options, errors) = Load(("GOOGLE_CLIENT_ID_FILE", Path.Combine(directory.FullName, "id")),
+                ("GOOGLE_CLIENT_SECRET_FILE", Path.Combine(directory.FullName, "secret")),
+                ("APP_JWT_SIGNING_KEYS_FILE", Path.Combine(directory.FullName, "keys")));
+            Assert.Empty(errors);
+            Assert.Equal("client.apps.example", options.Oidc.ClientId);
+            Assert.Equal("s3cret", options.Oidc.ClientSecret);
+            Assert.Equal("k1", Assert.Single(options.AccessTokens.Keys).Kid);
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("not a url")]
     [InlineData("ftp://issuer.example")]
