@@ -70,7 +70,7 @@ public sealed class PostgresRevocationTests() : RevocationTests(StoreKind.Postgr
     }
 
     [Fact]
-    public async Task NotificationPath_SecondReplicaLearnsFasterThanItsPoll()
+    public async Task RepeatedLogouts_EachRefusedBySecondReplica_PropagationReported()
     {
         var server = await PostgresServer.SharedAsync();
         var settings = new Dictionary<string, string?> { ["DATABASE_URL"] = await server.CreateDatabaseAsync("revoke") };
