@@ -1,7 +1,9 @@
 using Vpn.Core;
 using Vpn.Core.Control;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings files ship next to the binary: found wherever the service is started from (the default, the working
+// directory, silently dropped appsettings.json when an operator or a supervisor started it from elsewhere).
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddCoreServices();
 
 var app = builder.Build();

@@ -12,7 +12,9 @@ if (args.Length > 0 && args[0] == "migrate")
         new ConfigurationBuilder().AddEnvironmentVariables().AddCommandLine(args[1..]).Build());
 }
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings files ship next to the binary: found wherever the service is started from (the default, the working
+// directory, silently dropped appsettings.json when an operator or a supervisor started it from elsewhere).
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddEntryServices();
 
 var app = builder.Build();

@@ -66,12 +66,16 @@ public sealed class PeerRegistry
         _signal = signal;
         _network = options.ClientPool;
         _pool = new Ipv4Pool(options.ClientPool, options.AddressQuarantine, time);
+        GatewayText = _pool.Gateway.ToString();
         _graceTicks = (long)(options.ReconcileGrace.TotalSeconds * time.TimestampFrequency);
         // Without a truth to pull, local knowledge is all there is.
         _synced = !options.ReconcileEnabled;
     }
 
     public IPAddress Gateway => _pool.Gateway;
+
+    /// <summary><see cref="Gateway"/> as text, formatted once: every Connect answer carries it.</summary>
+    public string GatewayText { get; }
 
     public int Count
     {

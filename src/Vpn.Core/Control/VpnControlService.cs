@@ -37,7 +37,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             {
                 SessionId = sessionId.ToString(),
                 AssignedAddress = $"{result.Lease!.Address}/32",
-                Dns = { registry.Gateway.ToString() },
+                Dns = { registry.GatewayText },
             },
             ConnectOutcome.PoolExhausted => throw new RpcException(new Status(StatusCode.ResourceExhausted, "The node's client address pool is exhausted.")),
             ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is already a peer of another session.")),

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Net.Sockets;
 
 namespace Vpn.Core.WireGuard;
@@ -44,47 +45,101 @@ public sealed class UapiClient
 
     public async Task<DeviceState> GetAsync(CancellationToken cancellationToken = default)
     {
-        return await ExchangeAsync(GetRequest, cancellationToken).ConfigureAwait(false);
+        return await ExchangeAsync(GetRequest, synchronous: false, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Applies <paramref name="config"/> in one request. Not atomic: after a <see cref="UapiException"/>
     /// (or a cancellation) the lines before the failing one may be in effect, so re-read the device.
     /// </summary>
-    public async Task SetAsync(DeviceConfig config, CancellationToken cancellationToken = default)
+    public Task SetAsync(DeviceConfig config, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(config);
+        return SetAsync(config, new ArrayBufferWriter<byte>(256 + ((config.Peers?.Count ?? 0) * 160)), cancellationToken);
+    }
+
+    /// <summary>
+    /// As <see cref="SetAsync(DeviceConfig, CancellationToken)"/>, building the request in <paramref name="buffer"/>, which
+    /// is empty (and wiped) again when this returns. A caller that writes large sets one after another passes the same
+    /// buffer each time: a request of thousands of peers is a large-object-heap array, and allocating one per set brought
+    /// on full (gen 2) collections in the middle of a burst of Connects.
+    /// </summary>
+    public Task SetAsync(DeviceConfig config, ArrayBufferWriter<byte> buffer, CancellationToken cancellationToken = default) =>
+        SetCoreAsync(config, buffer, synchronous: false, Timeout.InfiniteTimeSpan, cancellationToken).AsTask();
+
+    /// <summary>
+    /// As <see cref="SetAsync(DeviceConfig, ArrayBufferWriter{byte}, CancellationToken)"/>, blocking the calling thread in
+    /// socket calls bounded by <paramref name="timeout"/> each. For a writer with a thread of its own: it never waits for a
+    /// thread-pool thread, so a pool busy with thousands of requests cannot hold back the write they are all waiting for.
+    /// </summary>
+    public void Set(DeviceConfig config, ArrayBufferWriter<byte> buffer, TimeSpan timeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
+        var set = SetCoreAsync(config, buffer, synchronous: true, timeout, CancellationToken.None);
+        Debug.Assert(set.IsCompleted, "A synchronous set completed asynchronously.");
+        set.GetAwaiter().GetResult();
+    }
+
+    private async ValueTask SetCoreAsync(DeviceConfig config, ArrayBufferWriter<byte> buffer, bool synchronous, TimeSpan timeout,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(buffer);
         // The whole request is built before connecting so that an invalid config sends nothing:
         // the device would apply a partial request up to the point where the connection closed.
-        var request = new ArrayBufferWriter<byte>(256 + ((config.Peers?.Count ?? 0) * 160));
+        buffer.Clear();
         try
         {
-            UapiWriter.WriteSet(config, request);
-            await ExchangeAsync(request.WrittenMemory, cancellationToken).ConfigureAwait(false);
+            UapiWriter.WriteSet(config, buffer);
+            await ExchangeAsync(buffer.WrittenMemory, synchronous, timeout, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            request.Clear();
+            // Also wipes what was written: a set may carry the private key.
+            buffer.Clear();
         }
     }
 
-    private async Task<DeviceState> ExchangeAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    /// <summary>
+    /// One request and its answer on a new connection. With <paramref name="synchronous"/> every socket call blocks
+    /// (bounded by <paramref name="timeout"/>) and the returned task is already complete.
+    /// </summary>
+    private async ValueTask<DeviceState> ExchangeAsync(ReadOnlyMemory<byte> request, bool synchronous, TimeSpan timeout,
+        CancellationToken cancellationToken)
     {
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        if (synchronous)
+        {
+            socket.SendTimeout = socket.ReceiveTimeout = (int)Math.Min(timeout.TotalMilliseconds, int.MaxValue);
+        }
         try
         {
-            await socket.ConnectAsync(_endPoint, cancellationToken).ConfigureAwait(false);
+            if (synchronous)
+            {
+                socket.Connect(_endPoint);
+            }
+            else
+            {
+                await socket.ConnectAsync(_endPoint, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (SocketException e)
         {
             throw new UapiUnavailableException($"WireGuard UAPI socket {SocketPath} is unavailable ({e.SocketErrorCode}).", e);
         }
 
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        using var stream = new NetworkStream(socket, ownsSocket: false);
         IOException? writeFailure = null;
         try
         {
-            await stream.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+            if (synchronous)
+            {
+                stream.Write(request.Span);
+            }
+            else
+            {
+                await stream.WriteAsync(request, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (IOException e)
         {
@@ -95,7 +150,7 @@ public sealed class UapiClient
 
         try
         {
-            var state = await UapiParser.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
+            var state = synchronous ? UapiParser.Read(stream) : await UapiParser.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
             return writeFailure is null ? state : throw BrokeWhileSending(writeFailure);
         }
         catch (UapiProtocolException) when (writeFailure is not null)

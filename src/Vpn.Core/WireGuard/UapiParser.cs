@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -61,7 +62,19 @@ public sealed class UapiParser
     /// Reads one response from <paramref name="stream"/> up to its terminating blank line, leaving the
     /// stream open (wireguard-go keeps the connection open for another request).
     /// </summary>
-    public static async Task<DeviceState> ReadAsync(Stream stream, CancellationToken cancellationToken)
+    public static Task<DeviceState> ReadAsync(Stream stream, CancellationToken cancellationToken) =>
+        ReadCoreAsync(stream, synchronous: false, cancellationToken).AsTask();
+
+    /// <summary>As <see cref="ReadAsync"/>, blocking the calling thread in <see cref="Stream.Read(Span{byte})"/>.</summary>
+    public static DeviceState Read(Stream stream)
+    {
+        // With synchronous reads the state machine never suspends, so this completes without any thread-pool thread.
+        var read = ReadCoreAsync(stream, synchronous: true, CancellationToken.None);
+        Debug.Assert(read.IsCompleted, "A synchronous read completed asynchronously.");
+        return read.GetAwaiter().GetResult();
+    }
+
+    private static async ValueTask<DeviceState> ReadCoreAsync(Stream stream, bool synchronous, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stream);
         var parser = new UapiParser();
@@ -87,7 +100,9 @@ public sealed class UapiParser
                 {
                     throw new UapiProtocolException($"A UAPI response line is longer than {buffer.Length} bytes (line {parser._lineNumber + 1}).");
                 }
-                var read = await stream.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
+                var read = synchronous
+                    ? stream.Read(buffer.AsSpan(end))
+                    : await stream.ReadAsync(buffer.AsMemory(end), cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     return parser.Result();

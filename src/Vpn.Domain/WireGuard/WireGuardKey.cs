@@ -11,13 +11,17 @@ namespace Vpn.Domain.WireGuard;
 public readonly struct WireGuardKey : IEquatable<WireGuardKey>
 {
     public const int Length = 32;
+
+    // Compared against, never written: IsZero runs for every peer of every Connect and UAPI write.
+    private static readonly byte[] Zero = new byte[Length];
+
     private readonly byte[]? _bytes;
 
     private WireGuardKey(byte[] bytes) => _bytes = bytes;
 
     public ReadOnlySpan<byte> Bytes => _bytes ?? new byte[Length];
 
-    public bool IsZero => _bytes is null || CryptographicOperations.FixedTimeEquals(_bytes, new byte[Length]);
+    public bool IsZero => _bytes is null || CryptographicOperations.FixedTimeEquals(_bytes, Zero);
 
     public static WireGuardKey FromBytes(ReadOnlySpan<byte> bytes)
     {
@@ -44,13 +48,14 @@ public readonly struct WireGuardKey : IEquatable<WireGuardKey>
         {
             return false;
         }
-        // Reject non-canonical encodings (stray low bits in the last character) so one key has one spelling.
-        var bytes = buffer[..Length].ToArray();
-        if (!string.Equals(Convert.ToBase64String(bytes), text, StringComparison.Ordinal))
+        // Reject non-canonical encodings (stray low bits in the last character) so one key has one spelling. Re-encoded
+        // on the stack: this is on the path of every Connect.
+        Span<char> canonical = stackalloc char[44];
+        if (!Convert.TryToBase64Chars(buffer[..Length], canonical, out var chars) || !canonical[..chars].SequenceEqual(text))
         {
             return false;
         }
-        key = new WireGuardKey(bytes);
+        key = new WireGuardKey(buffer[..Length].ToArray());
         return true;
     }
 
