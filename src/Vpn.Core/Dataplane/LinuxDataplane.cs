@@ -202,6 +202,19 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         }
         finally
         {
+            // Normally reached once closed and drained; if the loop itself failed, nothing may wait forever on a writer
+            // that is gone: refuse new changes and fail the queued ones.
+            List<PendingChange> orphans;
+            lock (_changesLock)
+            {
+                _closed = true;
+                orphans = [.. _changes, .. batch];
+                _changes.Clear();
+            }
+            foreach (var change in orphans)
+            {
+                change.Completion.TrySetException(new ObjectDisposedException(nameof(LinuxDataplane), "The UAPI writer stopped."));
+            }
             _writerStopped.TrySetResult();
         }
     }

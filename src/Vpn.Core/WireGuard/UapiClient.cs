@@ -110,7 +110,8 @@ public sealed class UapiClient
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         if (synchronous)
         {
-            socket.SendTimeout = socket.ReceiveTimeout = (int)Math.Min(timeout.TotalMilliseconds, int.MaxValue);
+            // At least 1 ms: a socket timeout of 0 means none at all.
+            socket.SendTimeout = socket.ReceiveTimeout = (int)Math.Clamp(Math.Ceiling(timeout.TotalMilliseconds), 1, int.MaxValue);
         }
         try
         {

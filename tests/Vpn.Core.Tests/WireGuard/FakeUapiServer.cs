@@ -15,7 +15,7 @@ internal sealed class FakeUapiServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task<byte[]> _request;
 
-    private FakeUapiServer(string response, bool closeAfterResponse, int? answerAfterBytes)
+    private FakeUapiServer(string? response, bool closeAfterResponse, int? answerAfterBytes)
     {
         // Short path: sun_path holds at most 107 bytes.
         _directory = Path.Combine(Path.GetTempPath(), $"uapi-{Guid.NewGuid():N}"[..17]);
@@ -24,7 +24,7 @@ internal sealed class FakeUapiServer : IAsyncDisposable
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
         _listener.Listen(1);
-        _request = ServeAsync(Encoding.ASCII.GetBytes(response), closeAfterResponse, answerAfterBytes, _stop.Token);
+        _request = ServeAsync(response is null ? null : Encoding.ASCII.GetBytes(response), closeAfterResponse, answerAfterBytes, _stop.Token);
     }
 
     public string SocketPath { get; }
@@ -40,10 +40,13 @@ internal sealed class FakeUapiServer : IAsyncDisposable
     /// </summary>
     public static FakeUapiServer StartRejectingEarly(string response, int bytes) => new(response, closeAfterResponse: true, bytes);
 
+    /// <summary>Accepts and reads the request but never answers, as a hung device would; the connection stays open until the client closes it.</summary>
+    public static FakeUapiServer StartSilent() => new(null, closeAfterResponse: false, null);
+
     public async Task<string> RequestTextAsync() =>
         Encoding.ASCII.GetString(await _request.WaitAsync(TimeSpan.FromSeconds(10)));
 
-    private async Task<byte[]> ServeAsync(byte[] response, bool closeAfterResponse, int? answerAfterBytes, CancellationToken cancellationToken)
+    private async Task<byte[]> ServeAsync(byte[]? response, bool closeAfterResponse, int? answerAfterBytes, CancellationToken cancellationToken)
     {
         using var connection = await _listener.AcceptAsync(cancellationToken);
         var received = new MemoryStream();
@@ -57,7 +60,10 @@ internal sealed class FakeUapiServer : IAsyncDisposable
             }
             received.Write(buffer, 0, read);
         }
-        await connection.SendAsync(response, SocketFlags.None, cancellationToken);
+        if (response is not null)
+        {
+            await connection.SendAsync(response, SocketFlags.None, cancellationToken);
+        }
         if (!closeAfterResponse)
         {
             while (await connection.ReceiveAsync(buffer, SocketFlags.None, cancellationToken) > 0)
