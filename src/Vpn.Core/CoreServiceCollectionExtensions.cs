@@ -24,7 +24,7 @@ public static class CoreServiceCollectionExtensions
         builder.Services.AddSingleton(options);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            ListenGrpc(kestrel, options.GrpcListen);
+            ListenGrpc(kestrel, options);
             // Prometheus scrapes over HTTP/1.1, which the HTTP/2-only gRPC endpoint cannot speak.
             if (options.MetricsListen is { } metrics)
             {
@@ -61,8 +61,9 @@ public static class CoreServiceCollectionExtensions
     }
 
     // gRPC over cleartext needs an endpoint that speaks HTTP/2 only (no ALPN to negotiate it).
-    private static void ListenGrpc(KestrelServerOptions kestrel, string listen)
+    private static void ListenGrpc(KestrelServerOptions kestrel, CoreOptions options)
     {
+        var listen = options.GrpcListen;
         // Entry multiplexes every session start onto a few HTTP/2 connections; the default of 100 concurrent streams per
         // connection would queue a burst of Connects behind each other before they can coalesce into one UAPI write.
         // A whole burst (at most one Connect per pool address) fits on one connection: spread over ten connections of
@@ -77,7 +78,25 @@ public static class CoreServiceCollectionExtensions
             return;
         }
         var endpoint = IPEndPoint.Parse(listen);
-        kestrel.Listen(endpoint, o => o.Protocols = HttpProtocols.Http2);
+        kestrel.Listen(endpoint, o =>
+        {
+            o.Protocols = HttpProtocols.Http2;
+            if (options.TlsCertificate is { } certificate)
+            {
+                o.UseHttps(https =>
+                {
+                    https.ServerCertificate = certificate;
+                    https.SslProtocols = System.Security.Authentication.SslProtocols.Tls13 | System.Security.Authentication.SslProtocols.Tls12;
+                    if (options.TlsClientAuthorities is { } authorities)
+                    {
+                        https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.RequireCertificate;
+                        // Only this deployment's CA vouches for entry; the machine's trust store does not.
+                        https.ClientCertificateValidation = (client, _, _) =>
+                            Vpn.ServiceDefaults.TlsFiles.ChainsTo(client, authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication);
+                    }
+                });
+            }
+        });
     }
 }
 

@@ -14,6 +14,7 @@ public sealed class EntryMetrics
         SessionsStarted = meter.CreateCounter<long>("vpn_sessions_started", description: "Sessions that reached active.");
         SessionStartsFailed = meter.CreateCounter<long>("vpn_session_starts_failed", description: "Starts rolled back because the node's core failed.");
         SessionsTerminated = meter.CreateCounter<long>("vpn_sessions_terminated", description: "Sessions terminated (customer, device deletion, replacement).");
+        RetentionPurged = meter.CreateCounter<long>("vpn_retention_purged", description: "Rows deleted by retention cleanup, by kind.");
     }
 
     public Counter<long> SessionsStarted { get; }
@@ -21,4 +22,14 @@ public sealed class EntryMetrics
     public Counter<long> SessionStartsFailed { get; }
 
     public Counter<long> SessionsTerminated { get; }
+
+    public Counter<long> RetentionPurged { get; }
+
+    public void RecordRetentionPurge(Privacy.PurgeCounts purged)
+    {
+        ArgumentNullException.ThrowIfNull(purged);
+        RetentionPurged.Add(purged.Sessions, new KeyValuePair<string, object?>("kind", "sessions"));
+        RetentionPurged.Add(purged.AuditEvents, new KeyValuePair<string, object?>("kind", "audit_events"));
+        RetentionPurged.Add(purged.IdempotencyRecords, new KeyValuePair<string, object?>("kind", "idempotency_records"));
+    }
 }

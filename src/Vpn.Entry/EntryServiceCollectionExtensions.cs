@@ -6,8 +6,10 @@ using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Devices;
+using Vpn.Entry.Health;
 using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
+using Vpn.Entry.Privacy;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
@@ -48,6 +50,9 @@ public static class EntryServiceCollectionExtensions
             .AddAspNetCoreInstrumentation()
             .AddPrometheusExporter());
         services.AddSingleton<EntryMetrics>();
+        services.AddSingleton(options.Privacy);
+        services.AddLogRedaction(options.Privacy);
+        services.AddSingleton<RetentionStatus>();
 
         if (options.DatabaseConnectionString is { } connectionString)
         {
@@ -59,7 +64,9 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<ISessionStore, PostgresSessionStore>();
             services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
             services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
-            services.AddSingleton<Audit.IAuditLog, Audit.PostgresAuditLog>();
+            services.AddSingleton<Audit.IAuditLog>(sp => new Audit.LoggingAuditLog(ActivatorUtilities.CreateInstance<Audit.PostgresAuditLog>(sp),
+                sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
+            services.AddSingleton<IRetentionStore, PostgresRetentionStore>();
             services.AddSingleton<Auth.IIdentityStore, Auth.PostgresIdentityStore>();
             services.AddSingleton<Auth.PostgresTokenRevocations>();
             services.AddSingleton<Auth.ITokenRevocations>(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
@@ -73,7 +80,11 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
             services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
-            services.AddSingleton<Audit.IAuditLog, Audit.InMemoryAuditLog>();
+            services.AddSingleton<Audit.InMemoryAuditLog>();
+            services.AddSingleton<Audit.IAuditLog>(sp => new Audit.LoggingAuditLog(sp.GetRequiredService<Audit.InMemoryAuditLog>(),
+                sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
+            services.AddSingleton<IRetentionStore>(sp => new InMemoryRetentionStore(sp.GetRequiredService<InMemoryStore>(),
+                sp.GetRequiredService<Audit.InMemoryAuditLog>(), sp.GetRequiredService<IIdempotencyStore>()));
             services.AddSingleton<Auth.IIdentityStore, Auth.InMemoryIdentityStore>();
             services.AddSingleton<Auth.ITokenRevocations, Auth.InMemoryTokenRevocations>();
         }
@@ -89,6 +100,7 @@ public static class EntryServiceCollectionExtensions
         services.AddEntryRateLimiting(options.RateLimits);
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
+        services.AddReadinessChecks();
         services.AddSingleton<SessionService>();
         services.AddSingleton<EntitlementEnforcer>();
         services.AddHostedService<StartupTasks>();
@@ -98,6 +110,8 @@ public static class EntryServiceCollectionExtensions
             services.AddHostedService(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
         }
         services.AddHostedService<ProvisioningSweeper>();
+        services.AddSingleton<RetentionCleanupService>();
+        services.AddHostedService(sp => sp.GetRequiredService<RetentionCleanupService>());
         return builder;
     }
 

@@ -1,8 +1,10 @@
 using Vpn.Entry;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Devices;
+using Vpn.Entry.Health;
 using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
+using Vpn.Entry.Privacy;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
@@ -32,7 +34,10 @@ app.MapAuthEndpoints();
 app.MapDeviceEndpoints();
 app.MapSessionEndpoints();
 app.MapNodeEndpoints();
+app.MapCoreStatusEndpoints();
+app.MapReadinessEndpoints();
 app.MapSubscriptionEndpoints();
 app.MapSubscriptionReportEndpoints();
+app.MapPrivacyEndpoints();
 await app.RunAsync();
 return 0;

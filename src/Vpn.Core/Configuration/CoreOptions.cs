@@ -1,6 +1,7 @@
 using Vpn.ServiceDefaults;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
 
@@ -72,6 +73,22 @@ public sealed class CoreOptions
 
     /// <summary>CORE_METRICS_LISTEN: "host:port" of an HTTP/1.1 endpoint serving /metrics (Prometheus text); unset = none.</summary>
     public string? MetricsListen { get; init; }
+
+    /// <summary>
+    /// CORE_TLS_CERT_FILE and CORE_TLS_KEY_FILE (PEM): the gRPC endpoint's certificate; with them a TCP endpoint speaks
+    /// only TLS (HTTP/2 by ALPN). A unix socket endpoint stays cleartext: it is reachable on this host only.
+    /// </summary>
+    public X509Certificate2? TlsCertificate { get; init; }
+
+    /// <summary>
+    /// CORE_TLS_CLIENT_CA_FILE (PEM): clients must present a certificate issued by one of these (mTLS), for client
+    /// authentication. gRPC callers carry no other credential, so this is what keeps anyone who reaches the port from
+    /// adding or removing peers.
+    /// </summary>
+    public X509Certificate2Collection? TlsClientAuthorities { get; init; }
+
+    /// <summary>CORE_REQUIRE_TLS: refuse to start a TCP gRPC endpoint without TLS and mTLS (default and required in production).</summary>
+    public bool RequireTls { get; init; }
 
     public bool IsLinux => Dataplane == "linux";
 
@@ -149,9 +166,14 @@ public sealed class CoreOptions
         {
             problems.Add("CORE_ADDRESS_QUARANTINE_SECS below 180 (the lifetime of WireGuard session keys) is refused in production.");
         }
+        var grpcListen = configuration["CORE_GRPC_LISTEN"] ?? "127.0.0.1:50051";
+        var (tlsCertificate, clientAuthorities, requireTls) = LoadTls(configuration, production, grpcListen, problems);
         var options = new CoreOptions
         {
-            GrpcListen = configuration["CORE_GRPC_LISTEN"] ?? "127.0.0.1:50051",
+            TlsCertificate = tlsCertificate,
+            TlsClientAuthorities = clientAuthorities,
+            RequireTls = requireTls,
+            GrpcListen = grpcListen,
             MetricsListen = MetricsEndpoint(configuration["CORE_METRICS_LISTEN"], problems),
             Dataplane = dataplane,
             InterfaceName = iface,
@@ -170,6 +192,43 @@ public sealed class CoreOptions
         };
         errors = problems;
         return options;
+    }
+
+    private static (X509Certificate2? Certificate, X509Certificate2Collection? ClientAuthorities, bool Require) LoadTls(
+        IConfiguration configuration, bool production, string grpcListen, List<string> problems)
+    {
+        var require = Settings.Flag(configuration, "CORE_REQUIRE_TLS", production, problems);
+        if (production && !require)
+        {
+            problems.Add("CORE_REQUIRE_TLS must be true in production.");
+        }
+        var certificateFile = configuration["CORE_TLS_CERT_FILE"];
+        var keyFile = configuration["CORE_TLS_KEY_FILE"];
+        var caFile = configuration["CORE_TLS_CLIENT_CA_FILE"];
+        X509Certificate2? certificate = null;
+        X509Certificate2Collection? authorities = null;
+        if (string.IsNullOrEmpty(certificateFile) != string.IsNullOrEmpty(keyFile))
+        {
+            problems.Add("CORE_TLS_CERT_FILE and CORE_TLS_KEY_FILE go together.");
+        }
+        else if (!string.IsNullOrEmpty(certificateFile))
+        {
+            certificate = TlsFiles.LoadCertificate(certificateFile, keyFile!, "CORE_TLS_CERT_FILE/CORE_TLS_KEY_FILE", problems);
+        }
+        if (!string.IsNullOrEmpty(caFile))
+        {
+            authorities = TlsFiles.LoadAuthorities(caFile, "CORE_TLS_CLIENT_CA_FILE", problems);
+            if (string.IsNullOrEmpty(certificateFile))
+            {
+                problems.Add("CORE_TLS_CLIENT_CA_FILE needs CORE_TLS_CERT_FILE and CORE_TLS_KEY_FILE (client certificates are asked for over TLS).");
+            }
+        }
+        var tcp = !grpcListen.StartsWith("unix:", StringComparison.Ordinal);
+        if (require && tcp && (string.IsNullOrEmpty(certificateFile) || string.IsNullOrEmpty(caFile)))
+        {
+            problems.Add("CORE_REQUIRE_TLS needs CORE_TLS_CERT_FILE, CORE_TLS_KEY_FILE and CORE_TLS_CLIENT_CA_FILE for a TCP CORE_GRPC_LISTEN.");
+        }
+        return (certificate, authorities, require);
     }
 
     /// <summary>http and https with a host, or unix: with an absolute socket path.</summary>

@@ -53,6 +53,21 @@ public sealed class PostgresAuditLog(NpgsqlDataSource dataSource) : IAuditLog
 public sealed class InMemoryAuditLog : IAuditLog
 {
     private readonly ConcurrentQueue<AuditEvent> _events = new();
+    private readonly Lock _purge = new();
+
+    /// <summary>Drops events before <paramref name="before"/> (the queue is in write order); returns how many.</summary>
+    public int Purge(DateTimeOffset before)
+    {
+        lock (_purge)
+        {
+            var removed = 0;
+            while (_events.TryPeek(out var oldest) && oldest.OccurredAt < before && _events.TryDequeue(out _))
+            {
+                removed++;
+            }
+            return removed;
+        }
+    }
 
     public Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
@@ -62,4 +77,31 @@ public sealed class InMemoryAuditLog : IAuditLog
 
     public Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<AuditEvent>>([.. _events.Reverse().Take(limit)]);
+}
+
+/// <summary>
+/// Writes each event to the store and one line to the log, the people in it (actor, subject) as
+/// <see cref="Privacy.LogIdentifiers"/> allows (APP_LOG_REDACTION_MODE); details stay in the store only.
+/// </summary>
+public sealed partial class LoggingAuditLog(IAuditLog inner, Privacy.LogIdentifiers identifiers, ILogger<LoggingAuditLog> logger) : IAuditLog
+{
+    // Actors that are roles, not people.
+    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer" };
+
+    public async Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(auditEvent);
+        await inner.WriteAsync(auditEvent, cancellationToken);
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            var actor = Roles.Contains(auditEvent.Actor) ? auditEvent.Actor : identifiers.Of(auditEvent.Actor);
+            var subject = identifiers.Of(auditEvent.Subject);
+            LogAudit(logger, auditEvent.Action, actor, subject);
+        }
+    }
+
+    public Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken) => inner.RecentAsync(limit, cancellationToken);
+
+    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Audit {Action} by {Actor} on {Subject}")]
+    private static partial void LogAudit(ILogger logger, string action, string actor, string subject);
 }

@@ -50,6 +50,12 @@ public sealed class EntryOptions
     /// </summary>
     public TimeSpan RevocationMaxStaleness { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How entry reaches cores: TLS required or not, the CA it trusts, its client certificate.</summary>
+    public CoreTlsOptions CoreTls { get; init; } = new();
+
+    /// <summary>Retention windows and log redaction (APP_SESSION_RETENTION_DAYS, APP_AUDIT_RETENTION_DAYS, APP_LOG_REDACTION_MODE, …).</summary>
+    public Vpn.Entry.Privacy.PrivacyOptions Privacy { get; init; } = new();
+
     public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -107,8 +113,54 @@ public sealed class EntryOptions
             Oidc = IdentitySettings.LoadOidc(configuration, production, problems),
             RateLimits = IdentitySettings.LoadRateLimits(configuration, problems),
             RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 1000, 300, 1000, problems)),
+            Privacy = Vpn.Entry.Privacy.PrivacyOptions.Load(configuration, production, problems),
+            CoreTls = CoreTlsOptions.Load(configuration, production, problems),
         };
         errors = problems;
         return options;
+    }
+}
+
+/// <summary>
+/// entry → core gRPC: APP_REQUIRE_CORE_TLS (default and required in production) refuses cleartext TCP core endpoints (a
+/// unix: socket stays allowed: it is on this host); APP_CORE_TLS_CA_FILE (PEM) is the CA that issues the cores'
+/// certificates, trusted instead of the machine's store; APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE
+/// (PEM) are entry's client certificate for the cores' mTLS.
+/// </summary>
+public sealed class CoreTlsOptions
+{
+    public bool Require { get; init; }
+
+    public System.Security.Cryptography.X509Certificates.X509Certificate2Collection? Authorities { get; init; }
+
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? ClientCertificate { get; init; }
+
+    public static CoreTlsOptions Load(IConfiguration configuration, bool production, List<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(problems);
+        var require = Settings.Flag(configuration, "APP_REQUIRE_CORE_TLS", production, problems);
+        if (production && !require)
+        {
+            problems.Add("APP_REQUIRE_CORE_TLS must be true in production.");
+        }
+        var caFile = configuration["APP_CORE_TLS_CA_FILE"];
+        var certificateFile = configuration["APP_CORE_TLS_CLIENT_CERT_FILE"];
+        var keyFile = configuration["APP_CORE_TLS_CLIENT_KEY_FILE"];
+        var authorities = string.IsNullOrEmpty(caFile) ? null : TlsFiles.LoadAuthorities(caFile, "APP_CORE_TLS_CA_FILE", problems);
+        System.Security.Cryptography.X509Certificates.X509Certificate2? client = null;
+        if (string.IsNullOrEmpty(certificateFile) != string.IsNullOrEmpty(keyFile))
+        {
+            problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE go together.");
+        }
+        else if (!string.IsNullOrEmpty(certificateFile))
+        {
+            client = TlsFiles.LoadCertificate(certificateFile, keyFile!, "APP_CORE_TLS_CLIENT_CERT_FILE/APP_CORE_TLS_CLIENT_KEY_FILE", problems);
+        }
+        if (require && production && string.IsNullOrEmpty(certificateFile))
+        {
+            problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE are required in production (cores authenticate entry by mTLS).");
+        }
+        return new CoreTlsOptions { Require = require, Authorities = authorities, ClientCertificate = client };
     }
 }

@@ -104,6 +104,17 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
+    /// <summary>Deletes terminated and failed sessions that ended before <paramref name="endedBefore"/>; returns how many.</summary>
+    public int PurgeEndedSessions(DateTimeOffset endedBefore)
+    {
+        lock (_gate)
+        {
+            var ended = _sessions.Values.Where(s => !IsLive(s) && (s.EndedAt ?? s.CreatedAt) < endedBefore).Select(s => s.Id).ToList();
+            ended.ForEach(id => _sessions.Remove(id));
+            return ended.Count;
+        }
+    }
+
     public Task<(bool Deleted, SessionRecord? TerminatedSession)> DeleteAsync(Guid customerId, Guid deviceId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -117,7 +128,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             foreach (var session in _sessions.Values.Where(s => s.DeviceId == deviceId && IsLive(s)).ToList())
             {
                 terminated = session;
-                _sessions[session.Id] = session with { State = SessionState.Terminated, DeviceId = null };
+                _sessions[session.Id] = session with { State = SessionState.Terminated, DeviceId = null, EndedAt = now };
             }
             return Task.FromResult((true, terminated));
         }
@@ -220,7 +231,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             }
             if (live is not null)
             {
-                _sessions[live.Id] = live with { State = SessionState.Terminated };
+                _sessions[live.Id] = live with { State = SessionState.Terminated, EndedAt = session.CreatedAt };
             }
             _sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
                 SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt)
@@ -297,7 +308,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         {
             if (_sessions.TryGetValue(sessionId, out var session) && IsLive(session))
             {
-                _sessions[sessionId] = session with { State = SessionState.Failed };
+                _sessions[sessionId] = session with { State = SessionState.Failed, EndedAt = now };
             }
             return Task.CompletedTask;
         }
@@ -314,7 +325,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
                 .ToList();
             foreach (var session in terminated)
             {
-                _sessions[session.Id] = session with { State = SessionState.Terminated };
+                _sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now };
             }
             return Task.FromResult<IReadOnlyList<SessionRecord>>(terminated);
         }
@@ -327,7 +338,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             var stale = _sessions.Values.Where(s => s.State == SessionState.Provisioning && s.CreatedAt < olderThan).ToList();
             foreach (var session in stale)
             {
-                _sessions[session.Id] = session with { State = SessionState.Failed };
+                _sessions[session.Id] = session with { State = SessionState.Failed, EndedAt = now };
             }
             return Task.FromResult(stale.Count);
         }
@@ -356,7 +367,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             var session = _sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == SessionState.Active);
             if (session is not null)
             {
-                _sessions[session.Id] = session with { State = SessionState.Terminated };
+                _sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now };
             }
             return Task.FromResult(session);
         }
@@ -380,6 +391,17 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
 /// <summary>In-memory Idempotency-Key records with the same semantics as the PostgreSQL table.</summary>
 public sealed class InMemoryIdempotencyStore(TimeProvider time) : IIdempotencyStore
 {
+    /// <summary>Drops records expired before <paramref name="now"/>; returns how many.</summary>
+    public int Purge(DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            var expired = _entries.Where(e => e.Value.ExpiresAt < now).Select(e => e.Key).ToList();
+            expired.ForEach(k => _entries.Remove(k));
+            return expired.Count;
+        }
+    }
+
     private static readonly TimeSpan Retention = TimeSpan.FromHours(24);
     private readonly Lock _gate = new();
     private readonly Dictionary<(Guid, string), Entry> _entries = [];

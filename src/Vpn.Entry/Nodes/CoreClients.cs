@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Grpc.Net.Client;
 using Vpn.Contracts.Core.V1;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Entry.Nodes;
 
@@ -15,8 +16,10 @@ public interface ICoreChannelFactory
 /// core_endpoint forms: "http://host:port" (HTTP/2 cleartext), "https://host:port" (TLS), "host:port" (cleartext), or
 /// "unix:/path/core.sock" (a Unix socket, e.g. a core inside another network namespace on the same host).
 /// </summary>
-public sealed class CoreChannelFactory : ICoreChannelFactory
+public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICoreChannelFactory
 {
+    private readonly Configuration.CoreTlsOptions _tls = options.CoreTls;
+
     public GrpcChannel Create(string coreEndpoint)
     {
         ArgumentNullException.ThrowIfNull(coreEndpoint);
@@ -43,11 +46,34 @@ public sealed class CoreChannelFactory : ICoreChannelFactory
             return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler });
         }
         var address = coreEndpoint.Contains("://", StringComparison.Ordinal) ? coreEndpoint : "http://" + coreEndpoint;
-        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var tls = address.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        if (!tls && _tls.Require)
         {
-            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, ConnectTimeout = TimeSpan.FromSeconds(3) },
-        });
+            // Refused before any byte is sent: every call fails like one to an unreachable core (502 node_unavailable).
+            return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = new RefuseCleartext() });
+        }
+        var socketsHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, ConnectTimeout = TimeSpan.FromSeconds(3) };
+        if (tls)
+        {
+            if (_tls.ClientCertificate is { } client)
+            {
+                socketsHandler.SslOptions.ClientCertificates = [client];
+            }
+            if (_tls.Authorities is { } authorities)
+            {
+                // The cores' CA, not the machine's store; the name must still match the endpoint.
+                socketsHandler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                    (errors & ~System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors) == System.Net.Security.SslPolicyErrors.None
+                    && certificate is System.Security.Cryptography.X509Certificates.X509Certificate2 server
+                    && TlsFiles.ChainsTo(server, authorities, TlsFiles.ServerAuthentication);
+            }
+        }
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = socketsHandler });
     }
+
+    /// <summary>Whether this endpoint may be registered while APP_REQUIRE_CORE_TLS is on: https:// or a local unix: socket.</summary>
+    public static bool IsSecureEndpoint(string value) =>
+        value.StartsWith("unix:", StringComparison.Ordinal) || value.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Whether entry can dial this endpoint form; checked when a node is registered.</summary>
     public static bool IsValidEndpoint(string value)
@@ -61,6 +87,13 @@ public sealed class CoreChannelFactory : ICoreChannelFactory
             && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
             && uri.AbsolutePath == "/" && string.IsNullOrEmpty(uri.Query) && string.IsNullOrEmpty(uri.UserInfo);
     }
+}
+
+/// <summary>The transport of a cleartext core endpoint while APP_REQUIRE_CORE_TLS is on: nothing leaves the process.</summary>
+internal sealed class RefuseCleartext : HttpMessageHandler
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+        Task.FromException<HttpResponseMessage>(new HttpRequestException("Cleartext core endpoints are refused while APP_REQUIRE_CORE_TLS is on."));
 }
 
 /// <summary>One long-lived channel per core endpoint (channels multiplex calls over HTTP/2).</summary>

@@ -26,12 +26,16 @@ public static class NodeEndpoints
         admin.MapGet("/", async Task<Ok<NodeList>> (INodeStore nodes, CancellationToken ct) => TypedResults.Ok(new NodeList(await nodes.ListAsync(ct))));
 
         admin.MapPost("/", async Task<Results<Created<Node>, Ok<Node>>> (RegisterNodeRequest request, INodeStore nodes, Audit.IAuditLog audit,
-            TimeProvider time, CancellationToken ct) =>
+            Configuration.EntryOptions options, TimeProvider time, CancellationToken ct) =>
         {
             var coreEndpoint = Validation.Require(request.CoreEndpoint, "core_endpoint");
             if (!CoreChannelFactory.IsValidEndpoint(coreEndpoint))
             {
                 throw ApiProblemException.BadRequest("'core_endpoint' must be http(s)://host:port, host:port or unix:/path.");
+            }
+            if (options.CoreTls.Require && !CoreChannelFactory.IsSecureEndpoint(coreEndpoint))
+            {
+                throw ApiProblemException.BadRequest("'core_endpoint' must be https://host:port or unix:/path while APP_REQUIRE_CORE_TLS is on.");
             }
             var registration = new NodeRegistration(
                 Validation.RequireCode(request.Name, "name"),

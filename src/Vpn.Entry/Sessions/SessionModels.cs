@@ -28,6 +28,9 @@ public sealed record SessionRecord(
 {
     /// <summary>SHA-256 of the current session key; never the key itself.</summary>
     public byte[] KeyHash { get; init; } = [];
+
+    /// <summary>When the session was terminated or failed (the retention clock); null while it is live.</summary>
+    public DateTimeOffset? EndedAt { get; init; }
 }
 
 /// <summary>A new session about to be provisioned; KeyHash is SHA-256 of the session key.</summary>

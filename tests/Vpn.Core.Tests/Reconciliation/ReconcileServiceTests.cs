@@ -11,10 +11,10 @@ public class ReconcileServiceTests
     private static ReconcileService Service(ReconcileRig rig) =>
         new(rig.Options, rig.Reconciler, rig.Signal, TimeProvider.System, new ListLogger<ReconcileService>());
 
-    private static Configuration.CoreOptions HourlyOptions()
+    private static Vpn.Core.Configuration.CoreOptions HourlyOptions()
     {
         var options = NoopOptions();
-        return new Configuration.CoreOptions
+        return new Vpn.Core.Configuration.CoreOptions
         {
             ClientPool = options.ClientPool,
             EntryUrl = options.EntryUrl,

@@ -389,7 +389,7 @@ public class ReconcilerTests
     public async Task ConnectAsync_DeviceWriteFails_ForgetsTheLeaseAndRequestsAPass()
     {
         using var signal = new ReconcileSignal();
-        var options = new Configuration.CoreOptions { ClientPool = Domain.Addressing.Ipv4Network.Parse("10.64.0.0/24") };
+        var options = new Vpn.Core.Configuration.CoreOptions { ClientPool = Domain.Addressing.Ipv4Network.Parse("10.64.0.0/24") };
         var registry = new PeerRegistry(options, new FailingAddDataplane(new NoopDataplane()), new ManualClock(), signal);
 
         await Assert.ThrowsAsync<UapiException>(() => registry.ConnectAsync(Guid.NewGuid(), Key(), Token));

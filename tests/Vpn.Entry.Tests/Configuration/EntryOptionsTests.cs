@@ -84,10 +84,15 @@ public sealed class EntryOptionsTests
     [Fact]
     public void Production_Complete_NoErrors()
     {
+        using var certificates = new Vpn.TestSupport.TestCertificates();
         var (options, errors) = Load(("APP_ENV", "production"), ("DATABASE_URL", "postgres://u:p@db:5432/vpn"),
             ("ADMIN_API_TOKEN", new string('a', 40)), ("APP_JWT_SIGNING_KEYS", $"k1:{GoodSecret}"),
-            ("GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com"), ("GOOGLE_CLIENT_SECRET", "secret"));
+            ("GOOGLE_CLIENT_ID", "id.apps.googleusercontent.com"), ("GOOGLE_CLIENT_SECRET", "secret"),
+            ("APP_CORE_TLS_CA_FILE", certificates.Ca.CertificateFile),
+            ("APP_CORE_TLS_CLIENT_CERT_FILE", certificates.Client.CertificateFile), ("APP_CORE_TLS_CLIENT_KEY_FILE", certificates.Client.KeyFile));
         Assert.Empty(errors);
+        Assert.True(options.CoreTls.Require);
+        Assert.Equal("strict", options.Privacy.LogRedaction.ToString().ToLowerInvariant());
         Assert.False(options.AllowLegacyCustomerHeader);
         Assert.True(options.Oidc.Configured);
     }

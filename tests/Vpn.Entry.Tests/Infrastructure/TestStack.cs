@@ -63,7 +63,9 @@ public sealed class TestStack : IAsyncDisposable
     public bool CoreDown { get; set; }
 
     /// <param name="settings">Extra entry settings (environment-variable names), applied after the defaults.</param>
-    public static async Task<TestStack> StartAsync(StoreKind store, IReadOnlyDictionary<string, string?>? settings = null)
+    /// <param name="configureServices">Runs last on entry's services, e.g. to wrap the core channel factory or add a readiness check.</param>
+    public static async Task<TestStack> StartAsync(StoreKind store, IReadOnlyDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configureServices = null)
     {
         string? databaseUrl = null;
         if (store == StoreKind.Postgres)
@@ -94,6 +96,7 @@ public sealed class TestStack : IAsyncDisposable
                 services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerAddressFromTestHeader>();
                 services.RemoveAll<ICoreChannelFactory>();
                 services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(cores, () => stack?.CoreDown ?? false));
+                configureServices?.Invoke(services);
             });
         });
         stack = new TestStack(entry, cores);

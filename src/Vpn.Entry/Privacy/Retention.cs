@@ -1,0 +1,186 @@
+using Npgsql;
+using Vpn.Entry.Audit;
+using Vpn.Entry.Data;
+using Vpn.Entry.Sessions;
+
+namespace Vpn.Entry.Privacy;
+
+/// <summary>Rows deleted by one cleanup pass.</summary>
+public sealed record PurgeCounts(long Sessions, long AuditEvents, long IdempotencyRecords)
+{
+    public long Total => Sessions + AuditEvents + IdempotencyRecords;
+}
+
+/// <summary>Deletes what the retention windows no longer allow to keep.</summary>
+public interface IRetentionStore
+{
+    /// <summary>
+    /// Deletes terminated/failed sessions that ended before <paramref name="sessionsEndedBefore"/>, audit events before
+    /// <paramref name="auditBefore"/> and Idempotency-Key records (they hold a session's answer, key included) expired
+    /// before <paramref name="now"/>. Live sessions are never touched.
+    /// </summary>
+    Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Deletes in bounded batches (each its own short statement on an index: sessions_terminated_at, audit_events_occurred,
+/// idempotency_keys_expires), so a first pass over years of history neither holds long locks nor bloats one transaction.
+/// Several replicas may run it at once: deletes of the same rows are harmless.
+/// </summary>
+public sealed class PostgresRetentionStore(NpgsqlDataSource dataSource) : IRetentionStore
+{
+    private const int Batch = 5000;
+
+    private const string SessionsSql = """
+        delete from sessions where id in (
+            select id from sessions where state in ('terminated', 'failed') and terminated_at < @before limit @batch)
+        """;
+
+    // Rows that ended before terminated_at was recorded fall back to updated_at.
+    private const string UntimedSessionsSql = """
+        delete from sessions where id in (
+            select id from sessions where state in ('terminated', 'failed') and terminated_at is null and updated_at < @before limit @batch)
+        """;
+
+    private const string AuditSql = """
+        delete from audit_events where id in (select id from audit_events where occurred_at < @before order by occurred_at limit @batch)
+        """;
+
+    private const string IdempotencySql = """
+        delete from idempotency_keys where (customer_id, key) in (
+            select customer_id, key from idempotency_keys where expires_at < @before limit @batch)
+        """;
+
+    public async Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var sessions = await DeleteAllAsync(SessionsSql, sessionsEndedBefore, cancellationToken)
+            + await DeleteAllAsync(UntimedSessionsSql, sessionsEndedBefore, cancellationToken);
+        var audit = await DeleteAllAsync(AuditSql, auditBefore, cancellationToken);
+        var idempotency = await DeleteAllAsync(IdempotencySql, now, cancellationToken);
+        return new PurgeCounts(sessions, audit, idempotency);
+    }
+
+    private async Task<long> DeleteAllAsync(string sql, DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        long total = 0;
+        while (true)
+        {
+            await using var command = dataSource.CreateCommand(sql);
+            command.Parameters.AddWithValue("before", before);
+            command.Parameters.AddWithValue("batch", Batch);
+            var deleted = await command.ExecuteNonQueryAsync(cancellationToken);
+            total += deleted;
+            if (deleted < Batch)
+            {
+                return total;
+            }
+        }
+    }
+}
+
+public sealed class InMemoryRetentionStore(InMemoryStore store, IAuditLog audit, IIdempotencyStore idempotency) : IRetentionStore
+{
+    public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
+        CancellationToken cancellationToken) =>
+        Task.FromResult(new PurgeCounts(
+            store.PurgeEndedSessions(sessionsEndedBefore),
+            (audit as InMemoryAuditLog)?.Purge(auditBefore) ?? 0,
+            (idempotency as InMemoryIdempotencyStore)?.Purge(now) ?? 0));
+}
+
+/// <summary>What the last cleanup passes did, for the privacy policy endpoint and readiness.</summary>
+public sealed class RetentionStatus
+{
+    private readonly Lock _gate = new();
+    private DateTimeOffset? _lastSuccessAt;
+    private PurgeCounts? _lastPurged;
+    private DateTimeOffset? _lastFailureAt;
+    private string? _lastFailure;
+
+    public (DateTimeOffset? LastSuccessAt, PurgeCounts? LastPurged, DateTimeOffset? LastFailureAt, string? LastFailure) Snapshot()
+    {
+        lock (_gate)
+        {
+            return (_lastSuccessAt, _lastPurged, _lastFailureAt, _lastFailure);
+        }
+    }
+
+    internal void Succeeded(DateTimeOffset at, PurgeCounts purged)
+    {
+        lock (_gate)
+        {
+            _lastSuccessAt = at;
+            _lastPurged = purged;
+            _lastFailure = null;
+            _lastFailureAt = null;
+        }
+    }
+
+    internal void Failed(DateTimeOffset at, string reason)
+    {
+        lock (_gate)
+        {
+            _lastFailureAt = at;
+            _lastFailure = reason;
+        }
+    }
+}
+
+/// <summary>Runs the retention cleanup shortly after start and then every APP_PRIVACY_CLEANUP_SECS.</summary>
+public sealed partial class RetentionCleanupService(IRetentionStore store, PrivacyOptions privacy, RetentionStatus status, IAuditLog audit,
+    EntryMetrics metrics, TimeProvider time, ILogger<RetentionCleanupService> logger) : BackgroundService
+{
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMinutes(1);
+
+    /// <summary>One pass; also what tests call.</summary>
+    public async Task<PurgeCounts> RunOnceAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var purged = await store.PurgeAsync(now - privacy.SessionRetention, now - privacy.AuditRetention, now, cancellationToken);
+        status.Succeeded(now, purged);
+        metrics.RecordRetentionPurge(purged);
+        if (purged.Total > 0)
+        {
+            LogPurged(logger, purged.Sessions, purged.AuditEvents, purged.IdempotencyRecords);
+            await audit.WriteAsync(new AuditEvent(now, "system", "privacy.retention_purge", null, new Dictionary<string, string?>
+            {
+                ["sessions"] = purged.Sessions.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["audit_events"] = purged.AuditEvents.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["idempotency_records"] = purged.IdempotencyRecords.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            }), cancellationToken);
+        }
+        return purged;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // A moment after start: migrations and the first requests go first.
+        var delay = TimeSpan.FromSeconds(5);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, time, stoppingToken);
+                await RunOnceAsync(stoppingToken);
+                delay = privacy.CleanupInterval;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                status.Failed(time.GetUtcNow(), e.GetType().Name);
+                LogFailed(logger, e.GetType().Name);
+                delay = privacy.CleanupInterval < RetryAfterFailure ? privacy.CleanupInterval : RetryAfterFailure;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Retention cleanup deleted {Sessions} ended session(s), {AuditEvents} audit event(s), {IdempotencyRecords} idempotency record(s)")]
+    private static partial void LogPurged(ILogger logger, long sessions, long auditEvents, long idempotencyRecords);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Retention cleanup failed ({Reason}); retrying")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}

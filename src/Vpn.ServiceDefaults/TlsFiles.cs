@@ -1,0 +1,78 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace Vpn.ServiceDefaults;
+
+/// <summary>
+/// PEM files of the entry↔core TLS (server certificate and key, client certificate and key, the CA each side trusts)
+/// and the one check both sides make of the other's certificate: it chains to that CA, and only to it.
+/// </summary>
+public static class TlsFiles
+{
+    /// <summary>A certificate with its private key from PEM files; the problem (never the content) when they do not load.</summary>
+    public static X509Certificate2? LoadCertificate(string certificateFile, string keyFile, string setting, List<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(problems);
+        try
+        {
+            var certificate = X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
+            if (!certificate.HasPrivateKey)
+            {
+                problems.Add($"{setting}: the key does not belong to the certificate.");
+                return null;
+            }
+            return certificate;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            problems.Add($"{setting}: cannot load the PEM certificate and key ({e.GetType().Name}).");
+            return null;
+        }
+    }
+
+    /// <summary>The certificates of a PEM bundle (one or more CA certificates).</summary>
+    public static X509Certificate2Collection? LoadAuthorities(string file, string setting, List<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(problems);
+        try
+        {
+            var authorities = new X509Certificate2Collection();
+            authorities.ImportFromPemFile(file);
+            if (authorities.Count == 0)
+            {
+                problems.Add($"{setting}: no certificate in the file.");
+                return null;
+            }
+            return authorities;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            problems.Add($"{setting}: cannot load the PEM certificates ({e.GetType().Name}).");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="certificate"/> chains to one of <paramref name="authorities"/> (the machine's trust store is
+    /// not consulted), is within its validity period and, when <paramref name="purposeOid"/> is given, allows that use
+    /// (1.3.6.1.5.5.7.3.1 server, 1.3.6.1.5.5.7.3.2 client authentication).
+    /// </summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2Collection authorities, string? purposeOid)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        ArgumentNullException.ThrowIfNull(authorities);
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
+        // Private CAs of this deployment publish no revocation lists; rotation is by short lifetimes.
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (purposeOid is not null)
+        {
+            chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid(purposeOid));
+        }
+        return chain.Build(certificate);
+    }
+
+    public const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
+
+    public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
+}
