@@ -72,6 +72,27 @@ public static class TlsFiles
         return chain.Build(certificate);
     }
 
+    /// <summary>Why a certificate of ours cannot serve <paramref name="purposeOid"/> now (expired, not yet valid, wrong extended key usage), or null.</summary>
+    public static string? Unusable(X509Certificate2 certificate, string purposeOid)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var now = DateTime.UtcNow;
+        if (certificate.NotAfter.ToUniversalTime() < now)
+        {
+            return "the certificate has expired.";
+        }
+        if (certificate.NotBefore.ToUniversalTime() > now)
+        {
+            return "the certificate is not valid yet.";
+        }
+        var usages = certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().FirstOrDefault();
+        if (usages is not null && !usages.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(o => o.Value == purposeOid))
+        {
+            return $"the certificate's extended key usage does not allow {(purposeOid == ServerAuthentication ? "server" : "client")} authentication.";
+        }
+        return null;
+    }
+
     public const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
 
     public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";

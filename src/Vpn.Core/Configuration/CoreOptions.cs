@@ -214,6 +214,10 @@ public sealed class CoreOptions
         else if (!string.IsNullOrEmpty(certificateFile))
         {
             certificate = TlsFiles.LoadCertificate(certificateFile, keyFile!, "CORE_TLS_CERT_FILE/CORE_TLS_KEY_FILE", problems);
+            if (certificate is not null && TlsFiles.Unusable(certificate, TlsFiles.ServerAuthentication) is { } reason)
+            {
+                problems.Add($"CORE_TLS_CERT_FILE: {reason}");
+            }
         }
         if (!string.IsNullOrEmpty(caFile))
         {

@@ -156,6 +156,10 @@ public sealed class CoreTlsOptions
         else if (!string.IsNullOrEmpty(certificateFile))
         {
             client = TlsFiles.LoadCertificate(certificateFile, keyFile!, "APP_CORE_TLS_CLIENT_CERT_FILE/APP_CORE_TLS_CLIENT_KEY_FILE", problems);
+            if (client is not null && TlsFiles.Unusable(client, TlsFiles.ClientAuthentication) is { } reason)
+            {
+                problems.Add($"APP_CORE_TLS_CLIENT_CERT_FILE: {reason}");
+            }
         }
         if (require && production && string.IsNullOrEmpty(certificateFile))
         {

@@ -69,8 +69,32 @@ public sealed class CoreTlsTests : IDisposable
     {
         await using var core = await TlsCore.StartAsync(_pki.Server, _pki.Ca);
 
-        // The core's own kind of certificate, from the right CA, but issued for serverAuth only.
-        await AssertRefusedAsync(Factory(_pki.Ca, _pki.Server), $"https://127.0.0.1:{core.Port}");
+        // The core's own kind of certificate, from the right CA, but issued for serverAuth only. Entry refuses it at
+        // start (see the next test), so it is put in place past the settings to show the core's check.
+        var options = EntryOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(EntrySettings(_pki.Ca, _pki.Client, true)).Build(), out _);
+        var forged = new EntryOptions
+        {
+            AccessTokens = options.AccessTokens,
+            Oidc = options.Oidc,
+            RateLimits = options.RateLimits,
+            CoreTls = new CoreTlsOptions
+            {
+                Require = true,
+                Authorities = options.CoreTls.Authorities,
+                ClientCertificate = X509Certificate2.CreateFromPemFile(_pki.Server.CertificateFile, _pki.Server.KeyFile),
+            },
+        };
+        await AssertRefusedAsync(new CoreChannelFactory(forged), $"https://127.0.0.1:{core.Port}");
+    }
+
+    [Fact]
+    public void Settings_ClientCertificateWithoutClientAuthUsage_RefusedAtStart()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(EntrySettings(_pki.Ca, _pki.Server, true)).Build();
+
+        EntryOptions.Load(configuration, out var errors);
+
+        Assert.Contains(errors, e => e.Contains("APP_CORE_TLS_CLIENT_CERT_FILE", StringComparison.Ordinal) && e.Contains("client authentication", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -135,7 +159,8 @@ public sealed class CoreTlsTests : IDisposable
     {
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => TlsCore.StartAsync(_pki.ClientAuthOnlyServer, _pki.Ca));
 
-        Assert.Contains("Server Authentication", error.Message, StringComparison.Ordinal);
+        // Refused by the settings check, before Kestrel would: "…does not allow server authentication."
+        Assert.Contains("server authentication", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
