@@ -90,9 +90,16 @@ public static class CoreServiceCollectionExtensions
                     if (options.TlsClientAuthorities is { } authorities)
                     {
                         https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.RequireCertificate;
+                        // Nothing fetched during a handshake (no revocation lists, no issuer downloads from URLs the client
+                        // put in its certificate): an unauthenticated peer must not make the node call out or wait.
+                        https.CheckCertificateRevocation = false;
+                        var policy = Vpn.ServiceDefaults.TlsFiles.ChainPolicy(authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication);
+                        https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = policy;
                         // Only this deployment's CA vouches for entry; the machine's trust store does not.
-                        https.ClientCertificateValidation = (client, _, _) =>
-                            Vpn.ServiceDefaults.TlsFiles.ChainsTo(client, authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication);
+                        https.ClientCertificateValidation = (client, chain, _) =>
+                            Vpn.ServiceDefaults.TlsFiles.ChainsTo(client, authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication,
+                                chain is null ? null : new System.Security.Cryptography.X509Certificates.X509Certificate2Collection(
+                                    chain.ChainElements.Select(e => e.Certificate).Skip(1).ToArray()));
                     }
                 });
             }

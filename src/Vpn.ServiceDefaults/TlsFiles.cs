@@ -52,25 +52,56 @@ public static class TlsFiles
     }
 
     /// <summary>
-    /// Whether <paramref name="certificate"/> chains to one of <paramref name="authorities"/> (the machine's trust store is
-    /// not consulted), is within its validity period and, when <paramref name="purposeOid"/> is given, allows that use
-    /// (1.3.6.1.5.5.7.3.1 server, 1.3.6.1.5.5.7.3.2 client authentication).
+    /// A chain policy that trusts only <paramref name="authorities"/>, never fetches anything (no issuer downloads from
+    /// the peer's AIA URLs, no revocation lists: a handshake must not make this process call out to an address the peer
+    /// chose, nor wait on it) and, with <paramref name="purposeOid"/>, demands that use.
     /// </summary>
-    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2Collection authorities, string? purposeOid)
+    public static X509ChainPolicy ChainPolicy(X509Certificate2Collection authorities, string? purposeOid)
+    {
+        ArgumentNullException.ThrowIfNull(authorities);
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            // Private CAs of this deployment publish no revocation lists; rotation is by short lifetimes.
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+            UrlRetrievalTimeout = TimeSpan.FromMilliseconds(1),
+        };
+        policy.CustomTrustStore.AddRange(authorities);
+        if (purposeOid is not null)
+        {
+            policy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid(purposeOid));
+        }
+        return policy;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="certificate"/> chains to one of <paramref name="authorities"/> (the machine's trust store is
+    /// not consulted, nothing is downloaded), is within its validity period and, when <paramref name="purposeOid"/> is
+    /// given, names that use explicitly (1.3.6.1.5.5.7.3.1 server, 1.3.6.1.5.5.7.3.2 client authentication): a certificate
+    /// without an extended key usage list, valid for anything to a chain builder, is refused. Intermediates the peer
+    /// sent may be passed in <paramref name="intermediates"/>.
+    /// </summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2Collection authorities, string? purposeOid,
+        X509Certificate2Collection? intermediates = null)
     {
         ArgumentNullException.ThrowIfNull(certificate);
         ArgumentNullException.ThrowIfNull(authorities);
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
-        // Private CAs of this deployment publish no revocation lists; rotation is by short lifetimes.
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (purposeOid is not null)
+        if (purposeOid is not null && !HasUsage(certificate, purposeOid))
         {
-            chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid(purposeOid));
+            return false;
+        }
+        using var chain = new X509Chain { ChainPolicy = ChainPolicy(authorities, purposeOid) };
+        if (intermediates is not null)
+        {
+            chain.ChainPolicy.ExtraStore.AddRange(intermediates);
         }
         return chain.Build(certificate);
     }
+
+    private static bool HasUsage(X509Certificate2 certificate, string purposeOid) =>
+        certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>()
+            .Any(e => e.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(o => o.Value == purposeOid));
 
     /// <summary>Why a certificate of ours cannot serve <paramref name="purposeOid"/> now (expired, not yet valid, wrong extended key usage), or null.</summary>
     public static string? Unusable(X509Certificate2 certificate, string purposeOid)

@@ -16,7 +16,7 @@ public sealed record TestCertificate(X509Certificate2 Certificate, string Certif
 public sealed class TestCertificates : IDisposable
 {
     private const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
-    private const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
+    public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
 
     private readonly DateTimeOffset _notBefore = DateTimeOffset.UtcNow.AddHours(-1);
 
@@ -102,13 +102,28 @@ public sealed class TestCertificates : IDisposable
         return Write(name, certificate, key);
     }
 
-    private TestCertificate CreateLeaf(string name, TestCertificate issuer, string commonName, string purpose, bool localNames, string? dnsName = null)
+    /// <summary>
+    /// A client certificate issued by <paramref name="issuer"/> with <paramref name="purpose"/> as its only extended key
+    /// usage (none: no usage list at all) and, optionally, an AIA "CA issuers" URL a careless chain builder would fetch.
+    /// </summary>
+    public TestCertificate CreateClient(string name, TestCertificate issuer, string? purpose, string? caIssuersUrl = null) =>
+        CreateLeaf(name, issuer, "entry.test", purpose, localNames: false, caIssuersUrl: caIssuersUrl);
+
+    private TestCertificate CreateLeaf(string name, TestCertificate issuer, string commonName, string? purpose, bool localNames, string? dnsName = null,
+        string? caIssuersUrl = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(purpose)], critical: false));
+        if (purpose is not null)
+        {
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(purpose)], critical: false));
+        }
+        if (caIssuersUrl is not null)
+        {
+            request.CertificateExtensions.Add(new X509AuthorityInformationAccessExtension(null, [caIssuersUrl]));
+        }
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer.Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
         if (localNames || dnsName is not null)

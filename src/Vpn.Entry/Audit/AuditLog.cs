@@ -95,7 +95,10 @@ public sealed partial class LoggingAuditLog(IAuditLog inner, Privacy.LogIdentifi
         if (logger.IsEnabled(LogLevel.Information))
         {
             var actor = Roles.Contains(auditEvent.Actor) ? auditEvent.Actor : identifiers.Of(auditEvent.Actor);
-            var subject = identifiers.Of(auditEvent.Subject);
+            // Subjects of operator objects (a node, a plan) are no person's; customers, sessions and devices are.
+            var subject = auditEvent.Action.StartsWith("node.", StringComparison.Ordinal) || auditEvent.Action.StartsWith("plan.", StringComparison.Ordinal)
+                ? auditEvent.Subject ?? "-"
+                : identifiers.Of(auditEvent.Subject);
             LogAudit(logger, auditEvent.Action, actor, subject);
         }
     }

@@ -161,6 +161,10 @@ public sealed class CoreTlsOptions
                 problems.Add($"APP_CORE_TLS_CLIENT_CERT_FILE: {reason}");
             }
         }
+        if (require && production && string.IsNullOrEmpty(caFile))
+        {
+            problems.Add("APP_CORE_TLS_CA_FILE is required in production (the cores' CA; the machine's public CAs must not vouch for a core).");
+        }
         if (require && production && string.IsNullOrEmpty(certificateFile))
         {
             problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE are required in production (cores authenticate entry by mTLS).");

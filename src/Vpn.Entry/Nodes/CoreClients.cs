@@ -59,13 +59,17 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
             {
                 socketsHandler.SslOptions.ClientCertificates = [client];
             }
+            socketsHandler.SslOptions.CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
             if (_tls.Authorities is { } authorities)
             {
-                // The cores' CA, not the machine's store; the name must still match the endpoint.
-                socketsHandler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                // The cores' CA, not the machine's store, and nothing downloaded; the name must still match the endpoint.
+                socketsHandler.SslOptions.CertificateChainPolicy = TlsFiles.ChainPolicy(authorities, TlsFiles.ServerAuthentication);
+                socketsHandler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
                     (errors & ~System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors) == System.Net.Security.SslPolicyErrors.None
                     && certificate is System.Security.Cryptography.X509Certificates.X509Certificate2 server
-                    && TlsFiles.ChainsTo(server, authorities, TlsFiles.ServerAuthentication);
+                    && TlsFiles.ChainsTo(server, authorities, TlsFiles.ServerAuthentication,
+                        chain is null ? null : new System.Security.Cryptography.X509Certificates.X509Certificate2Collection(
+                            chain.ChainElements.Select(e => e.Certificate).Skip(1).ToArray()));
             }
         }
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = socketsHandler });

@@ -51,6 +51,15 @@ public sealed class CoreTlsOptionsTests : IDisposable
         Assert.True(options.CoreTls.Require);
     }
 
+    [Fact]
+    public void Load_ProductionWithoutCoreCa_Refused()
+    {
+        // Without it the machine's public CAs would vouch for any core, and entry would show its client certificate to it.
+        var (_, errors) = Load([("APP_ENV", "production"), .. ClientFiles().Where(s => s.Item1 != "APP_CORE_TLS_CA_FILE")]);
+
+        Assert.Contains(errors, e => e.StartsWith("APP_CORE_TLS_CA_FILE is required in production", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("false")]
     [InlineData("0")]

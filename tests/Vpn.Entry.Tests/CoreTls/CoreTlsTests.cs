@@ -98,6 +98,54 @@ public sealed class CoreTlsTests : IDisposable
     }
 
     [Fact]
+    public async Task GetNodeStatus_ClientCertificateWithoutAnyUsageList_RefusedByCore()
+    {
+        // Valid for anything to a chain builder; entry's certificate must say client authentication explicitly.
+        var noUsage = _pki.CreateClient("no-usage-client", _pki.Ca, purpose: null);
+        await using var core = await TlsCore.StartAsync(_pki.Server, _pki.Ca);
+
+        await AssertRefusedAsync(Factory(_pki.Ca, noUsage), $"https://127.0.0.1:{core.Port}");
+    }
+
+    [Fact]
+    public async Task Handshake_ClientCertificateNamingAnIssuerUrl_CoreFetchesNothing()
+    {
+        // An unauthenticated client presents a certificate from an unknown CA whose AIA points at a listener we own:
+        // the core must refuse it without calling out (no request forgery, no waiting on the peer's URL).
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var url = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/issuer.crt";
+        var lure = _pki.CreateClient("aia-client", _pki.OtherCa, TestCertificates.ClientAuthentication, caIssuersUrl: url);
+        await using var core = await TlsCore.StartAsync(_pki.Server, _pki.Ca);
+
+        // A bare TLS client that presents the certificate as is (offline: it builds no chain of its own).
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, core.Port, TestContext.Current.CancellationToken);
+            await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+            var refused = await Record.ExceptionAsync(async () =>
+            {
+                await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                {
+                    TargetHost = "localhost",
+                    ClientCertificateContext = System.Net.Security.SslStreamCertificateContext.Create(lure.Certificate, null, offline: true),
+                    // The core's certificate is not what this test is about; the core's check of ours is.
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null,
+                    ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2],
+                }, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+                // TLS 1.3 reports a refused client certificate on the first read.
+                var buffer = new byte[1];
+                var read = await tls.ReadAsync(buffer, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+                Assert.Equal(0, read);
+            });
+            Assert.IsNotType<TimeoutException>(refused);
+        }
+
+        var accepted = listener.AcceptTcpClientAsync(TestContext.Current.CancellationToken).AsTask();
+        Assert.NotSame(accepted, await Task.WhenAny(accepted, Task.Delay(1000, TestContext.Current.CancellationToken)));
+    }
+
+    [Fact]
     public async Task GetNodeStatus_EntryWithoutCaFile_ServerUntrusted()
     {
         await using var core = await TlsCore.StartAsync(_pki.Server, _pki.Ca);
