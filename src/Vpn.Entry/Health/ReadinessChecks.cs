@@ -150,6 +150,8 @@ public sealed partial class CoresReadinessCheck(INodeStore nodes, CoreClients co
     // Beyond this the detail says "and N more": it names nodes for an operator, it is not an inventory.
     private const int MaxNamedFailures = 20;
 
+    private const int MaxConcurrentCalls = 32;
+
     public string Name => "cores";
 
     // Each call has the configured core deadline; the check a little more, so a slow core is named rather than the check timing out.
@@ -164,7 +166,21 @@ public sealed partial class CoresReadinessCheck(INodeStore nodes, CoreClients co
             return ReadinessCheckResult.Pass("no node with a fresh heartbeat to ask");
         }
         var deadline = time.GetUtcNow().UtcDateTime + options.CoreCallTimeout;
-        var problems = await Task.WhenAll(fresh.Select(node => AskAsync(node, deadline, cancellationToken)));
+        // All at once up to a bound: a large fleet gets at most MaxConcurrentCalls calls in flight per readiness request
+        // (one deadline for all, so a core not asked in time counts as not answering).
+        using var slots = new SemaphoreSlim(MaxConcurrentCalls);
+        var problems = await Task.WhenAll(fresh.Select(async node =>
+        {
+            await slots.WaitAsync(cancellationToken);
+            try
+            {
+                return await AskAsync(node, deadline, cancellationToken);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }));
         var failed = fresh.Zip(problems).Where(p => p.Second is not null).ToList();
         var detail = string.Create(CultureInfo.InvariantCulture, $"{fresh.Count - failed.Count} of {fresh.Count} cores healthy and synced");
         if (failed.Count == 0)
