@@ -97,9 +97,7 @@ public static class CoreServiceCollectionExtensions
                         https.OnAuthenticate = (_, ssl) => ssl.CertificateChainPolicy = policy;
                         // Only this deployment's CA vouches for entry; the machine's trust store does not.
                         https.ClientCertificateValidation = (client, chain, _) =>
-                            Vpn.ServiceDefaults.TlsFiles.ChainsTo(client, authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication,
-                                chain is null ? null : new System.Security.Cryptography.X509Certificates.X509Certificate2Collection(
-                                    chain.ChainElements.Select(e => e.Certificate).Skip(1).ToArray()));
+                            Vpn.ServiceDefaults.TlsFiles.ChainsTo(client, authorities, Vpn.ServiceDefaults.TlsFiles.ClientAuthentication, chain);
                     }
                 });
             }

@@ -78,13 +78,14 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<IDeviceStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
             services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
-            services.AddSingleton<IIdempotencyStore, InMemoryIdempotencyStore>();
+            services.AddSingleton<InMemoryIdempotencyStore>();
+            services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<InMemoryIdempotencyStore>());
             services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
             services.AddSingleton<Audit.InMemoryAuditLog>();
             services.AddSingleton<Audit.IAuditLog>(sp => new Audit.LoggingAuditLog(sp.GetRequiredService<Audit.InMemoryAuditLog>(),
                 sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
             services.AddSingleton<IRetentionStore>(sp => new InMemoryRetentionStore(sp.GetRequiredService<InMemoryStore>(),
-                sp.GetRequiredService<Audit.InMemoryAuditLog>(), sp.GetRequiredService<IIdempotencyStore>()));
+                sp.GetRequiredService<Audit.InMemoryAuditLog>(), sp.GetRequiredService<InMemoryIdempotencyStore>()));
             services.AddSingleton<Auth.IIdentityStore, Auth.InMemoryIdentityStore>();
             services.AddSingleton<Auth.ITokenRevocations, Auth.InMemoryTokenRevocations>();
         }

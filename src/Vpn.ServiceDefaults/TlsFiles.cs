@@ -29,6 +29,35 @@ public static class TlsFiles
         }
     }
 
+    /// <summary>
+    /// The certificate and key named by the settings <paramref name="certificateSetting"/> and <paramref name="keySetting"/>
+    /// (PEM files), fit for <paramref name="purposeOid"/> now; null when both are unset, or when they do not load or do not
+    /// fit (a problem added).
+    /// </summary>
+    public static X509Certificate2? LoadCertificate(Microsoft.Extensions.Configuration.IConfiguration configuration, string certificateSetting,
+        string keySetting, string purposeOid, List<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(problems);
+        var certificateFile = configuration[certificateSetting];
+        var keyFile = configuration[keySetting];
+        if (string.IsNullOrEmpty(certificateFile) != string.IsNullOrEmpty(keyFile))
+        {
+            problems.Add($"{certificateSetting} and {keySetting} go together.");
+            return null;
+        }
+        if (string.IsNullOrEmpty(certificateFile))
+        {
+            return null;
+        }
+        var certificate = LoadCertificate(certificateFile, keyFile!, $"{certificateSetting}/{keySetting}", problems);
+        if (certificate is not null && Unusable(certificate, purposeOid) is { } reason)
+        {
+            problems.Add($"{certificateSetting}: {reason}");
+        }
+        return certificate;
+    }
+
     /// <summary>The certificates of a PEM bundle (one or more CA certificates).</summary>
     public static X509Certificate2Collection? LoadAuthorities(string file, string setting, List<string> problems)
     {
@@ -98,6 +127,11 @@ public static class TlsFiles
         }
         return chain.Build(certificate);
     }
+
+    /// <summary>As <see cref="ChainsTo(X509Certificate2, X509Certificate2Collection, string?, X509Certificate2Collection?)"/>, with the intermediates of the chain the TLS layer built from what the peer sent.</summary>
+    public static bool ChainsTo(X509Certificate2 certificate, X509Certificate2Collection authorities, string? purposeOid, X509Chain? presented) =>
+        ChainsTo(certificate, authorities, purposeOid,
+            presented is null ? null : new X509Certificate2Collection(presented.ChainElements.Select(e => e.Certificate).Skip(1).ToArray()));
 
     private static bool HasUsage(X509Certificate2 certificate, string purposeOid) =>
         certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>()

@@ -203,22 +203,9 @@ public sealed class CoreOptions
             problems.Add("CORE_REQUIRE_TLS must be true in production.");
         }
         var certificateFile = configuration["CORE_TLS_CERT_FILE"];
-        var keyFile = configuration["CORE_TLS_KEY_FILE"];
         var caFile = configuration["CORE_TLS_CLIENT_CA_FILE"];
-        X509Certificate2? certificate = null;
         X509Certificate2Collection? authorities = null;
-        if (string.IsNullOrEmpty(certificateFile) != string.IsNullOrEmpty(keyFile))
-        {
-            problems.Add("CORE_TLS_CERT_FILE and CORE_TLS_KEY_FILE go together.");
-        }
-        else if (!string.IsNullOrEmpty(certificateFile))
-        {
-            certificate = TlsFiles.LoadCertificate(certificateFile, keyFile!, "CORE_TLS_CERT_FILE/CORE_TLS_KEY_FILE", problems);
-            if (certificate is not null && TlsFiles.Unusable(certificate, TlsFiles.ServerAuthentication) is { } reason)
-            {
-                problems.Add($"CORE_TLS_CERT_FILE: {reason}");
-            }
-        }
+        var certificate = TlsFiles.LoadCertificate(configuration, "CORE_TLS_CERT_FILE", "CORE_TLS_KEY_FILE", TlsFiles.ServerAuthentication, problems);
         if (!string.IsNullOrEmpty(caFile))
         {
             authorities = TlsFiles.LoadAuthorities(caFile, "CORE_TLS_CLIENT_CA_FILE", problems);

@@ -146,21 +146,9 @@ public sealed class CoreTlsOptions
         }
         var caFile = configuration["APP_CORE_TLS_CA_FILE"];
         var certificateFile = configuration["APP_CORE_TLS_CLIENT_CERT_FILE"];
-        var keyFile = configuration["APP_CORE_TLS_CLIENT_KEY_FILE"];
         var authorities = string.IsNullOrEmpty(caFile) ? null : TlsFiles.LoadAuthorities(caFile, "APP_CORE_TLS_CA_FILE", problems);
-        System.Security.Cryptography.X509Certificates.X509Certificate2? client = null;
-        if (string.IsNullOrEmpty(certificateFile) != string.IsNullOrEmpty(keyFile))
-        {
-            problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE go together.");
-        }
-        else if (!string.IsNullOrEmpty(certificateFile))
-        {
-            client = TlsFiles.LoadCertificate(certificateFile, keyFile!, "APP_CORE_TLS_CLIENT_CERT_FILE/APP_CORE_TLS_CLIENT_KEY_FILE", problems);
-            if (client is not null && TlsFiles.Unusable(client, TlsFiles.ClientAuthentication) is { } reason)
-            {
-                problems.Add($"APP_CORE_TLS_CLIENT_CERT_FILE: {reason}");
-            }
-        }
+        var client = TlsFiles.LoadCertificate(configuration, "APP_CORE_TLS_CLIENT_CERT_FILE", "APP_CORE_TLS_CLIENT_KEY_FILE",
+            TlsFiles.ClientAuthentication, problems);
         if (require && production && string.IsNullOrEmpty(caFile))
         {
             problems.Add("APP_CORE_TLS_CA_FILE is required in production (the cores' CA; the machine's public CAs must not vouch for a core).");

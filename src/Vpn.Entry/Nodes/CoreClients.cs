@@ -67,9 +67,7 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
                 socketsHandler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
                     (errors & ~System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors) == System.Net.Security.SslPolicyErrors.None
                     && certificate is System.Security.Cryptography.X509Certificates.X509Certificate2 server
-                    && TlsFiles.ChainsTo(server, authorities, TlsFiles.ServerAuthentication,
-                        chain is null ? null : new System.Security.Cryptography.X509Certificates.X509Certificate2Collection(
-                            chain.ChainElements.Select(e => e.Certificate).Skip(1).ToArray()));
+                    && TlsFiles.ChainsTo(server, authorities, TlsFiles.ServerAuthentication, chain);
             }
         }
         return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = socketsHandler });

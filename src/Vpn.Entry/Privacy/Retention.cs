@@ -79,14 +79,11 @@ public sealed class PostgresRetentionStore(NpgsqlDataSource dataSource) : IReten
     }
 }
 
-public sealed class InMemoryRetentionStore(InMemoryStore store, IAuditLog audit, IIdempotencyStore idempotency) : IRetentionStore
+public sealed class InMemoryRetentionStore(InMemoryStore store, InMemoryAuditLog audit, InMemoryIdempotencyStore idempotency) : IRetentionStore
 {
     public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
         CancellationToken cancellationToken) =>
-        Task.FromResult(new PurgeCounts(
-            store.PurgeEndedSessions(sessionsEndedBefore),
-            (audit as InMemoryAuditLog)?.Purge(auditBefore) ?? 0,
-            (idempotency as InMemoryIdempotencyStore)?.Purge(now) ?? 0));
+        Task.FromResult(new PurgeCounts(store.PurgeEndedSessions(sessionsEndedBefore), audit.Purge(auditBefore), idempotency.Purge(now)));
 }
 
 /// <summary>What the last cleanup passes did, for the privacy policy endpoint and readiness.</summary>

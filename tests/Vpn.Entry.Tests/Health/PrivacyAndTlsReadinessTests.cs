@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
@@ -41,7 +42,7 @@ public class PrivacyAndTlsReadinessTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
         var cleanup = new RetentionCleanupService(new FailingRetentionStore(), Options().Privacy, status, new Audit.InMemoryAuditLog(),
-            new EntryMetrics(new TestMeterFactory()), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
+            Metrics(), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.StartAsync(Token);
         // ExecuteAsync starts on another thread: keep the fake clock moving until its first pass has run.
         await WaitUntilAsync(() =>
@@ -64,7 +65,7 @@ public class PrivacyAndTlsReadinessTests
         var status = new RetentionStatus();
         var options = Options(("APP_PRIVACY_CLEANUP_SECS", "60"));
         var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryStore(), new Audit.InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
-            options.Privacy, status, new Audit.InMemoryAuditLog(), new EntryMetrics(new TestMeterFactory()), time,
+            options.Privacy, status, new Audit.InMemoryAuditLog(), Metrics(), time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.RunOnceAsync(Token);
         Assert.True((await new PrivacyReadinessCheck(options, status, time).RunAsync(Token)).Ok);
@@ -118,6 +119,11 @@ public class PrivacyAndTlsReadinessTests
         Assert.DoesNotContain("tls-node", result.Detail, StringComparison.Ordinal);
     }
 
+    // The runtime's own meter factory, as the host has it.
+    private static EntryMetrics Metrics() =>
+        new(new ServiceCollection().AddMetrics().BuildServiceProvider()
+            .GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -132,19 +138,5 @@ public class PrivacyAndTlsReadinessTests
     {
         public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
             Task.FromException<PurgeCounts>(new TimeoutException());
-    }
-
-    private sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
-    {
-        private readonly List<System.Diagnostics.Metrics.Meter> _meters = [];
-
-        public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
-        {
-            var meter = new System.Diagnostics.Metrics.Meter(options);
-            _meters.Add(meter);
-            return meter;
-        }
-
-        public void Dispose() => _meters.ForEach(m => m.Dispose());
     }
 }
