@@ -62,7 +62,13 @@ public sealed partial class ReadinessProbe(IEnumerable<IReadinessCheck> checks, 
         try
         {
             var result = await work.WaitAsync(timeout, time, cancellationToken);
-            return new ReadinessCheckReport(check.Name, result.Ok, Shorten(result.Detail));
+            // The deadline's timer and WaitAsync's race: an answer given only once the deadline had cancelled the check's
+            // token (e.g. a check that turns cancellation into a result) is no answer in time either.
+            if (!deadline.IsCancellationRequested)
+            {
+                return new ReadinessCheckReport(check.Name, result.Ok, Shorten(result.Detail));
+            }
+            return TimedOut(check, timeout);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested
             && ((e is TimeoutException && !work.IsCompleted) || (e is OperationCanceledException && deadline.IsCancellationRequested)))
@@ -70,9 +76,7 @@ public sealed partial class ReadinessProbe(IEnumerable<IReadinessCheck> checks, 
             // The abandoned check sees its token cancelled (even if WaitAsync's timer won the race) and its end is observed.
             await deadline.CancelAsync();
             _ = work.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            LogCheckTimedOut(logger, check.Name, timeout.TotalMilliseconds);
-            return new ReadinessCheckReport(check.Name, false,
-                $"no answer within {timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms");
+            return TimedOut(check, timeout);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -80,6 +84,12 @@ public sealed partial class ReadinessProbe(IEnumerable<IReadinessCheck> checks, 
             LogCheckFailed(logger, check.Name, e.GetType().Name, e);
             return new ReadinessCheckReport(check.Name, false, $"check failed ({e.GetType().Name})");
         }
+    }
+
+    private ReadinessCheckReport TimedOut(IReadinessCheck check, TimeSpan timeout)
+    {
+        LogCheckTimedOut(logger, check.Name, timeout.TotalMilliseconds);
+        return new ReadinessCheckReport(check.Name, false, $"no answer within {timeout.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms");
     }
 
     private static string Shorten(string? detail) =>
