@@ -5,6 +5,7 @@ using OpenTelemetry.Metrics;
 using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
+using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
 using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
@@ -46,9 +47,16 @@ public static class CoreServiceCollectionExtensions
         builder.Services.AddSingleton<ReconcileSignal>();
         builder.Services.AddSingleton<ReconcileMetrics>();
         builder.Services.AddSingleton<PeerRegistry>();
-        builder.Services.AddSingleton(new CoreOptionsView(options.ClientPool.ToString(), []));
+        builder.Services.AddSingleton(new CoreOptionsView(options.ClientPool.ToString(), options.ClientPool6.ToString()));
         // Registration order is start order: the device is initialized before the first pass reads it.
         builder.Services.AddHostedService<DataplaneInitializer>();
+        builder.Services.AddSingleton<ResolverHealth>();
+        if (options.ResolverCheck)
+        {
+            builder.Services.AddSingleton(new ResolverProbe(options.NetworkNamespace, ResolverProbe.DefaultTimeout));
+            builder.Services.AddHostedService<ResolverMonitor>();
+        }
+        builder.Services.AddHostedService<FilterDropMetrics>();
         if (options.ReconcileEnabled)
         {
             builder.Services.AddSingleton<EntryClient>();

@@ -194,7 +194,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
 
         // A restarted wireguard-go alone leaves NAT and forwarding in place; remove both as well, so the test proves core
         // re-applies them rather than finding them intact.
-        await node.ExecCheckedAsync("nft", "delete", "table", "ip", "vpn_core");
+        await node.ExecCheckedAsync("nft", "delete", "table", "inet", "vpn_core");
         await node.ExecCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=0");
         var watch = Stopwatch.StartNew();
         await stack.RestartNodeWireGuardAsync();
@@ -218,7 +218,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
             $"{iface} is not up after the re-initialization: {link.StandardOutput}{link.StandardError}");
         var forwarding = (await node.ExecAsync("sysctl", "-n", "net.ipv4.ip_forward")).StandardOutput.Trim();
         await stack.CheckAsync(forwarding == "1", $"net.ipv4.ip_forward is '{forwarding}' after the re-initialization, expected 1");
-        var nat = await node.ExecAsync("nft", "list", "table", "ip", "vpn_core");
+        var nat = await node.ExecAsync("nft", "list", "table", "inet", "vpn_core");
         await stack.CheckAsync(nat.ExitCode == 0 && nat.StandardOutput.Contains("masquerade", StringComparison.Ordinal),
             $"NAT table vpn_core not re-applied: exit {nat.ExitCode} {nat.StandardOutput}{nat.StandardError}");
 
@@ -308,7 +308,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
         var clientKey = client.Device.Keys.PublicKey;
         await node.ExecCheckedAsync("wg", "set", iface, "peer", clientKey, "remove");
         stack.Step($"hand edit: client peer {clientKey} removed");
-        took = await WaitForNodeAsync(p => p.TryGetValue(clientKey, out var a) && a == client.Address, $"the client's peer {clientKey} to be restored with {client.Address}", bound, ct);
+        took = await WaitForNodeAsync(p => p.TryGetValue(clientKey, out var a) && a == client.AllowedIps, $"the client's peer {clientKey} to be restored with {client.AllowedIps}", bound, ct);
         var status2 = await stack.WaitForNodeStatusAsync(s => s.ReconcilePeersAdded > status1.ReconcilePeersAdded, "the restore counted", bound, ct);
         Out($"deleted peer restored after {VpnStackFixture.Seconds(took)}; {VpnStackFixture.Describe(status2)}");
         var traffic = await stack.ExpectClientTrafficAsync("after the client's peer was removed by hand and restored", TrafficAfterStateLoss, ct);
@@ -326,7 +326,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
         // 4. The client's own allowed IPs changed by hand: cut off, then restored and through again.
         await node.ExecCheckedAsync("wg", "set", iface, "peer", clientKey, "allowed-ips", wrongAddress);
         stack.Step($"hand edit: allowed-ips of the client's peer changed to {wrongAddress}");
-        took = await WaitForNodeAsync(p => p.TryGetValue(clientKey, out var a) && a == client.Address, "the client's allowed IPs to be restored", bound, ct);
+        took = await WaitForNodeAsync(p => p.TryGetValue(clientKey, out var a) && a == client.AllowedIps, "the client's allowed IPs to be restored", bound, ct);
         Out($"client's allowed IPs restored after {VpnStackFixture.Seconds(took)}");
 
         await stack.WaitForConvergenceAsync("after the hand edits", Converge, ct);
@@ -392,7 +392,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
     /// <summary>Pool addresses (/32) no active session holds, from the top of the pool down (far from the allocator's start).</summary>
     private static IEnumerable<string> FreeAddresses(IReadOnlyDictionary<string, string> truth)
     {
-        var used = truth.Values.ToHashSet(StringComparer.Ordinal);
+        var used = truth.Values.SelectMany(v => v.Split(',')).ToHashSet(StringComparer.Ordinal);
         for (var last = 250; last > 1; last--)
         {
             var address = $"10.64.0.{last}/32";

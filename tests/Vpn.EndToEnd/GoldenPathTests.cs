@@ -46,14 +46,15 @@ public sealed class GoldenPathTests(VpnStackFixture stack) : IClassFixture<VpnSt
         var output = TestContext.Current.TestOutputHelper;
         output?.WriteLine($"session answer (the config carries only the placeholder key):{about}");
         await stack.CheckAsync(config.HasPrivateKeyPlaceholder, $"PrivateKey must be the placeholder '{WgQuickConfig.PrivateKeyPlaceholder}'.{about}");
-        await stack.CheckAsync(config.Interface.Addresses.Count == 1 && IsClientAddress(config.Interface.Addresses[0]),
-            $"Address must be one 10.64.0.x/32 (not the gateway).{about}");
+        await stack.CheckAsync(config.Interface.Addresses.Count == 2 && IsClientAddress(config.Interface.Addresses[0])
+            && config.Interface.Addresses[1] == stack.PairedIpv6(config.Interface.Addresses[0]),
+            $"Address must be one 10.64.0.x/32 (not the gateway) and its paired fd64:6400::x/128, IPv4 first.{about}");
         await stack.CheckAsync(config.Interface.Dns.Count > 0, $"DNS missing.{about}");
         await stack.CheckAsync(config.Peers.Count == 1, $"exactly one [Peer] expected.{about}");
         var peer = config.Peers[0];
         await stack.CheckAsync(peer.PublicKey == stack.NodeKeys.PublicKey, $"Peer PublicKey must be the node's key {stack.NodeKeys.PublicKey}.{about}");
         await stack.CheckAsync(peer.Endpoint == VpnLab.NodeEndpoint, $"Peer Endpoint must be {VpnLab.NodeEndpoint}.{about}");
-        await stack.CheckAsync(peer.AllowedIps.Contains("0.0.0.0/0"), $"AllowedIPs must contain 0.0.0.0/0.{about}");
+        await stack.CheckAsync(peer.AllowedIps.Contains("0.0.0.0/0") && peer.AllowedIps.Contains("::/0"), $"AllowedIPs must contain 0.0.0.0/0 and ::/0.{about}");
         await stack.CheckAsync(peer.PersistentKeepalive is > 0, $"PersistentKeepalive must be set.{about}");
         await stack.CheckAsync(session.Json["interface"]?["address"]?.GetValueKind() == JsonValueKind.String
             && (string?)session.Json["interface"]!["address"] == config.Interface.Addresses[0],

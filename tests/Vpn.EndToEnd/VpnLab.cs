@@ -6,18 +6,19 @@ namespace Vpn.EndToEnd;
 /// <summary>
 /// The network part of the end-to-end topology, without any of our services:
 /// <code>
-///  client ──veth 10.201.0.0/24── node ──veth 10.202.0.0/24── inet
-///  (.2, wireguard-go)            (.1 / .1, wireguard-go)     (.2, HTTP :8080 echoing the source IP)
+///  client ──veth 10.201.0.0/24── node ──veth 203.0.113.0/24── inet
+///  (.2, wireguard-go)            (.1 / .1, wireguard-go)      (.2, HTTP :8080 echoing the source IP)
 /// </code>
-/// inet has no route to the client pool (10.64.0.0/24), so a reply only comes back when the node NATs.
+/// inet has no route to the client pool (10.64.0.0/24), so a reply only comes back when the node NATs. inet's addresses
+/// are public-looking (TEST-NET-3): the node's filter drops tunnel traffic to private destinations.
 /// Everything is created with unique names and removed on dispose (processes killed by PID, namespaces by name).
 /// </summary>
-public sealed class VpnLab : IAsyncDisposable
+public sealed class VpnLab : INodeLab
 {
     public const string NodeClientSideIp = "10.201.0.1";
     public const string ClientIp = "10.201.0.2";
-    public const string NodeInetSideIp = "10.202.0.1";
-    public const string InetIp = "10.202.0.2";
+    public const string NodeInetSideIp = "203.0.113.1";
+    public const string InetIp = "203.0.113.2";
     public const int InetPort = 8080;
     public const int NodeListenPort = 51820;
     public const string ClientPool = "10.64.0.0/24";
@@ -68,6 +69,10 @@ public sealed class VpnLab : IAsyncDisposable
 
     public string NodeInterface { get; }
     public string ClientInterface { get; }
+
+    string INodeLab.NodeEndpoint => NodeEndpoint;
+
+    string INodeLab.ClientPool => ClientPool;
     public WireGuardGo? NodeWireGuard { get; private set; }
     public WireGuardGo? ClientWireGuard { get; private set; }
 
@@ -126,6 +131,8 @@ public sealed class VpnLab : IAsyncDisposable
         await b.ExecCheckedAsync("ip", "link", "set", bIf, "up");
         return bIf;
     }
+
+    public override string ToString() => $"client={Client?.Name}/{ClientInterface} inet={Inet?.Name}";
 
     /// <summary>wireguard-go on the node crashes (SIGKILL) and comes back empty, as after a process restart.</summary>
     public async Task RestartNodeWireGuardAsync()

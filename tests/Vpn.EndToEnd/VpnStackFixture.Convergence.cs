@@ -13,8 +13,11 @@ namespace Vpn.EndToEnd;
 /// <summary>A customer with an active e2e subscription and one registered device whose private key the test holds.</summary>
 public sealed record TestDevice(Guid CustomerId, WireGuardKeys Keys, string DeviceId);
 
-/// <summary>The session the client namespace's WireGuard device is configured from.</summary>
-public sealed record ClientSession(TestDevice Device, Guid SessionId, string Address);
+/// <summary>
+/// The session the client namespace's WireGuard device is configured from: its IPv4 prefix, and every prefix of the
+/// session as the node's <c>wg show allowed-ips</c> lists them (<see cref="VpnStackFixture.ReadNodePeersAsync"/>).
+/// </summary>
+public sealed record ClientSession(TestDevice Device, Guid SessionId, string Address, string AllowedIps);
 
 /// <summary>
 /// The truth and the node, side by side: the database's active sessions on the node (read from PostgreSQL directly,
@@ -36,20 +39,25 @@ public partial class VpnStackFixture
         // Unpooled: after a PostgreSQL restart a pooled connection would fail once; the tests only want the data.
         new(new NpgsqlConnectionStringBuilder(DatabaseConnectionString) { Pooling = false, Timeout = 10, CommandTimeout = 10 }.ConnectionString);
 
-    /// <summary><c>device_public_key → assigned_address</c> of the sessions the database says are active on the node.</summary>
+    /// <summary>
+    /// <c>device_public_key → allowed IPs</c> the node must hold for the sessions the database says are active on it, in
+    /// <see cref="ReadNodePeersAsync"/>'s form: the session's IPv4 /32 and its IPv6 /128 (<c>assigned_address_v6</c>;
+    /// for a session without one, the address core pairs with the IPv4 one anyway: <see cref="PairedIpv6"/>).
+    /// </summary>
     public async Task<IReadOnlyDictionary<string, string>> DatabaseActivePeersAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = OpenDatabase();
         await connection.OpenAsync(cancellationToken);
         await using var command = new NpgsqlCommand(
-            "select device_public_key, assigned_address from sessions where node_id = @n and state = 'active'", connection);
+            "select device_public_key, assigned_address, assigned_address_v6 from sessions where node_id = @n and state = 'active'", connection);
         command.Parameters.AddWithValue("n", NodeId);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var peers = new Dictionary<string, string>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken))
         {
             var key = reader.GetString(0);
-            var address = reader.IsDBNull(1) ? "(null)" : reader.GetString(1);
+            var address = reader.IsDBNull(1) ? "(null)"
+                : AllowedIps([reader.GetString(1), reader.IsDBNull(2) ? PairedIpv6(reader.GetString(1)) : reader.GetString(2)]);
             if (!peers.TryAdd(key, address))
             {
                 peers[key] += " DUPLICATE-KEY " + address;
@@ -74,6 +82,25 @@ public partial class VpnStackFixture
             sessions.Add((reader.GetGuid(0), reader.GetString(1), reader.GetGuid(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
         }
         return sessions;
+    }
+
+    /// <summary>Prefixes as <c>wg show allowed-ips</c> lists them here: ordinal order, comma-joined (IPv4 first).</summary>
+    public static string AllowedIps(IEnumerable<string> prefixes) => string.Join(',', prefixes.Order(StringComparer.Ordinal));
+
+    /// <summary>
+    /// The IPv6 /128 core pairs with an IPv4 /32 of WG_CLIENT_POOL: the same offset in WG_CLIENT_POOL_V6 (the default
+    /// fd64:6400::/64 here), e.g. 10.64.0.2/32 → fd64:6400::2/128.
+    /// </summary>
+    public string PairedIpv6(string ipv4Prefix)
+    {
+        ArgumentNullException.ThrowIfNull(ipv4Prefix);
+        var pool = IPNetwork.Parse(NodeLab.ClientPool);
+        var address = IPAddress.Parse(ipv4Prefix.Split('/')[0]);
+        var offset = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes())
+            - System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(pool.BaseAddress.GetAddressBytes());
+        var bytes = IPAddress.Parse("fd64:6400::").GetAddressBytes();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(12), offset);
+        return $"{new IPAddress(bytes)}/128";
     }
 
     /// <summary>Counts of the node's sessions by state, for messages.</summary>
@@ -139,10 +166,10 @@ public partial class VpnStackFixture
     /// </summary>
     public async Task<(IReadOnlyDictionary<string, string>? Peers, string Error)> ReadNodePeersAsync()
     {
-        var result = await Lab.Node.ExecAsync("wg", "show", Lab.NodeInterface, "allowed-ips");
+        var result = await NodeLab.Node.ExecAsync("wg", "show", NodeLab.NodeInterface, "allowed-ips");
         if (result.ExitCode != 0)
         {
-            return (null, $"wg show {Lab.NodeInterface} allowed-ips failed ({result.ExitCode}): {result.StandardError.Trim()}");
+            return (null, $"wg show {NodeLab.NodeInterface} allowed-ips failed ({result.ExitCode}): {result.StandardError.Trim()}");
         }
         var peers = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -154,7 +181,7 @@ public partial class VpnStackFixture
         return (peers, "");
     }
 
-    /// <summary>Null when the node's peers equal the database's active sessions (same keys, each with exactly its /32).</summary>
+    /// <summary>Null when the node's peers equal the database's active sessions (same keys, each with exactly its /32 and /128).</summary>
     public static string? DescribeDifference(IReadOnlyDictionary<string, string> database, IReadOnlyDictionary<string, string> node)
     {
         ArgumentNullException.ThrowIfNull(database);
@@ -433,7 +460,8 @@ public partial class VpnStackFixture
             throw;
         }
         await Lab.ConfigureClientAsync(config.WithPrivateKey(device.Keys.PrivateKey));
-        CurrentClient = new ClientSession(device, Guid.Parse(session.Text("session_id")), config.Interface.Addresses.Single());
+        CurrentClient = new ClientSession(device, Guid.Parse(session.Text("session_id")),
+            config.Interface.Addresses.Single(a => a.Contains('.', StringComparison.Ordinal)), AllowedIps(config.Interface.Addresses));
         Step($"client configured from session {CurrentClient.SessionId} ({CurrentClient.Address}, device {device.Keys.PublicKey})");
     }
 

@@ -52,7 +52,11 @@ public partial class VpnStackFixture : IAsyncLifetime
     // Output of earlier entry/core processes (a test that kills and restarts them needs both sides in its message).
     private readonly StringBuilder _previousRuns = new();
 
-    public VpnLab Lab { get; private set; } = null!;
+    /// <summary>The topology (core's node namespace and device, the clients); <see cref="VpnLab"/> unless <see cref="CreateLabAsync"/> says otherwise.</summary>
+    public INodeLab NodeLab { get; private set; } = null!;
+
+    /// <summary>The single-client topology of the golden-path and fault tests (a stack built on another lab has none).</summary>
+    public VpnLab Lab => NodeLab as VpnLab ?? throw new InvalidOperationException($"this stack runs on {NodeLab?.GetType().Name ?? "no lab"}, not VpnLab");
     public PostgresServer Postgres { get; private set; } = null!;
     public string DatabaseUrl { get; private set; } = "";
 
@@ -94,6 +98,15 @@ public partial class VpnStackFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>The topology, built after entry is up and before the node is registered.</summary>
+    protected virtual async Task<INodeLab> CreateLabAsync() => await VpnLab.CreateAsync();
+
+    /// <summary>The last setup step, after core answers and the node is healthy (a failure here is a setup failure too).</summary>
+    protected virtual Task CompleteSetUpAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Executables the stack needs on PATH (missing: skip locally, fail under CI).</summary>
+    protected virtual IEnumerable<string> RequiredTools => ["ip", "wireguard-go", "wg", "nft", "curl", "python3", "dotnet"];
+
     public async ValueTask InitializeAsync()
     {
         if (!LabAvailable())
@@ -111,16 +124,16 @@ public partial class VpnStackFixture : IAsyncLifetime
         }
     }
 
-    private static bool LabAvailable() =>
+    private bool LabAvailable() =>
         Prerequisites.IsRoot && File.Exists("/dev/net/tun")
-        && new[] { "ip", "wireguard-go", "wg", "nft", "curl", "python3", "dotnet" }.All(t => Prerequisites.FindExecutable(t) is not null)
+        && RequiredTools.All(t => Prerequisites.FindExecutable(t) is not null)
         && File.Exists(RepoLayout.EntryDll) && File.Exists(RepoLayout.CoreDll);
 
     /// <summary>First line of every test: skip/fail on prerequisites, fail with diagnostics on a broken setup.</summary>
     public void EnsureReady()
     {
         Prerequisites.RequireNetworkLab();
-        foreach (var tool in new[] { "curl", "python3", "dotnet" })
+        foreach (var tool in RequiredTools)
         {
             Prerequisites.RequireExecutable(tool);
         }
@@ -161,12 +174,12 @@ public partial class VpnStackFixture : IAsyncLifetime
         EntrySocketPath = Path.Combine(_entrySocketDirectory.FullName, "entry.sock");
         await StartEntryAsync(cancellationToken);
 
-        Lab = await VpnLab.CreateAsync();
-        Step($"lab: node={Lab.Node.Name}/{Lab.NodeInterface} client={Lab.Client.Name}/{Lab.ClientInterface} inet={Lab.Inet.Name}");
+        NodeLab = await CreateLabAsync();
+        Step($"lab: node={NodeLab.Node.Name}/{NodeLab.NodeInterface} {NodeLab}");
 
         NodeKeys = await WireGuardKeys.GenerateAsync();
-        NodePrivateKeyFile = NodeKeys.WritePrivateKeyFile(Path.Combine(Lab.WorkDirectory, "node.key"));
-        CoreSocketPath = Path.Combine(Lab.WorkDirectory, "core.sock");
+        NodePrivateKeyFile = NodeKeys.WritePrivateKeyFile(Path.Combine(NodeLab.WorkDirectory, "node.key"));
+        CoreSocketPath = Path.Combine(NodeLab.WorkDirectory, "core.sock");
 
         // The node is registered before core starts: a reconciling core needs its id (registration does not call core).
         var plan = await EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/plans",
@@ -180,7 +193,7 @@ public partial class VpnStackFixture : IAsyncLifetime
             CountryCode = "DE",
             CityCode = "fra",
             Pool = "default",
-            PublicEndpoint = VpnLab.NodeEndpoint,
+            PublicEndpoint = NodeLab.NodeEndpoint,
             PublicKey = NodeKeys.PublicKey,
             CoreEndpoint,
             Capacity = 100,
@@ -201,6 +214,7 @@ public partial class VpnStackFixture : IAsyncLifetime
             await ReportNodeHealthyAsync(cancellationToken: cancellationToken);
             Step("heartbeat posted");
         }
+        await CompleteSetUpAsync(cancellationToken);
     }
 
     /// <summary>
@@ -316,14 +330,28 @@ public partial class VpnStackFixture : IAsyncLifetime
         {
             throw new InvalidOperationException("core is already running");
         }
+        var environment = CoreEnvironment(extraEnvironment);
+        _core = StartCapped(NodeLab.Node, RepoLayout.CoreDll, environment);
+        var process = _core;
+        Step($"core started (pid {process.Id}) in {NodeLab.Node.Name}, gRPC {CoreEndpoint}");
+        await WaitForCoreAsync(process, cancellationToken);
+    }
+
+    /// <summary>
+    /// Core's whole environment as <see cref="StartCoreAsync"/> passes it (the fixture's settings, then
+    /// <see cref="AddCoreEnvironment"/>, then <paramref name="extraEnvironment"/>; a null value removes the setting): also
+    /// what <c>Vpn.Core resolver-config</c> is run with.
+    /// </summary>
+    public Dictionary<string, string?> CoreEnvironment(IDictionary<string, string?>? extraEnvironment = null)
+    {
         var environment = new Dictionary<string, string?>
         {
             ["CORE_GRPC_LISTEN"] = CoreEndpoint,
             ["WG_DATAPLANE"] = "linux",
-            ["WG_INTERFACE"] = Lab.NodeInterface,
+            ["WG_INTERFACE"] = NodeLab.NodeInterface,
             ["WG_PRIVATE_KEY_FILE"] = NodePrivateKeyFile,
             ["WG_LISTEN_PORT"] = VpnLab.NodeListenPort.ToString(),
-            ["WG_CLIENT_POOL"] = VpnLab.ClientPool,
+            ["WG_CLIENT_POOL"] = NodeLab.ClientPool,
             ["WG_NAT_DRIVER"] = "cli",
             ["ASPNETCORE_URLS"] = null, // nothing inherited from the test host
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
@@ -341,9 +369,11 @@ public partial class VpnStackFixture : IAsyncLifetime
         {
             environment[key] = value;
         }
-        _core = StartCapped(Lab.Node, RepoLayout.CoreDll, environment);
-        var process = _core;
-        Step($"core started (pid {process.Id}) in {Lab.Node.Name}, gRPC {CoreEndpoint}");
+        return environment;
+    }
+
+    private async Task WaitForCoreAsync(BackgroundProcess process, CancellationToken cancellationToken)
+    {
         var lastProbe = "";
         await VpnLab.WaitUntilAsync(async () =>
         {
@@ -474,9 +504,9 @@ public partial class VpnStackFixture : IAsyncLifetime
 
     // ---------------------------------------------------------------- helpers for tests
 
-    public Task RestartNodeWireGuardAsync() => Lab.RestartNodeWireGuardAsync();
+    public Task RestartNodeWireGuardAsync() => NodeLab.RestartNodeWireGuardAsync();
 
-    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => Lab.NodeWgShowPeersAsync();
+    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => NodeLab.NodeWgShowPeersAsync();
 
     public Task<ProcessResult> ClientCurlAsync(TimeSpan maxTime) => Lab.ClientCurlAsync(maxTime);
 
@@ -527,9 +557,9 @@ public partial class VpnStackFixture : IAsyncLifetime
     public async Task<string> DiagnosticsAsync()
     {
         var sb = new StringBuilder(DescribeProcesses());
-        if (Lab is not null)
+        if (NodeLab is not null)
         {
-            sb.AppendLine("=== network ===").AppendLine(await Lab.DescribeAsync());
+            sb.AppendLine("=== network ===").AppendLine(await NodeLab.DescribeAsync());
         }
         if (Postgres is not null)
         {
@@ -574,9 +604,9 @@ public partial class VpnStackFixture : IAsyncLifetime
     {
         await StopCoreAsync();
         await StopEntryAsync();
-        if (Lab is not null)
+        if (NodeLab is not null)
         {
-            await Lab.DisposeAsync();
+            await NodeLab.DisposeAsync();
         }
         EntryClient?.Dispose();
         try

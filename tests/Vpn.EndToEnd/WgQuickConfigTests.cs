@@ -33,6 +33,37 @@ public sealed class WgQuickConfigTests
     }
 
     [Fact]
+    public void Parse_dual_stack_file_reads_every_address_and_resolver_in_order()
+    {
+        const string DualStack = """
+            [Interface]
+            PrivateKey = <your device private key>
+            Address = 10.64.0.2/32, fd64:6400::2/128
+            DNS = 10.64.0.1, fd64:6400::1
+
+            [Peer]
+            PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+            Endpoint = 203.0.113.7:51820
+            AllowedIPs = 0.0.0.0/0, ::/0
+            PersistentKeepalive = 25
+            """;
+
+        var config = WgQuickConfig.Parse(DualStack);
+
+        Assert.Equal(["10.64.0.2/32", "fd64:6400::2/128"], config.Interface.Addresses);
+        Assert.Equal(["10.64.0.1", "fd64:6400::1"], config.Interface.Dns);
+        Assert.Equal(["0.0.0.0/0", "::/0"], Assert.Single(config.Peers).AllowedIps);
+    }
+
+    [Fact]
+    public void Parse_repeated_address_lines_are_one_list()
+    {
+        var config = WgQuickConfig.Parse("[Interface]\nAddress = 10.64.0.2/32\nAddress = fd64:6400::2/128\n[Peer]\nPublicKey = a=\n");
+
+        Assert.Equal(["10.64.0.2/32", "fd64:6400::2/128"], config.Interface.Addresses);
+    }
+
+    [Fact]
     public void Parse_is_case_insensitive_tolerates_crlf_comments_and_unknown_keys()
     {
         var text = "[interface]\r\nprivatekey = abc= # key\r\naddress=10.64.0.9/32\r\nMTU = 1420\r\n[peer]\r\npublickey=def=\r\nallowedips=0.0.0.0/0\r\n";

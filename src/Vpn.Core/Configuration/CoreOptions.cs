@@ -30,8 +30,53 @@ public sealed class CoreOptions
     /// <summary>WG_CLIENT_POOL: client tunnel network; its first host is the node's own tunnel address.</summary>
     public Ipv4Network ClientPool { get; init; } = Ipv4Network.Parse("10.64.0.0/16");
 
-    /// <summary>WG_NAT_DRIVER: "cli" (nft -f of a generated ruleset) or "none".</summary>
+    /// <summary>
+    /// WG_CLIENT_POOL_V6: the IPv6 client network (default fd64:6400::/64, a ULA); each client's IPv6 address mirrors its
+    /// IPv4 address's offset in WG_CLIENT_POOL (see <see cref="Ipv6ClientNetwork"/>).
+    /// </summary>
+    public Ipv6ClientNetwork ClientPool6 { get; init; } = DefaultPool6(Ipv4Network.Parse("10.64.0.0/16"));
+
+    /// <summary>
+    /// WG_NAT_DRIVER: how the filter and NAT table is programmed: "cli" (nft -f of a generated ruleset), "native"
+    /// (one nf_tables netlink batch from core itself, no nft binary) or "none" (nothing: no NAT, no isolation).
+    /// </summary>
     public string NatDriver { get; init; } = "cli";
+
+    /// <summary>WG_NAT_REMOVE_ON_SHUTDOWN: delete the table when core stops (default false: clients keep their isolation and NAT across a core restart).</summary>
+    public bool RemoveNatOnShutdown { get; init; }
+
+    /// <summary>WG_UPLINK_INTERFACE: the only interface client traffic may leave by; unset = any but the tunnel.</summary>
+    public string? UplinkInterface { get; init; }
+
+    /// <summary>WG_EGRESS_ALLOW: comma-separated CIDRs exempted from the private/reserved destination block.</summary>
+    public IReadOnlyList<System.Net.IPNetwork> EgressAllow { get; init; } = [];
+
+    /// <summary>WG_EGRESS_DENY: comma-separated CIDRs clients may never reach (e.g. a public management network).</summary>
+    public IReadOnlyList<System.Net.IPNetwork> EgressDeny { get; init; } = [];
+
+    /// <summary>WG_IPV6_EGRESS: false when the node has no IPv6 path to the internet: clients' IPv6 is refused in the tunnel (ICMPv6), never leaked.</summary>
+    public bool Ipv6Egress { get; init; } = true;
+
+    /// <summary>
+    /// WG_DNS_UPSTREAMS: comma-separated resolvers the node's resolver forwards to (ip or ip@port); unset = full
+    /// recursion from the root. Used by <c>resolver-config</c>.
+    /// </summary>
+    public IReadOnlyList<string> DnsUpstreams { get; init; } = [];
+
+    /// <summary>WG_DNS_DNSSEC: the node's resolver validates DNSSEC (default true).</summary>
+    public bool DnsSec { get; init; } = true;
+
+    /// <summary>CORE_RESOLVER_CHECK: core asks the resolver on the gateway addresses a question and reports whether it answers (default true with the linux dataplane).</summary>
+    public bool ResolverCheck { get; init; }
+
+    /// <summary>CORE_RESOLVER_CHECK_SECS: time between resolver checks (default 10 s, 1-3600).</summary>
+    public TimeSpan ResolverCheckInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// WG_DNS_TRUST_ANCHOR_FILE: the DNSSEC root trust anchor the resolver reads (absolute path, in the resolver's
+    /// image, not core's). Default /usr/share/dns/root.key from Debian's dns-root-data. Used with WG_DNS_DNSSEC.
+    /// </summary>
+    public string DnsTrustAnchorFile { get; init; } = "/usr/share/dns/root.key";
 
     /// <summary>WG_UAPI_SOCKET_DIR: where wireguard-go puts its UAPI sockets.</summary>
     public string UapiSocketDirectory { get; init; } = "/var/run/wireguard";
@@ -110,9 +155,13 @@ public sealed class CoreOptions
             problems.Add("WG_DATAPLANE=noop is refused in production.");
         }
         var natDriver = (configuration["WG_NAT_DRIVER"] ?? "cli").ToLowerInvariant();
-        if (natDriver is not ("cli" or "none"))
+        if (natDriver is not ("cli" or "native" or "none"))
         {
-            problems.Add("WG_NAT_DRIVER must be 'cli' or 'none'.");
+            problems.Add("WG_NAT_DRIVER must be 'cli', 'native' or 'none'.");
+        }
+        if (production && natDriver == "none")
+        {
+            problems.Add("WG_NAT_DRIVER=none is refused in production: clients would be neither isolated nor translated.");
         }
         WireGuardKey? privateKey = null;
         var keyText = Settings.Secret(configuration, "WG_PRIVATE_KEY", problems);
@@ -141,6 +190,23 @@ public sealed class CoreOptions
         {
             problems.Add("WG_CLIENT_POOL must be an IPv4 network between /8 and /29, e.g. 10.64.0.0/16.");
             pool = Ipv4Network.Parse("10.64.0.0/16");
+        }
+        var pool6Text = configuration["WG_CLIENT_POOL_V6"] ?? "fd64:6400::/64";
+        if (!Ipv6ClientNetwork.TryCreate(pool6Text, pool, out var pool6, out var pool6Error))
+        {
+            problems.Add($"WG_CLIENT_POOL_V6: {pool6Error}");
+            pool6 = DefaultPool6(pool);
+        }
+        var uplink = configuration["WG_UPLINK_INTERFACE"] is { Length: > 0 } uplinkText ? uplinkText : null;
+        if (uplink is not null && (uplink.Length > 15 || !uplink.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.') || uplink is "." or ".."))
+        {
+            problems.Add("WG_UPLINK_INTERFACE must be 1-15 letters, digits, '_', '-' or '.'.");
+            uplink = null;
+        }
+        else if (uplink is not null && uplink == iface)
+        {
+            problems.Add("WG_UPLINK_INTERFACE cannot be WG_INTERFACE.");
+            uplink = null;
         }
         Uri? entryUrl = null;
         if (configuration["CORE_ENTRY_URL"] is { Length: > 0 } entryText && !TryParseEntryUrl(entryText, out entryUrl))
@@ -181,6 +247,17 @@ public sealed class CoreOptions
             ListenPort = Settings.Number(configuration, "WG_LISTEN_PORT", 51820, 1, 65535, problems),
             ClientPool = pool,
             NatDriver = natDriver,
+            ClientPool6 = pool6,
+            RemoveNatOnShutdown = Settings.Flag(configuration, "WG_NAT_REMOVE_ON_SHUTDOWN", false, problems),
+            UplinkInterface = uplink,
+            EgressAllow = Networks(configuration, "WG_EGRESS_ALLOW", problems),
+            EgressDeny = Networks(configuration, "WG_EGRESS_DENY", problems),
+            Ipv6Egress = Settings.Flag(configuration, "WG_IPV6_EGRESS", true, problems),
+            DnsUpstreams = Upstreams(configuration["WG_DNS_UPSTREAMS"], problems),
+            DnsSec = Settings.Flag(configuration, "WG_DNS_DNSSEC", true, problems),
+            ResolverCheck = Settings.Flag(configuration, "CORE_RESOLVER_CHECK", dataplane == "linux", problems),
+            ResolverCheckInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RESOLVER_CHECK_SECS", 10, 1, 3600, problems)),
+            DnsTrustAnchorFile = TrustAnchorFile(configuration["WG_DNS_TRUST_ANCHOR_FILE"], problems),
             UapiSocketDirectory = configuration["WG_UAPI_SOCKET_DIR"] ?? "/var/run/wireguard",
             EntryUrl = entryUrl,
             NodeId = nodeId,
@@ -190,6 +267,11 @@ public sealed class CoreOptions
             ReconcileGrace = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RECONCILE_GRACE_SECS", 120, 1, 3600, problems)),
             AddressQuarantine = TimeSpan.FromSeconds(quarantineSeconds),
         };
+        // The resolver sends its queries over IPv4 only on such a node (ResolverConfig), so an IPv6 upstream would never answer.
+        if (!options.Ipv6Egress && options.DnsUpstreams.Any(u => UpstreamAddress(u) is { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 } a && !System.Net.IPAddress.IsLoopback(a)))
+        {
+            problems.Add("WG_DNS_UPSTREAMS lists an IPv6 resolver, but WG_IPV6_EGRESS=false says the node has no IPv6 path to the internet.");
+        }
         errors = problems;
         return options;
     }
@@ -238,6 +320,83 @@ public sealed class CoreOptions
         };
         url = valid ? candidate : null;
         return valid;
+    }
+
+    private static Ipv6ClientNetwork DefaultPool6(Ipv4Network pool4) =>
+        Ipv6ClientNetwork.TryCreate("fd64:6400::/64", pool4, out var network, out _) ? network : throw new InvalidOperationException("default IPv6 pool");
+
+    /// <summary>Comma-separated canonical CIDRs of either family (host bits zero).</summary>
+    internal static IReadOnlyList<System.Net.IPNetwork> Networks(IConfiguration configuration, string name, List<string> problems)
+    {
+        var text = configuration[name];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return [];
+        }
+        var networks = new List<System.Net.IPNetwork>();
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (item.Contains('/', StringComparison.Ordinal) && System.Net.IPNetwork.TryParse(item, out var network)
+                && network.ToString() == item)
+            {
+                networks.Add(network);
+            }
+            else
+            {
+                problems.Add($"{name}: '{item}' is not a CIDR network with its host bits zero, e.g. 10.20.0.0/16 or 2001:db8::/32.");
+            }
+        }
+        return networks;
+    }
+
+    /// <summary>WG_DNS_UPSTREAMS items: an IP address, optionally @port (unbound's forward-addr syntax).</summary>
+    internal static IReadOnlyList<string> Upstreams(string? text, List<string> problems)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return [];
+        }
+        var upstreams = new List<string>();
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var at = item.IndexOf('@', StringComparison.Ordinal);
+            var host = at < 0 ? item : item[..at];
+            var portOk = at < 0 || (int.TryParse(item.AsSpan(at + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is > 0 and <= 65535);
+            if (System.Net.IPAddress.TryParse(host, out var address) && address.ToString() == host
+                && (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6 || address.ScopeId == 0) && portOk)
+            {
+                upstreams.Add(item);
+            }
+            else
+            {
+                problems.Add($"WG_DNS_UPSTREAMS: '{item}' is not an IP address with an optional @port, e.g. 9.9.9.9 or 2620:fe::fe@53.");
+            }
+        }
+        return upstreams;
+    }
+
+    /// <summary>The address of a validated WG_DNS_UPSTREAMS item (ip or ip@port).</summary>
+    internal static System.Net.IPAddress UpstreamAddress(string upstream)
+    {
+        ArgumentNullException.ThrowIfNull(upstream);
+        var at = upstream.IndexOf('@', StringComparison.Ordinal);
+        return System.Net.IPAddress.Parse(at < 0 ? upstream : upstream[..at]);
+    }
+
+    /// <summary>An absolute path; nothing that could end the quoted string in unbound.conf.</summary>
+    private static string TrustAnchorFile(string? value, List<string> problems)
+    {
+        const string fallback = "/usr/share/dns/root.key";
+        if (string.IsNullOrEmpty(value))
+        {
+            return fallback;
+        }
+        if (value.StartsWith('/') && !value.Any(c => char.IsControl(c) || c is '"' or '\\'))
+        {
+            return value;
+        }
+        problems.Add("WG_DNS_TRUST_ANCHOR_FILE must be an absolute path without quotes, backslashes or control characters.");
+        return fallback;
     }
 
     private static string? MetricsEndpoint(string? value, List<string> problems)

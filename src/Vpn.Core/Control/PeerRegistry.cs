@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Net;
 using Vpn.Core.Configuration;
 using Vpn.Core.Dataplane;
@@ -9,8 +10,8 @@ using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
 
-/// <summary>A session's peer on this node.</summary>
-public sealed record PeerLease(Guid SessionId, WireGuardKey PublicKey, IPAddress Address);
+/// <summary>A session's peer on this node: its IPv4 address and the IPv6 address paired with it.</summary>
+public sealed record PeerLease(Guid SessionId, WireGuardKey PublicKey, IPAddress Address, IPAddress Address6);
 
 public enum ConnectOutcome
 {
@@ -31,7 +32,8 @@ public enum ConnectOutcome
 /// </summary>
 /// <remarks>
 /// With reconciliation on, the database (pulled from entry) is the truth: <see cref="Synchronize"/> rebuilds the
-/// leases from it. Two kinds of recent local knowledge outrank a desired set that may be older than them, for
+/// leases from it by the <see cref="ReconcileRules"/>, which decide; the registry only applies the decision to its pool
+/// and maps. Two kinds of recent local knowledge outrank a desired set that may be older than them, for
 /// <see cref="CoreOptions.ReconcileGrace"/>: a lease made by Connect that the database does not list as active yet
 /// (entry commits after Connect answers), and a session removed by Disconnect that the database still lists.
 /// </remarks>
@@ -42,9 +44,11 @@ public sealed class PeerRegistry
     private readonly TimeProvider _time;
     private readonly ReconcileSignal _signal;
     private readonly Ipv4Network _network;
+    private readonly Ipv6ClientNetwork _network6;
+    private readonly Func<IPAddress, IPAddress> _ipv6For;
     private readonly Ipv4Pool _pool;
     private readonly long _graceTicks;
-    private readonly Dictionary<Guid, Held> _bySession = [];
+    private readonly Dictionary<Guid, LeaseState> _bySession = [];
     // The device's desired peers, kept in step with _bySession: unique keys, and unique addresses (the pool holds them).
     private readonly Dictionary<WireGuardKey, IPAddress> _addressByKey = [];
     private readonly Dictionary<Guid, long> _recentlyDisconnected = [];
@@ -53,7 +57,6 @@ public sealed class PeerRegistry
     // Keys changed since reconciliation read the device; null while it is not reading.
     private HashSet<WireGuardKey>? _touchedSinceRead;
     private bool _synced;
-    private long _rebuilds;
 
     public PeerRegistry(CoreOptions options, IDataplane dataplane, TimeProvider time, ReconcileSignal signal)
     {
@@ -65,8 +68,11 @@ public sealed class PeerRegistry
         _time = time;
         _signal = signal;
         _network = options.ClientPool;
+        _network6 = options.ClientPool6;
+        _ipv6For = _network6.AddressFor;
         _pool = new Ipv4Pool(options.ClientPool, options.AddressQuarantine, time);
         GatewayText = _pool.Gateway.ToString();
+        Gateway6Text = _network6.Gateway.ToString();
         _graceTicks = (long)(options.ReconcileGrace.TotalSeconds * time.TimestampFrequency);
         // Without a truth to pull, local knowledge is all there is.
         _synced = !options.ReconcileEnabled;
@@ -76,6 +82,9 @@ public sealed class PeerRegistry
 
     /// <summary><see cref="Gateway"/> as text, formatted once: every Connect answer carries it.</summary>
     public string GatewayText { get; }
+
+    /// <summary>The node's IPv6 tunnel address as text.</summary>
+    public string Gateway6Text { get; }
 
     public int Count
     {
@@ -130,8 +139,8 @@ public sealed class PeerRegistry
                 {
                     return (ConnectOutcome.PoolExhausted, null);
                 }
-                lease = new PeerLease(sessionId, publicKey, address);
-                Add(lease, _time.GetTimestamp(), confirmed: false);
+                lease = new PeerLease(sessionId, publicKey, address, _ipv6For(address));
+                Add(new LeaseState(lease, Confirmed: false, _time.GetTimestamp()));
                 _recentlyDisconnected.Remove(sessionId);
                 created = true;
             }
@@ -139,7 +148,7 @@ public sealed class PeerRegistry
             try
             {
                 // Re-applying an existing lease is harmless and repairs a peer lost by the device.
-                applied = _dataplane.AddPeerAsync(publicKey, lease.Address, cancellationToken);
+                applied = _dataplane.AddPeerAsync(publicKey, lease.Address, lease.Address6, cancellationToken);
             }
             catch (Exception e)
             {
@@ -157,7 +166,7 @@ public sealed class PeerRegistry
                 // The set may have been applied in part; reconciliation re-reads the device and removes what is left.
                 if (created && _bySession.TryGetValue(sessionId, out var held) && ReferenceEquals(held.Lease, lease))
                 {
-                    Drop(held);
+                    Drop(lease);
                 }
             }
             _signal.Request();
@@ -183,7 +192,7 @@ public sealed class PeerRegistry
                 return null;
             }
             lease = held.Lease;
-            Drop(held);
+            Drop(lease);
             BeginChange(lease.PublicKey);
             try
             {
@@ -215,7 +224,7 @@ public sealed class PeerRegistry
     {
         lock (_gate)
         {
-            return _bySession.GetValueOrDefault(sessionId)?.Lease;
+            return _bySession.TryGetValue(sessionId, out var held) ? held.Lease : null;
         }
     }
 
@@ -237,194 +246,86 @@ public sealed class PeerRegistry
     }
 
     /// <summary>
-    /// One reconciliation step under the lock: with a desired snapshot, rebuild the leases from it; then diff the leases
-    /// against the <paramref name="live"/> peers and queue the minimal change. Without a snapshot (entry unreachable or
-    /// its answer rejected) nothing is pruned: only missing peers and wrong allowed IPs are repaired from the leases.
-    /// Keys changed by Connect/Disconnect since the device was read are left to their own change.
+    /// One reconciliation step under the lock: decide by the <see cref="ReconcileRules"/> over the leases, the desired
+    /// snapshot (null when it could not be fetched) and the <paramref name="live"/> peers, apply the decision to the
+    /// leases and the pool, and queue its peer change. Keys changed by Connect/Disconnect since the device was read are
+    /// left to their own change.
     /// </summary>
     internal SyncPlan Synchronize(DesiredSnapshot? desired, IReadOnlyList<LivePeer> live)
     {
         ArgumentNullException.ThrowIfNull(live);
         lock (_gate)
         {
-            var now = _time.GetTimestamp();
-            IReadOnlyList<string> problems = [];
-            RebuildResult? rebuilt = null;
-            if (desired is not null)
-            {
-                rebuilt = Rebuild(desired, live, now, out problems);
-            }
-            var full = rebuilt is not null;
-
-            var diff = PeerDiff.Compute(_addressByKey, live);
-            var adds = diff.Adds.Where(p => IsSettled(p.PublicKey)).ToList();
-            var corrections = diff.Corrections.Where(p => IsSettled(p.PublicKey)).ToList();
-            var removes = full ? diff.Removes.Where(IsSettled).ToList() : [];
-            var skippedRemoves = full ? 0 : diff.Removes.Count;
-            if (full && removes.Count > 0)
-            {
-                QuarantineAddressesOf(removes, live);
-            }
-
-            var changes = new List<PeerConfig>(removes.Count + corrections.Count + adds.Count);
-            // Removes first: they free allowed IPs and room under wireguard-go's peer limit before anything is added.
-            changes.AddRange(removes.Select(key => new PeerConfig { PublicKey = key, Remove = true }));
-            changes.AddRange(corrections.Select(ToConfig));
-            changes.AddRange(adds.Select(ToConfig));
-            var applied = _dataplane.ApplyPeerChangesAsync(changes, CancellationToken.None);
-            return new SyncPlan(full, problems, adds, removes, corrections, diff.Unchanged, skippedRemoves,
-                rebuilt?.Adopted ?? 0, rebuilt?.Dropped ?? [], _bySession.Count, applied);
+            var decision = ReconcileRules.Decide(new ReconcileInput(_bySession, _recentlyDisconnected, desired, live,
+                _time.GetTimestamp(), _graceTicks, FirstSync: !_synced, _network, _network6, Unsettled()));
+            Apply(decision);
+            var applied = _dataplane.ApplyPeerChangesAsync(decision.PeerChanges(), CancellationToken.None);
+            return new SyncPlan(decision, applied);
         }
     }
 
-    private bool IsSettled(WireGuardKey key) => !_inFlight.ContainsKey(key) && _touchedSinceRead?.Contains(key) != true;
-
-    private RebuildResult? Rebuild(DesiredSnapshot desired, IReadOnlyList<LivePeer> live, long now, out IReadOnlyList<string> problems)
+    private IReadOnlySet<WireGuardKey> Unsettled()
     {
-        // Steady state is the common case (64k sessions, a few changes): one pass over the snapshot, one over the leases,
-        // and no per-pass collection beyond the validation's.
-        var authoritativeSessions = new List<DesiredSession>(desired.Sessions.Count);
-        authoritativeSessions.AddRange(desired.Sessions.Where(s => s.State == DesiredSessionState.Active && s.Address is not null));
-        if (!DesiredPeerSet.TryCreate(authoritativeSessions.Select(s => new DesiredPeer(s.PublicKey, s.Address!)), _network, out var truth, out problems))
+        if (_inFlight.Count == 0 && (_touchedSinceRead is null || _touchedSinceRead.Count == 0))
         {
-            return null;
+            return FrozenSet<WireGuardKey>.Empty;
         }
-        foreach (var (sessionId, at) in _recentlyDisconnected.ToList())
+        var keys = new HashSet<WireGuardKey>(_inFlight.Keys);
+        if (_touchedSinceRead is not null)
         {
-            if (now - at >= _graceTicks)
-            {
-                _recentlyDisconnected.Remove(sessionId);
-            }
+            keys.UnionWith(_touchedSinceRead);
         }
-        // A session this core disconnected so recently that the snapshot may predate it is not authoritative: its key
-        // and address do not clash with anything (e.g. replace_existing reconnects the same device key at once).
-        var pass = ++_rebuilds;
-        HashSet<WireGuardKey> ignoredKeys = [];
-        HashSet<IPAddress> ignoredAddresses = [];
-        var dropped = new List<PeerLease>();
-        var toAdopt = new List<DesiredSession>();
-        foreach (var session in authoritativeSessions)
-        {
-            if (_recentlyDisconnected.ContainsKey(session.SessionId))
-            {
-                ignoredKeys.Add(session.PublicKey);
-                ignoredAddresses.Add(session.Address!);
-            }
-            else if (_bySession.TryGetValue(session.SessionId, out var held)
-                && held.Lease.PublicKey == session.PublicKey && held.Lease.Address.Equals(session.Address))
-            {
-                held.Confirmed = true;
-                held.SeenInRebuild = pass;
-            }
-            else
-            {
-                toAdopt.Add(session);
-            }
-        }
-        var replaced = toAdopt.Select(s => s.SessionId).ToHashSet();
-        foreach (var held in _bySession.Values)
-        {
-            if (held.SeenInRebuild == pass)
-            {
-                continue;
-            }
-            // Not (or no longer, or differently) listed as active. The database wins every clash over a key or an address.
-            // A confirmed lease it no longer lists has ended; an unconfirmed one (Connect not yet committed, or still
-            // provisioning) lives out its grace period.
-            var lease = held.Lease;
-            var clashes = (truth.Peers.ContainsKey(lease.PublicKey) && !ignoredKeys.Contains(lease.PublicKey))
-                || (truth.ContainsAddress(lease.Address) && !ignoredAddresses.Contains(lease.Address));
-            if (clashes || replaced.Contains(lease.SessionId) || held.Confirmed || now - held.Since >= _graceTicks)
-            {
-                dropped.Add(lease);
-            }
-        }
-        foreach (var lease in dropped)
-        {
-            Drop(_bySession[lease.SessionId]);
-        }
-        foreach (var session in toAdopt)
-        {
-            // Clashing leases were dropped above, so the address is free (perhaps quarantined: the database outranks that).
-            if (!_pool.TryReserve(session.Address!))
-            {
-                throw new InvalidOperationException($"Address {session.Address} of an active session could not be reserved.");
-            }
-            Add(new PeerLease(session.SessionId, session.PublicKey, session.Address!), now, confirmed: true);
-        }
-        var adopted = toAdopt.Count;
-        if (!_synced)
-        {
-            adopted += AdoptProvisioningPeers(desired, live, now);
-        }
-        _synced = true;
-        return new RebuildResult(adopted, dropped);
+        return keys;
     }
 
-    /// <summary>
-    /// First sync only: a provisioning session whose peer the device already serves (core restarted between its Connect
-    /// and entry's commit) keeps that peer and address as a fresh unconfirmed lease, instead of a cut until entry commits.
-    /// </summary>
-    private int AdoptProvisioningPeers(DesiredSnapshot desired, IReadOnlyList<LivePeer> live, long now)
+    private void Apply(ReconcileDecision decision)
     {
-        var candidates = desired.Sessions
-            .Where(s => s.State == DesiredSessionState.Provisioning && !_bySession.ContainsKey(s.SessionId)
-                && !_recentlyDisconnected.ContainsKey(s.SessionId) && !_addressByKey.ContainsKey(s.PublicKey))
-            .ToList();
-        if (candidates.Count == 0)
+        foreach (var sessionId in decision.ForgottenDisconnects)
         {
-            return 0;
+            _recentlyDisconnected.Remove(sessionId);
         }
-        var liveByKey = new Dictionary<WireGuardKey, IReadOnlyList<IPNetwork>>();
-        foreach (var peer in live)
+        foreach (var sessionId in decision.Confirmed)
         {
-            liveByKey.TryAdd(peer.PublicKey, peer.AllowedIps);
+            _bySession[sessionId] = _bySession[sessionId] with { Confirmed = true };
         }
-        var adopted = 0;
-        foreach (var session in candidates)
+        // Dropped first: their addresses are free again before any adopted lease reserves one.
+        foreach (var lease in decision.Dropped)
         {
-            if (liveByKey.TryGetValue(session.PublicKey, out var allowed) && allowed.Count == 1 && allowed[0].PrefixLength == 32
-                && allowed[0].BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !_addressByKey.ContainsKey(session.PublicKey) && _pool.TryReserve(allowed[0].BaseAddress))
-            {
-                Add(new PeerLease(session.SessionId, session.PublicKey, allowed[0].BaseAddress), now, confirmed: false);
-                adopted++;
-            }
+            Drop(lease);
         }
-        return adopted;
-    }
-
-    /// <summary>Addresses of peers removed from the device may still be in a client's session keys: let them rest too.</summary>
-    private void QuarantineAddressesOf(List<WireGuardKey> removes, IReadOnlyList<LivePeer> live)
-    {
-        var removed = removes.ToHashSet();
-        foreach (var peer in live)
+        foreach (var held in decision.Adopted)
         {
-            if (!removed.Contains(peer.PublicKey))
+            // The rules hand out only addresses free once the drops are released (a quarantined one included: the
+            // database outranks that), so a refusal means the pool and the leases disagree.
+            if (!_pool.TryReserve(held.Lease.Address))
             {
-                continue;
+                throw new InvalidOperationException(
+                    $"Address {held.Lease.Address} of {(held.Confirmed ? "an active" : "a provisioning")} session could not be reserved.");
             }
-            foreach (var network in peer.AllowedIps)
-            {
-                if (network.PrefixLength == 32 && network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-                {
-                    _pool.QuarantineFree(network.BaseAddress);
-                }
-            }
+            Add(held);
+        }
+        if (decision.Full)
+        {
+            _synced = true;
+        }
+        foreach (var address in decision.Quarantined)
+        {
+            _pool.QuarantineFree(address);
         }
     }
 
     /// <summary>Records a lease whose address the pool already holds for it.</summary>
-    private void Add(PeerLease lease, long since, bool confirmed)
+    private void Add(LeaseState held)
     {
-        _bySession[lease.SessionId] = new Held(lease, since) { Confirmed = confirmed };
-        _addressByKey[lease.PublicKey] = lease.Address;
+        _bySession[held.Lease.SessionId] = held;
+        _addressByKey[held.Lease.PublicKey] = held.Lease.Address;
     }
 
-    private void Drop(Held held)
+    private void Drop(PeerLease lease)
     {
-        _bySession.Remove(held.Lease.SessionId);
-        _addressByKey.Remove(held.Lease.PublicKey);
-        _pool.Release(held.Lease.Address);
+        _bySession.Remove(lease.SessionId);
+        _addressByKey.Remove(lease.PublicKey);
+        _pool.Release(lease.Address);
     }
 
     private void BeginChange(WireGuardKey key)
@@ -448,51 +349,8 @@ public sealed class PeerRegistry
             _touchedSinceRead?.Add(key);
         }
     }
-
-    private static PeerConfig ToConfig(DesiredPeer peer) => new()
-    {
-        PublicKey = peer.PublicKey,
-        ReplaceAllowedIps = true,
-        AllowedIps = [new IPNetwork(peer.Address, 32)],
-    };
-
-    /// <param name="Since">Timestamp (<see cref="TimeProvider.GetTimestamp"/>) of the Connect or adoption.</param>
-    private sealed class Held(PeerLease lease, long since)
-    {
-        public PeerLease Lease { get; } = lease;
-
-        public long Since { get; } = since;
-
-        /// <summary>A desired snapshot has listed the session as active with this key and address.</summary>
-        public bool Confirmed { get; set; }
-
-        /// <summary>The rebuild that last found the lease authoritative.</summary>
-        public long SeenInRebuild { get; set; }
-    }
-
-    private sealed record RebuildResult(int Adopted, List<PeerLease> Dropped);
 }
 
 /// <summary>What one <see cref="PeerRegistry.Synchronize"/> decided and queued.</summary>
-/// <param name="Full">The leases were rebuilt from a valid desired snapshot and unwanted peers were pruned.</param>
-/// <param name="Problems">Why the snapshot was rejected (empty when accepted or when there was none).</param>
-/// <param name="SkippedRemoves">Unwanted-looking peers left alone because the truth was unavailable.</param>
-/// <param name="Adopted">Leases created from active sessions this core did not know.</param>
-/// <param name="Dropped">Leases dropped: sessions ended, grace expired, or clashing with the database.</param>
-/// <param name="Leases">Leases after the step.</param>
 /// <param name="Applied">Completes when the device has applied the change.</param>
-internal sealed record SyncPlan(
-    bool Full,
-    IReadOnlyList<string> Problems,
-    IReadOnlyList<DesiredPeer> Adds,
-    IReadOnlyList<WireGuardKey> Removes,
-    IReadOnlyList<DesiredPeer> Corrections,
-    int Unchanged,
-    int SkippedRemoves,
-    int Adopted,
-    IReadOnlyList<PeerLease> Dropped,
-    int Leases,
-    Task Applied)
-{
-    public int ChangeCount => Adds.Count + Removes.Count + Corrections.Count;
-}
+internal sealed record SyncPlan(ReconcileDecision Decision, Task Applied);

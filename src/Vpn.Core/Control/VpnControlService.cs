@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Grpc.Core;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.Dataplane;
+using Vpn.Core.Dns;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.WireGuard;
 
@@ -9,7 +10,7 @@ namespace Vpn.Core.Control;
 
 /// <summary>The gRPC API entry calls. Errors carry a status code and a short reason, never a key or a UAPI transcript.</summary>
 public sealed partial class VpnControlService(PeerRegistry registry, IDataplane dataplane, CoreOptionsView view, ReconcileMetrics reconcile,
-    ILogger<VpnControlService> logger)
+    ResolverHealth resolver, ILogger<VpnControlService> logger)
     : VpnControl.VpnControlBase
 {
     public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context)
@@ -37,7 +38,8 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             {
                 SessionId = sessionId.ToString(),
                 AssignedAddress = $"{result.Lease!.Address}/32",
-                Dns = { registry.GatewayText },
+                AssignedAddressV6 = $"{result.Lease.Address6}/128",
+                Dns = { registry.GatewayText, registry.Gateway6Text },
             },
             ConnectOutcome.PoolExhausted => throw new RpcException(new Status(StatusCode.ResourceExhausted, "The node's client address pool is exhausted.")),
             ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is already a peer of another session.")),
@@ -74,6 +76,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
                 SessionId = lease.SessionId.ToString(),
                 DevicePublicKey = lease.PublicKey.ToBase64(),
                 AssignedAddress = $"{lease.Address}/32",
+                AssignedAddressV6 = $"{lease.Address6}/128",
             });
     }
 
@@ -99,6 +102,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             NatDriver = dataplane.NatDriver,
             DataplaneMode = dataplane.Mode,
             ClientPool = view.ClientPool,
+            ClientPoolV6 = view.ClientPool6,
             Synced = drift.Synced,
             ReconcilePasses = (ulong)drift.Passes,
             ReconcileFailures = (ulong)drift.Failures,
@@ -107,8 +111,24 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             ReconcilePeersCorrected = (ulong)drift.PeersCorrected,
             LastReconcileUnixMs = drift.LastSuccessUnixMs,
             DeviceReinitializations = (ulong)drift.DeviceReinitializations,
+            // A resolver that does not answer leaves clients connected without names: the node is not healthy (as in the heartbeat).
+            Resolver = resolver.ToStatus(),
         };
-        status.NativeFeatures.AddRange(view.NativeFeatures);
+        status.Healthy &= resolver.Healthy;
+        status.NativeFeatures.AddRange(dataplane.NativeFeatures);
+        try
+        {
+            foreach (var counter in await dataplane.ReadFilterCountersAsync(context.CancellationToken))
+            {
+                status.FilterDrops.Add(new FilterCounter { Name = counter.Name, Packets = counter.Packets, Bytes = counter.Bytes });
+            }
+        }
+        catch (Nat.NatException e)
+        {
+            // The table is gone or unreadable: the node no longer isolates its clients.
+            LogDataplaneFailed(logger, "read filter counters", e.GetType().Name);
+            status.Healthy = false;
+        }
         return status;
     }
 
@@ -129,4 +149,4 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
 }
 
 /// <summary>The static facts of this node reported in GetNodeStatus.</summary>
-public sealed record CoreOptionsView(string ClientPool, IReadOnlyList<string> NativeFeatures);
+public sealed record CoreOptionsView(string ClientPool, string ClientPool6);

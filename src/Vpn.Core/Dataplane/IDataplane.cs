@@ -1,4 +1,5 @@
 using System.Net;
+using Vpn.Core.Nat;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.WireGuard;
 
@@ -14,14 +15,20 @@ public interface IDataplane
     /// <summary>"linux" or "noop", reported in GetNodeStatus.</summary>
     string Mode { get; }
 
-    /// <summary>"cli" or "none".</summary>
+    /// <summary>"cli", "native" or "none".</summary>
     string NatDriver { get; }
 
-    /// <summary>Brings the device up: keys, port, interface address, forwarding, NAT. Safe to repeat; leaves peers alone.</summary>
+    /// <summary>What the NAT driver does without external tools (GetNodeStatus.native_features).</summary>
+    IReadOnlyList<string> NativeFeatures { get; }
+
+    /// <summary>
+    /// Brings the device up: keys, port, interface addresses (both families), forwarding, filter and NAT. Safe to
+    /// repeat; leaves peers alone.
+    /// </summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Adds (or updates) the peer with exactly this /32 as its allowed IP.</summary>
-    Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken);
+    /// <summary>Adds (or updates) the peer with exactly this /32 and this /128 as its allowed IPs.</summary>
+    Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken);
 
     Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken);
 
@@ -36,6 +43,9 @@ public interface IDataplane
 
     /// <summary>Peers the device holds right now.</summary>
     Task<int> CountPeersAsync(CancellationToken cancellationToken);
+
+    /// <summary>The filter's drop counters now; empty without a filter (noop dataplane, WG_NAT_DRIVER=none).</summary>
+    Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>The device as read by reconciliation.</summary>
@@ -57,6 +67,8 @@ public sealed class NoopDataplane : IDataplane
 
     public string NatDriver => "none";
 
+    public IReadOnlyList<string> NativeFeatures => [];
+
     public Task InitializeAsync(CancellationToken cancellationToken)
     {
         lock (_gate)
@@ -66,14 +78,17 @@ public sealed class NoopDataplane : IDataplane
         return Task.CompletedTask;
     }
 
-    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken)
+    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            _peers[publicKey] = [new IPNetwork(clientAddress, 32)];
+            _peers[publicKey] = [new IPNetwork(clientAddress, 32), new IPNetwork(clientAddress6, 128)];
         }
         return Task.CompletedTask;
     }
+
+    public Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<FirewallCounter>>([]);
 
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken)
     {

@@ -31,6 +31,8 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     private readonly Queue<PendingChange> _changes = new();
     private readonly object _changesLock = new(); // a monitor: the writer waits on it
     private readonly TaskCompletionSource _writerStopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly INatDriver? _nat;
+    private readonly string? _namespacePath;
     private bool _closed;
 
     public LinuxDataplane(CoreOptions options, ILoggerFactory loggerFactory)
@@ -41,6 +43,9 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<LinuxDataplane>();
         _uapi = new UapiClient(Path.Combine(options.UapiSocketDirectory, options.InterfaceName + ".sock"));
+        // A core may drive a device in another namespace (tests): netlink and /proc/sys are per namespace, the UAPI socket is not.
+        _namespacePath = options.NetworkNamespace is { } name ? $"/var/run/netns/{name}" : null;
+        _nat = NatDrivers.Create(options, loggerFactory);
         new Thread(WriteLoop) { IsBackground = true, Name = "uapi-writer" }.Start();
     }
 
@@ -48,43 +53,43 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
 
     public string NatDriver => _options.NatDriver;
 
+    public IReadOnlyList<string> NativeFeatures => _nat?.NativeFeatures ?? [];
+
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await WaitForDeviceAsync(cancellationToken);
         await _uapi.SetAsync(new DeviceConfig { PrivateKey = _options.PrivateKey, ListenPort = _options.ListenPort }, cancellationToken);
         var gateway = Domain.Addressing.Ipv4Network.ToAddress(_options.ClientPool.Base + 1);
-        // A core may drive a device in another namespace (tests): netlink and /proc/sys are per namespace, the UAPI socket is not.
-        var namespacePath = _options.NetworkNamespace is { } name ? $"/var/run/netns/{name}" : null;
-        using (var netlink = namespacePath is null ? RtNetlinkClient.Open() : RtNetlinkClient.OpenInNamespace(namespacePath))
+        using (var netlink = _namespacePath is null ? RtNetlinkClient.Open() : RtNetlinkClient.OpenInNamespace(_namespacePath))
         {
             netlink.AddAddress(_options.InterfaceName, gateway, _options.ClientPool.PrefixLength);
+            // No duplicate address detection: the resolver binds the address at once, and nothing else on a point-to-point
+            // tunnel can hold it.
+            netlink.AddAddress(_options.InterfaceName, _options.ClientPool6.Gateway, _options.ClientPool6.PrefixLength, noDad: true);
             netlink.SetLinkUp(_options.InterfaceName);
         }
-        if (namespacePath is null)
+        InNamespace(() =>
         {
             new IpForwarding().Enable();
-        }
-        else
+            new IpForwarding(IpForwarding.Ipv6Path).Enable();
+        });
+        if (_nat is not null)
         {
-            NetworkNamespaceThread.Run(namespacePath, () => new IpForwarding().Enable());
-        }
-        if (_options.NatDriver == "cli")
-        {
-            var nat = new NftNatDriver(new NatOptions { ClientPool = _options.ClientPool.ToString(), InterfaceName = _options.InterfaceName },
-                _loggerFactory.CreateLogger<NftNatDriver>(),
-                _options.NetworkNamespace is { } ns ? NftCommand.InNamespace(ns) : null);
-            await nat.ApplyAsync(cancellationToken);
+            await _nat.ApplyAsync(cancellationToken);
         }
         LogInitialized(_logger, _options.InterfaceName);
     }
 
-    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken) =>
+    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken) =>
         EnqueueAsync([new PeerConfig
         {
             PublicKey = publicKey,
             ReplaceAllowedIps = true,
-            AllowedIps = [new IPNetwork(clientAddress, 32)],
+            AllowedIps = [new IPNetwork(clientAddress, 32), new IPNetwork(clientAddress6, 128)],
         }]);
+
+    public async Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
+        _nat is null ? [] : await _nat.ReadCountersAsync(cancellationToken);
 
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken) =>
         EnqueueAsync([new PeerConfig { PublicKey = publicKey, Remove = true }]);
@@ -120,6 +125,30 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         }
         // Changes already queued are still written.
         await _writerStopped.Task;
+        if (_nat is not null && _options.RemoveNatOnShutdown)
+        {
+            try
+            {
+                using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                await _nat.RemoveAsync(deadline.Token);
+            }
+            catch (Exception e) when (e is NatException or OperationCanceledException)
+            {
+                LogNatRemoveFailed(_logger, e.Message);
+            }
+        }
+    }
+
+    private void InNamespace(Action action)
+    {
+        if (_namespacePath is null)
+        {
+            action();
+        }
+        else
+        {
+            NetworkNamespaceThread.Run(_namespacePath, action);
+        }
     }
 
     private static WireGuardKey? Clamp(WireGuardKey? privateKey)
@@ -247,8 +276,11 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
 
     private sealed record PendingChange(IReadOnlyList<PeerConfig> Peers, TaskCompletionSource Completion);
 
-    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "WireGuard device {Interface} initialized (keys, port, address, forwarding, NAT)")]
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "WireGuard device {Interface} initialized (keys, port, addresses, forwarding, filter and NAT)")]
     private static partial void LogInitialized(ILogger logger, string @interface);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Removing the filter and NAT table at shutdown failed: {Reason}")]
+    private static partial void LogNatRemoveFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "UAPI set of {Count} peer change(s) failed: {Reason}")]
     private static partial void LogBatchFailed(ILogger logger, int count, string reason);

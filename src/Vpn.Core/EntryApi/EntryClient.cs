@@ -174,7 +174,16 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             {
                 throw Invalid($"active session {sessionId} has no address");
             }
-            sessions.Add(new DesiredSession(sessionId, key, address, state));
+            IPAddress? address6 = null;
+            if (peer.AddressV6 is not null && !TryParseHostAddress6(peer.AddressV6, out address6))
+            {
+                throw Invalid($"session {sessionId} has an address_v6 that is not an IPv6 /128");
+            }
+            if (address6 is not null && address is null)
+            {
+                throw Invalid($"session {sessionId} has an address_v6 without an address");
+            }
+            sessions.Add(new DesiredSession(sessionId, key, address, state, address6));
         }
         return new DesiredSnapshot(body.GeneratedAt ?? DateTimeOffset.MinValue, sessions);
     }
@@ -198,6 +207,28 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         return true;
     }
 
+    /// <summary>"fd64:6400::2/128" (as core hands it out) or a bare IPv6 address, in canonical (RFC 5952) text, without a zone.</summary>
+    internal static bool TryParseHostAddress6(string text, out IPAddress? address)
+    {
+        address = null;
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (slash >= 0 && text.AsSpan(slash + 1) is not "128")
+        {
+            return false;
+        }
+        var host = slash >= 0 ? text[..slash] : text;
+        if (!IPAddress.TryParse(host, out var parsed)
+            || parsed.AddressFamily != AddressFamily.InterNetworkV6
+            || parsed.ScopeId != 0
+            || parsed.IsIPv4MappedToIPv6
+            || parsed.ToString() != host)
+        {
+            return false;
+        }
+        address = parsed;
+        return true;
+    }
+
     private static DesiredStateUnavailableException Invalid(string why) => new($"entry answered an invalid desired set: {why}");
 
     private sealed record Heartbeat(
@@ -214,5 +245,6 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         [property: JsonPropertyName("session_id")] string? SessionId,
         [property: JsonPropertyName("public_key")] string? PublicKey,
         [property: JsonPropertyName("address")] string? Address,
-        [property: JsonPropertyName("state")] string? State);
+        [property: JsonPropertyName("state")] string? State,
+        [property: JsonPropertyName("address_v6")] string? AddressV6 = null);
 }

@@ -2,16 +2,18 @@ using System.Net;
 using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
+using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
 
 namespace Vpn.Core.Health;
 
 /// <summary>
 /// Posts healthy + active peer count to entry's /v1/internal/nodes/health on an interval. Healthy means the device
-/// answers and the leases reflect the database (before the first sync Connect is refused, so selection must skip us).
+/// answers, the leases reflect the database (before the first sync Connect is refused, so selection must skip us) and,
+/// when it is checked, the resolver answers on the gateway addresses.
 /// </summary>
 public sealed partial class HeartbeatService(CoreOptions options, IDataplane dataplane, PeerRegistry registry, EntryClient entry,
-    ILogger<HeartbeatService> logger) : BackgroundService
+    ResolverHealth resolver, ILogger<HeartbeatService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -31,7 +33,8 @@ public sealed partial class HeartbeatService(CoreOptions options, IDataplane dat
 
     private async Task BeatAsync(CancellationToken cancellationToken)
     {
-        var healthy = registry.IsSynced;
+        // A checked resolver that does not answer means "connected but no internet" for every client: selection must skip us.
+        var healthy = registry.IsSynced && resolver.Healthy;
         var peers = 0;
         try
         {

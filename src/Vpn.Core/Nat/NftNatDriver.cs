@@ -1,18 +1,18 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
 namespace Vpn.Core.Nat;
 
 /// <summary>
-/// The <c>cli</c> NAT driver: applies <see cref="NftRuleset"/> with <c>nft -f -</c>, so the whole
+/// The <c>cli</c> driver: applies the <see cref="NftRuleset"/> rendering of the table with <c>nft -f -</c>, so the whole
 /// table is replaced in one kernel transaction and other tables are never touched.
 /// </summary>
 public sealed partial class NftNatDriver : INatDriver
 {
     private readonly string _table;
-    private readonly string _pool;
-    private readonly string _interfaceName;
+    private readonly int _rules;
     private readonly ILogger<NftNatDriver> _logger;
     private readonly NftCommand _command;
     private readonly TimeSpan _timeout;
@@ -22,14 +22,14 @@ public sealed partial class NftNatDriver : INatDriver
     /// <param name="command">How to run nft; plain <c>nft</c> from PATH when null.</param>
     /// <param name="timeout">Deadline for each nft run, after which it is killed; 10 seconds when null.</param>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public NftNatDriver(NatOptions options, ILogger<NftNatDriver> logger, NftCommand? command = null, TimeSpan? timeout = null)
+    public NftNatDriver(FirewallTable table, ILogger<NftNatDriver> logger, NftCommand? command = null, TimeSpan? timeout = null)
     {
+        ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(logger);
-        _applyScript = NftRuleset.Render(options);
-        _removeScript = NftRuleset.RenderDelete(options);
-        _table = options.TableName;
-        _pool = options.ClientPool;
-        _interfaceName = options.InterfaceName;
+        _applyScript = NftRuleset.Render(table);
+        _removeScript = NftRuleset.RenderDelete(table.Name);
+        _table = table.Name;
+        _rules = table.RuleCount;
         _logger = logger;
         _command = command ?? NftCommand.Default;
         _timeout = timeout ?? TimeSpan.FromSeconds(10);
@@ -38,8 +38,12 @@ public sealed partial class NftNatDriver : INatDriver
     public async Task ApplyAsync(CancellationToken cancellationToken)
     {
         await RunCheckedAsync(["-f", "-"], _applyScript, "apply", cancellationToken).ConfigureAwait(false);
-        LogApplied(_logger, _table, _pool, _interfaceName);
+        LogApplied(_logger, _table, _rules);
     }
+
+    public string Name => "cli";
+
+    public IReadOnlyList<string> NativeFeatures => [];
 
     public async Task RemoveAsync(CancellationToken cancellationToken)
     {
@@ -48,14 +52,45 @@ public sealed partial class NftNatDriver : INatDriver
     }
 
     /// <summary>
-    /// Lists the ip-family tables rather than the table itself: <c>nft list table</c> fails both when the
+    /// Lists the inet-family tables rather than the table itself: <c>nft list table</c> fails both when the
     /// table is missing and when nft cannot run, and telling those apart would mean parsing error text.
     /// </summary>
     public async Task<bool> IsPresentAsync(CancellationToken cancellationToken)
     {
-        var output = await RunCheckedAsync(["list", "tables", "ip"], null, "list tables", cancellationToken).ConfigureAwait(false);
-        var expected = $"table ip {_table}";
+        var output = await RunCheckedAsync(["list", "tables", "inet"], null, "list tables", cancellationToken).ConfigureAwait(false);
+        var expected = $"table inet {_table}";
         return output.Split('\n').Any(line => line.Trim() == expected);
+    }
+
+    public async Task<IReadOnlyList<FirewallCounter>> ReadCountersAsync(CancellationToken cancellationToken)
+    {
+        var output = await RunCheckedAsync(["-j", "list", "counters", "table", "inet", _table], null, "list counters", cancellationToken)
+            .ConfigureAwait(false);
+        return ParseCounters(output, _table);
+    }
+
+    /// <summary>The counters of <paramref name="table"/> in <c>nft -j list counters</c> output.</summary>
+    internal static IReadOnlyList<FirewallCounter> ParseCounters(string json, string table)
+    {
+        var counters = new List<FirewallCounter>();
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            foreach (var item in document.RootElement.GetProperty("nftables").EnumerateArray())
+            {
+                if (item.TryGetProperty("counter", out var counter) && counter.GetProperty("table").GetString() == table
+                    && counter.GetProperty("family").GetString() == "inet")
+                {
+                    counters.Add(new FirewallCounter(counter.GetProperty("name").GetString() ?? "",
+                        counter.GetProperty("packets").GetUInt64(), counter.GetProperty("bytes").GetUInt64()));
+                }
+            }
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new NatException($"nft -j list counters printed something unexpected: {e.Message}", e);
+        }
+        return counters;
     }
 
     private async Task<string> RunCheckedAsync(string[] arguments, string? standardInput, string what, CancellationToken cancellationToken)
@@ -140,9 +175,9 @@ public sealed partial class NftNatDriver : INatDriver
         }
     }
 
-    [LoggerMessage(EventId = 4101, Level = LogLevel.Information, Message = "NAT table ip {Table} applied: masquerading {Pool} except via {Interface}")]
-    private static partial void LogApplied(ILogger logger, string table, string pool, string @interface);
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Information, Message = "Filter and NAT table inet {Table} applied with nft ({Rules} rules)")]
+    private static partial void LogApplied(ILogger logger, string table, int rules);
 
-    [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "NAT table ip {Table} removed")]
+    [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Filter and NAT table inet {Table} removed")]
     private static partial void LogRemoved(ILogger logger, string table);
 }

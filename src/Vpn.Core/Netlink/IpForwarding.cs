@@ -3,12 +3,16 @@ using System.Globalization;
 namespace Vpn.Core.Netlink;
 
 /// <summary>
-/// The IPv4 forwarding switch. The sysctl is per network namespace: the file is resolved for the
+/// A forwarding switch (IPv4 by default). The sysctl is per network namespace: the file is resolved for the
 /// namespace of the thread that opens it (see <see cref="NetworkNamespaceThread"/>).
 /// </summary>
 public sealed class IpForwarding(string path = IpForwarding.DefaultPath)
 {
     public const string DefaultPath = "/proc/sys/net/ipv4/ip_forward";
+
+    /// <summary>IPv6 forwarding for every interface. Note: with it on, the kernel ignores router advertisements on
+    /// interfaces whose accept_ra is 1; a node that learns its IPv6 default route by RA needs accept_ra=2 on its uplink.</summary>
+    public const string Ipv6Path = "/proc/sys/net/ipv6/conf/all/forwarding";
 
     public string Path { get; } = path;
 

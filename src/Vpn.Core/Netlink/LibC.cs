@@ -9,6 +9,12 @@ internal static unsafe partial class LibC
     public const int SockRaw = 3;
     public const int SockCloexec = 0x80000;
     public const int NetlinkRoute = 0;
+    public const int NetlinkNetfilter = 12;
+    public const int SolSocket = 1;
+    public const int SoSndbuf = 7;
+    public const int SoRcvbuf = 8;
+    public const int SoSndbufforce = 32;
+    public const int SoRcvbufforce = 33;
     public const int SolNetlink = 270;
     public const int NetlinkCapAck = 10;
     public const int NetlinkExtAck = 11;

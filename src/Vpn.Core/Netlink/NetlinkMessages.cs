@@ -36,6 +36,9 @@ internal static class NetlinkMessages
 
     public const uint IffUp = 0x1;
 
+    /// <summary>IFA_F_NODAD in ifaddrmsg.flags.</summary>
+    public const byte IfaFNoDad = 0x02;
+
     /// <summary>IFNAMSIZ is 16 including the terminating NUL.</summary>
     public const int MaxInterfaceNameLength = 15;
 
@@ -54,7 +57,7 @@ internal static class NetlinkMessages
     /// IFA_LOCAL is the interface's own address; IFA_ADDRESS is the same value unless point-to-point
     /// peer addressing is wanted, which is what <c>ip addr add A/P dev X</c> sends too.
     /// </summary>
-    public static byte[] NewAddress(uint sequence, int interfaceIndex, IPAddress address, int prefixLength)
+    public static byte[] NewAddress(uint sequence, int interfaceIndex, IPAddress address, int prefixLength, bool noDad = false)
     {
         ArgumentNullException.ThrowIfNull(address);
         var (family, bits) = address.AddressFamily switch
@@ -71,7 +74,7 @@ internal static class NetlinkMessages
         // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope (0 = universe); u32 index; }
         builder.WriteByte(family);
         builder.WriteByte((byte)prefixLength);
-        builder.WriteByte(0);
+        builder.WriteByte(noDad ? IfaFNoDad : (byte)0);
         builder.WriteByte(0);
         builder.WriteUInt32((uint)interfaceIndex);
         builder.WriteAttribute(IfaLocal, bytes);

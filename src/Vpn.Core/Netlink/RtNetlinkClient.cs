@@ -1,5 +1,4 @@
 using System.Net;
-using System.Runtime.InteropServices;
 
 namespace Vpn.Core.Netlink;
 
@@ -8,17 +7,16 @@ namespace Vpn.Core.Netlink;
 /// Every request asks for an acknowledgement and waits for the NLMSG_ERROR carrying its sequence
 /// number; a negative error becomes a <see cref="NetlinkException"/>. Calls are serialised.
 /// </summary>
-public sealed unsafe class RtNetlinkClient : IDisposable
+public sealed class RtNetlinkClient : IDisposable
 {
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly FileDescriptorHandle _socket;
+    private readonly NetlinkSocket _socket;
     private readonly TimeSpan _timeout;
-    private readonly byte[] _receiveBuffer = new byte[64 * 1024];
     private readonly Lock _lock = new();
     private uint _sequence;
 
-    private RtNetlinkClient(FileDescriptorHandle socket, TimeSpan timeout)
+    private RtNetlinkClient(NetlinkSocket socket, TimeSpan timeout)
     {
         _socket = socket;
         _timeout = timeout;
@@ -27,7 +25,7 @@ public sealed unsafe class RtNetlinkClient : IDisposable
 
     /// <summary>Opens a socket in the calling thread's network namespace (normally the process's).</summary>
     /// <param name="timeout">How long to wait for each kernel reply; 5 seconds when null.</param>
-    public static RtNetlinkClient Open(TimeSpan? timeout = null) => new(OpenSocket(), timeout ?? DefaultTimeout);
+    public static RtNetlinkClient Open(TimeSpan? timeout = null) => new(NetlinkSocket.Open(LibC.NetlinkRoute), timeout ?? DefaultTimeout);
 
     /// <summary>Opens a socket inside the namespace at <paramref name="netnsPath"/>; the process stays where it is.</summary>
     public static RtNetlinkClient OpenInNamespace(string netnsPath, TimeSpan? timeout = null) =>
@@ -47,12 +45,15 @@ public sealed unsafe class RtNetlinkClient : IDisposable
         return index > 0 ? index : throw new NetlinkException($"RTM_GETLINK {interfaceName} returned no link.", 0);
     }
 
-    /// <summary>Adds <paramref name="address"/>/<paramref name="prefixLength"/>; re-adding an existing address succeeds.</summary>
-    public void AddAddress(string interfaceName, IPAddress address, int prefixLength)
+    /// <summary>
+    /// Adds <paramref name="address"/>/<paramref name="prefixLength"/>; re-adding an existing address succeeds.
+    /// <paramref name="noDad"/> skips IPv6 duplicate address detection (<c>ip addr add … nodad</c>): usable at once.
+    /// </summary>
+    public void AddAddress(string interfaceName, IPAddress address, int prefixLength, bool noDad = false)
     {
         ArgumentNullException.ThrowIfNull(address);
         var index = GetInterfaceIndex(interfaceName);
-        Request($"RTM_NEWADDR {interfaceName} {address}/{prefixLength}", seq => NetlinkMessages.NewAddress(seq, index, address, prefixLength));
+        Request($"RTM_NEWADDR {interfaceName} {address}/{prefixLength}", seq => NetlinkMessages.NewAddress(seq, index, address, prefixLength, noDad));
     }
 
     /// <summary>Sets IFF_UP, as <c>ip link set X up</c>.</summary>
@@ -76,11 +77,11 @@ public sealed unsafe class RtNetlinkClient : IDisposable
         {
             ObjectDisposedException.ThrowIf(_socket.IsClosed, this);
             var sequence = ++_sequence;
-            Send(operation, encode(sequence));
+            _socket.Send(operation, encode(sequence));
             var deadline = Environment.TickCount64 + (long)_timeout.TotalMilliseconds;
             while (true)
             {
-                ReadOnlySpan<byte> datagram = _receiveBuffer.AsSpan(0, Receive(operation, deadline));
+                ReadOnlySpan<byte> datagram = _socket.Buffer.AsSpan(0, _socket.Receive(operation, deadline));
                 while (NetlinkMessages.TryReadMessage(ref datagram, out var header, out var payload))
                 {
                     // Replies to an earlier request that timed out can still arrive: skip them.
@@ -101,98 +102,6 @@ public sealed unsafe class RtNetlinkClient : IDisposable
                     return;
                 }
             }
-        }
-    }
-
-    private void Send(string operation, byte[] message)
-    {
-        var kernel = new LibC.SockaddrNl { Family = LibC.AfNetlink };
-        fixed (byte* buffer = message)
-        {
-            while (true)
-            {
-                var sent = LibC.SendTo(_socket.Fd, buffer, (nuint)message.Length, 0, &kernel, (uint)sizeof(LibC.SockaddrNl));
-                if (sent >= 0)
-                {
-                    return;
-                }
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != LibC.Eintr)
-                {
-                    throw NetlinkException.FromErrno($"{operation}: sendto", errno);
-                }
-            }
-        }
-    }
-
-    private int Receive(string operation, long deadline)
-    {
-        while (true)
-        {
-            var remaining = deadline - Environment.TickCount64;
-            var poll = new LibC.PollFd { Fd = _socket.Fd, Events = LibC.PollIn };
-            var ready = remaining <= 0 ? 0 : LibC.Poll(&poll, 1, (int)Math.Min(remaining, int.MaxValue));
-            if (ready == 0)
-            {
-                throw NetlinkException.FromErrno($"{operation}: waiting for the kernel's reply", LibC.Etimedout);
-            }
-            if (ready < 0)
-            {
-                var pollErrno = Marshal.GetLastPInvokeError();
-                if (pollErrno == LibC.Eintr)
-                {
-                    continue;
-                }
-                throw NetlinkException.FromErrno($"{operation}: poll", pollErrno);
-            }
-            nint received;
-            fixed (byte* buffer = _receiveBuffer)
-            {
-                // MSG_TRUNC makes recv report the datagram's real length, so truncation is detectable.
-                received = LibC.Recv(_socket.Fd, buffer, (nuint)_receiveBuffer.Length, LibC.MsgTrunc);
-            }
-            if (received > _receiveBuffer.Length)
-            {
-                throw new NetlinkException($"{operation}: reply of {received} bytes exceeds the receive buffer.", 0);
-            }
-            if (received >= 0)
-            {
-                return (int)received;
-            }
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno is not (LibC.Eintr or LibC.Eagain))
-            {
-                throw NetlinkException.FromErrno($"{operation}: recv", errno);
-            }
-        }
-    }
-
-    private static FileDescriptorHandle OpenSocket()
-    {
-        var fd = LibC.Socket(LibC.AfNetlink, LibC.SockRaw | LibC.SockCloexec, LibC.NetlinkRoute);
-        if (fd < 0)
-        {
-            throw NetlinkException.FromErrno("socket(AF_NETLINK)", Marshal.GetLastPInvokeError());
-        }
-        var handle = new FileDescriptorHandle(fd);
-        try
-        {
-            var local = new LibC.SockaddrNl { Family = LibC.AfNetlink };
-            if (LibC.Bind(fd, &local, (uint)sizeof(LibC.SockaddrNl)) != 0)
-            {
-                throw NetlinkException.FromErrno("bind(AF_NETLINK)", Marshal.GetLastPInvokeError());
-            }
-            // Best effort (older kernels lack them): echo only the request header in error replies,
-            // and include the kernel's human-readable reason (extended ack).
-            var on = 1;
-            _ = LibC.SetSockOpt(fd, LibC.SolNetlink, LibC.NetlinkCapAck, &on, sizeof(int));
-            _ = LibC.SetSockOpt(fd, LibC.SolNetlink, LibC.NetlinkExtAck, &on, sizeof(int));
-            return handle;
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
         }
     }
 }

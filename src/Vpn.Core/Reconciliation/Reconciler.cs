@@ -76,13 +76,14 @@ public sealed partial class Reconciler(
             }
         }
 
-        if (desired is not null && !plan.Full)
+        var decision = plan.Decision;
+        if (desired is not null && !decision.Full)
         {
             failure = "desired_state_rejected";
         }
-        metrics.RecordPass(failure, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count);
-        LogPlan(plan);
-        return new ReconcileOutcome(failure is null, failure, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count);
+        metrics.RecordPass(failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
+        LogDecision(decision);
+        return new ReconcileOutcome(failure is null, failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
     }
 
     private async Task<SyncPlan> ApplyOnceAsync(DesiredSnapshot? desired, CancellationToken stoppingToken)
@@ -105,9 +106,9 @@ public sealed partial class Reconciler(
             }
             var live = device.Peers.Select(p => new LivePeer(p.PublicKey, p.AllowedIps)).ToList();
             var plan = registry.Synchronize(desired, live);
-            if (plan.Problems.Count > 0)
+            if (plan.Decision.Problems is { Count: > 0 } problems)
             {
-                LogDesiredStateRejected(logger, plan.Problems.Count, string.Join("; ", plan.Problems.Take(10)));
+                LogDesiredStateRejected(logger, problems.Count, string.Join("; ", problems.Take(10)));
             }
             await plan.Applied;
             return plan;
@@ -118,44 +119,44 @@ public sealed partial class Reconciler(
         }
     }
 
-    private void LogPlan(SyncPlan plan)
+    private void LogDecision(ReconcileDecision decision)
     {
         if (logger.IsEnabled(LogLevel.Information))
         {
-            foreach (var lease in plan.Dropped.Take(MaxChangesLogged))
+            foreach (var lease in decision.Dropped.Take(MaxChangesLogged))
             {
                 LogLeaseDropped(logger, lease.SessionId, lease.PublicKey, lease.Address);
             }
-            foreach (var key in plan.Removes.Take(MaxChangesLogged))
+            foreach (var key in decision.Removes.Take(MaxChangesLogged))
             {
                 LogPeerRemoved(logger, key);
             }
-            foreach (var peer in plan.Corrections.Take(MaxChangesLogged))
+            foreach (var peer in decision.Corrections.Take(MaxChangesLogged))
             {
                 LogPeerCorrected(logger, peer.PublicKey, peer.Address);
             }
-            foreach (var peer in plan.Adds.Take(MaxChangesLogged))
+            foreach (var peer in decision.Adds.Take(MaxChangesLogged))
             {
                 LogPeerAdded(logger, peer.PublicKey, peer.Address);
             }
-            var unlogged = Math.Max(0, plan.Dropped.Count - MaxChangesLogged) + Math.Max(0, plan.Removes.Count - MaxChangesLogged)
-                + Math.Max(0, plan.Corrections.Count - MaxChangesLogged) + Math.Max(0, plan.Adds.Count - MaxChangesLogged);
+            var unlogged = Math.Max(0, decision.Dropped.Count - MaxChangesLogged) + Math.Max(0, decision.Removes.Count - MaxChangesLogged)
+                + Math.Max(0, decision.Corrections.Count - MaxChangesLogged) + Math.Max(0, decision.Adds.Count - MaxChangesLogged);
             if (unlogged > 0)
             {
                 LogChangesNotListed(logger, unlogged);
             }
         }
-        if (plan.SkippedRemoves > 0)
+        if (decision.SkippedRemoves > 0)
         {
-            LogRemovesSkipped(logger, plan.SkippedRemoves);
+            LogRemovesSkipped(logger, decision.SkippedRemoves);
         }
-        if (plan.ChangeCount > 0 || plan.Dropped.Count > 0 || plan.Adopted > 0)
+        if (decision.ChangeCount > 0 || decision.Dropped.Count > 0 || decision.Adopted.Count > 0)
         {
-            LogPassSummary(logger, plan.Adds.Count, plan.Removes.Count, plan.Corrections.Count, plan.Unchanged, plan.Adopted, plan.Dropped.Count, plan.Leases);
+            LogPassSummary(logger, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count, decision.Unchanged, decision.Adopted.Count, decision.Dropped.Count, decision.LeaseCount);
         }
         else
         {
-            LogPassQuiet(logger, plan.Unchanged, plan.Full);
+            LogPassQuiet(logger, decision.Unchanged, decision.Full);
         }
     }
 

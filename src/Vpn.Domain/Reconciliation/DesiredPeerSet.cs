@@ -6,11 +6,15 @@ using Vpn.Domain.WireGuard;
 
 namespace Vpn.Domain.Reconciliation;
 
-/// <summary>A peer the node's device must hold: the client's public key with exactly one IPv4 /32 as its allowed IPs.</summary>
-public readonly record struct DesiredPeer(WireGuardKey PublicKey, IPAddress Address);
+/// <summary>
+/// A peer the node's device must hold: the client's public key with exactly its IPv4 /32 and, when
+/// <paramref name="Address6"/> is set, its IPv6 /128 as allowed IPs.
+/// </summary>
+public readonly record struct DesiredPeer(WireGuardKey PublicKey, IPAddress Address, IPAddress? Address6 = null);
 
 /// <summary>
-/// A validated desired state: unique non-zero keys, each with a unique IPv4 client address. Built only through
+/// A validated desired state: unique non-zero keys, each with a unique IPv4 client address (and IPv6 address when
+/// given: unique too, and when a client network is given, the one paired with the IPv4 address). Built only through
 /// <see cref="TryCreate"/>, which checks the whole set and rejects it as a whole (a set with one bad entry says
 /// nothing trustworthy about the rest, so nothing of it is applied).
 /// </summary>
@@ -44,6 +48,15 @@ public sealed class DesiredPeerSet
     /// <param name="set">The validated set; null when any problem was found.</param>
     /// <param name="problems">Every problem found (keys by their public base64, which is not secret); empty on success.</param>
     public static bool TryCreate(IEnumerable<DesiredPeer> peers, Ipv4Network? clientPool,
+        [NotNullWhen(true)] out DesiredPeerSet? set, out IReadOnlyList<string> problems) =>
+        TryCreate(peers, clientPool, null, out set, out problems);
+
+    /// <param name="peers">The candidate set.</param>
+    /// <param name="clientPool">When given, every address must be a client address of it (not network, gateway or broadcast).</param>
+    /// <param name="clientNetwork6">When given, every IPv6 address must be the one it pairs with the peer's IPv4 address.</param>
+    /// <param name="set">The validated set; null when any problem was found.</param>
+    /// <param name="problems">Every problem found; empty on success.</param>
+    public static bool TryCreate(IEnumerable<DesiredPeer> peers, Ipv4Network? clientPool, Ipv6ClientNetwork? clientNetwork6,
         [NotNullWhen(true)] out DesiredPeerSet? set, out IReadOnlyList<string> problems)
     {
         ArgumentNullException.ThrowIfNull(peers);
@@ -52,6 +65,7 @@ public sealed class DesiredPeerSet
         var capacity = peers.TryGetNonEnumeratedCount(out var count) ? count : 0;
         var byKey = new Dictionary<WireGuardKey, IPAddress>(capacity);
         var addresses = new HashSet<uint>(capacity);
+        var addresses6 = new HashSet<IPAddress>();
         foreach (var peer in peers)
         {
             if (peer.PublicKey.IsZero)
@@ -68,6 +82,21 @@ public sealed class DesiredPeerSet
             if (clientPool is not null && !IsClientAddress(clientPool, value))
             {
                 found.Add($"peer {peer.PublicKey} has {peer.Address}, not a client address of {clientPool}");
+            }
+            if (peer.Address6 is { } v6)
+            {
+                if (v6.AddressFamily != AddressFamily.InterNetworkV6)
+                {
+                    found.Add($"peer {peer.PublicKey} has {v6} as its IPv6 address");
+                }
+                else if (clientNetwork6 is not null && clientNetwork6.Pool4.Contains(value) && !clientNetwork6.AddressFor(peer.Address).Equals(v6))
+                {
+                    found.Add($"peer {peer.PublicKey} has {v6}, not the address {clientNetwork6} pairs with {peer.Address}");
+                }
+                else if (!addresses6.Add(v6))
+                {
+                    found.Add($"address {v6} is given to more than one peer");
+                }
             }
             if (!byKey.TryAdd(peer.PublicKey, peer.Address))
             {

@@ -9,7 +9,8 @@ public readonly record struct LivePeer(WireGuardKey PublicKey, IReadOnlyList<IPN
 
 /// <summary>
 /// The minimal change that turns the live peers into the desired ones. A peer whose allowed IPs are already exactly its
-/// desired /32 appears nowhere, so its tunnel is never touched.
+/// desired /32 (and /128, when the node pairs an IPv6 address with each IPv4 one) appears nowhere, so its tunnel is
+/// never touched.
 /// </summary>
 /// <param name="Adds">Desired peers the device lacks.</param>
 /// <param name="Removes">Live peers that are not desired.</param>
@@ -39,7 +40,14 @@ public sealed record PeerDiff(
     /// As <see cref="Compute(DesiredPeerSet, IEnumerable{LivePeer})"/> over a map its owner keeps valid (unique IPv4
     /// addresses), so a caller that maintains its desired state incrementally need not validate it again on every pass.
     /// </summary>
-    public static PeerDiff Compute(IReadOnlyDictionary<WireGuardKey, IPAddress> desired, IEnumerable<LivePeer> live)
+    public static PeerDiff Compute(IReadOnlyDictionary<WireGuardKey, IPAddress> desired, IEnumerable<LivePeer> live) =>
+        Compute(desired, live, null);
+
+    /// <param name="desired">IPv4 address by key, kept valid by its owner.</param>
+    /// <param name="live">The device's peers.</param>
+    /// <param name="ipv6For">The IPv6 address paired with an IPv4 address (a node's <see cref="Ipv6ClientNetwork"/>); null for IPv4 only.</param>
+    public static PeerDiff Compute(IReadOnlyDictionary<WireGuardKey, IPAddress> desired, IEnumerable<LivePeer> live,
+        Func<IPAddress, IPAddress>? ipv6For)
     {
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(live);
@@ -56,14 +64,16 @@ public sealed record PeerDiff(
             if (!desired.TryGetValue(peer.PublicKey, out var address))
             {
                 removes.Add(peer.PublicKey);
+                continue;
             }
-            else if (IsExactly(peer.AllowedIps, address))
+            var address6 = ipv6For?.Invoke(address);
+            if (IsExactly(peer.AllowedIps, address, address6))
             {
                 unchanged++;
             }
             else
             {
-                corrections.Add(new DesiredPeer(peer.PublicKey, address));
+                corrections.Add(new DesiredPeer(peer.PublicKey, address, address6));
             }
         }
         var adds = new List<DesiredPeer>();
@@ -73,7 +83,7 @@ public sealed record PeerDiff(
             {
                 if (!seen.Contains(key))
                 {
-                    adds.Add(new DesiredPeer(key, address));
+                    adds.Add(new DesiredPeer(key, address, ipv6For?.Invoke(address)));
                 }
             }
         }
@@ -81,13 +91,25 @@ public sealed record PeerDiff(
     }
 
     /// <summary>True when <paramref name="allowedIps"/> is the single network <paramref name="address"/>/32.</summary>
-    public static bool IsExactly(IReadOnlyList<IPNetwork> allowedIps, IPAddress address)
+    public static bool IsExactly(IReadOnlyList<IPNetwork> allowedIps, IPAddress address) => IsExactly(allowedIps, address, null);
+
+    /// <summary>
+    /// True when <paramref name="allowedIps"/> is exactly <paramref name="address"/>/32 plus, when given,
+    /// <paramref name="address6"/>/128, in either order.
+    /// </summary>
+    public static bool IsExactly(IReadOnlyList<IPNetwork> allowedIps, IPAddress address, IPAddress? address6)
     {
         ArgumentNullException.ThrowIfNull(allowedIps);
         ArgumentNullException.ThrowIfNull(address);
-        return allowedIps.Count == 1
-            && allowedIps[0].PrefixLength == 32
-            && allowedIps[0].BaseAddress.AddressFamily == AddressFamily.InterNetwork
-            && allowedIps[0].BaseAddress.Equals(address);
+        if (address6 is null)
+        {
+            return allowedIps.Count == 1 && IsHost(allowedIps[0], address, 32);
+        }
+        return allowedIps.Count == 2
+            && ((IsHost(allowedIps[0], address, 32) && IsHost(allowedIps[1], address6, 128))
+                || (IsHost(allowedIps[1], address, 32) && IsHost(allowedIps[0], address6, 128)));
     }
+
+    private static bool IsHost(IPNetwork network, IPAddress address, int bits) =>
+        network.PrefixLength == bits && network.BaseAddress.AddressFamily == address.AddressFamily && network.BaseAddress.Equals(address);
 }

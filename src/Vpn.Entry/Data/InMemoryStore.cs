@@ -7,7 +7,7 @@ namespace Vpn.Entry.Data;
 
 /// <summary>
 /// The zero-setup store for local runs: the same invariants as the PostgreSQL schema (one live session per
-/// customer, unique device keys, unique live addresses per node, one open subscription), enforced under one lock.
+/// customer, unique device keys, unique live IPv4 and IPv6 addresses per node, one open subscription), enforced under one lock.
 /// </summary>
 public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessionStore
 {
@@ -193,7 +193,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         lock (_gate)
         {
             return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. _sessions.Values.Where(s => s.NodeId == nodeId && IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State))]);
+                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6))]);
         }
     }
 
@@ -263,8 +263,8 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
-    public Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
-        DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, string? addressV6,
+        IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
@@ -276,16 +276,17 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             {
                 return Task.FromResult(MoveOutcome.KeyChanged);
             }
-            if (_sessions.Values.Any(s => s.Id != sessionId && s.NodeId == nodeId && IsLive(s) && s.AssignedAddress == address))
+            if (AddressHeld(sessionId, nodeId, address, addressV6))
             {
                 return Task.FromResult(MoveOutcome.AddressTaken);
             }
-            _sessions[sessionId] = session with { KeyHash = newHash, NodeId = nodeId, AssignedAddress = address, Dns = dns };
+            _sessions[sessionId] = session with { KeyHash = newHash, NodeId = nodeId, AssignedAddress = address, AssignedAddressV6 = addressV6, Dns = dns };
             return Task.FromResult(MoveOutcome.Moved);
         }
     }
 
-    public Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, string? assignedAddressV6, IReadOnlyList<string> dns, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         lock (_gate)
         {
@@ -293,11 +294,11 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             {
                 return Task.FromResult(false);
             }
-            if (_sessions.Values.Any(s => s.Id != sessionId && s.NodeId == session.NodeId && IsLive(s) && s.AssignedAddress == assignedAddress))
+            if (AddressHeld(sessionId, session.NodeId, assignedAddress, assignedAddressV6))
             {
                 return Task.FromResult(false);
             }
-            _sessions[sessionId] = session with { State = SessionState.Active, AssignedAddress = assignedAddress, Dns = dns };
+            _sessions[sessionId] = session with { State = SessionState.Active, AssignedAddress = assignedAddress, AssignedAddressV6 = assignedAddressV6, Dns = dns };
             return Task.FromResult(true);
         }
     }
@@ -374,6 +375,14 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
     }
 
     private static bool IsLive(SessionRecord s) => s.State is SessionState.Provisioning or SessionState.Active;
+
+    /// <summary>
+    /// Whether another live session on the node holds either address: the unique partial indexes sessions_node_address
+    /// and sessions_node_address_v6 (a null IPv6 address conflicts with nothing). Call under the lock.
+    /// </summary>
+    private bool AddressHeld(Guid sessionId, Guid nodeId, string address, string? addressV6) =>
+        _sessions.Values.Any(s => s.Id != sessionId && s.NodeId == nodeId && IsLive(s)
+            && (s.AssignedAddress == address || (addressV6 is not null && s.AssignedAddressV6 == addressV6)));
 
     // ---- Reporting: read access for InMemorySubscriptionReportStore (Subscriptions/SubscriptionReporting.cs). ----
 

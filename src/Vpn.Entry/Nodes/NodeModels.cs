@@ -31,8 +31,11 @@ public sealed record NodeRegistration(
 /// <summary>A node with the database's count of its live sessions, the input of node selection.</summary>
 public sealed record NodeWithLoad(Node Node, int LiveSessions);
 
-/// <summary>A session the database says belongs on a node. Address is null while the session is still provisioning.</summary>
-public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State);
+/// <summary>
+/// A session the database says belongs on a node. Address (IPv4 "/32") is null while the session is still provisioning;
+/// AddressV6 ("/128") is null then too, and for sessions that have no IPv6 address (started before dual stack).
+/// </summary>
+public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State, string? AddressV6);
 
 public interface INodeStore
 {

@@ -13,7 +13,11 @@ public sealed record StartSessionRequest(
 public sealed record SessionNodeView(Guid Id, string Name, string Region, string? CountryCode, string? CityCode, string? Pool,
     string Endpoint, string PublicKey);
 
-public sealed record SessionInterfaceView(string Address, IReadOnlyList<string> Dns);
+/// <summary>
+/// The client's tunnel interface. Address is the IPv4 prefix (kept for older clients); Addresses lists every prefix of
+/// the session, IPv4 first (the IPv6 /128 only when the node gave one); Dns the node's resolvers, IPv4 first.
+/// </summary>
+public sealed record SessionInterfaceView(string Address, IReadOnlyList<string> Addresses, IReadOnlyList<string> Dns);
 
 public sealed record SessionPeerView(string PublicKey, string Endpoint, IReadOnlyList<string> AllowedIps, int PersistentKeepalive);
 

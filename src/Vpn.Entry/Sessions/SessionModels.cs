@@ -10,7 +10,10 @@ public static class SessionState
     public const string Failed = "failed";
 }
 
-/// <summary>A session row. AssignedAddress is null until the node's core has allocated one.</summary>
+/// <summary>
+/// A session row. AssignedAddress (IPv4 "/32") is null until the node's core has allocated one; AssignedAddressV6
+/// ("/128") is null then too, and stays null for sessions started before dual stack or on a core without IPv6.
+/// </summary>
 public sealed record SessionRecord(
     Guid Id,
     Guid CustomerId,
@@ -31,6 +34,9 @@ public sealed record SessionRecord(
 
     /// <summary>When the session was terminated or failed (the retention clock); null while it is live.</summary>
     public DateTimeOffset? EndedAt { get; init; }
+
+    /// <summary>The client's IPv6 tunnel prefix, e.g. "fd64:6400::2/128"; null when the session has none.</summary>
+    public string? AssignedAddressV6 { get; init; }
 }
 
 /// <summary>A new session about to be provisioned; KeyHash is SHA-256 of the session key.</summary>
@@ -88,14 +94,19 @@ public interface ISessionStore
     Task<bool> RotateKeyAsync(Guid sessionId, byte[] oldHash, byte[] newHash, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Moves an active session to another node with its new address, rotating the key in the same compare-and-swap;
-    /// capacity of the new node is checked under its row lock.
+    /// Moves an active session to another node with its new addresses (<paramref name="addressV6"/> null when the new
+    /// node's core gave none), rotating the key in the same compare-and-swap; capacity of the new node is checked under
+    /// its row lock. AddressTaken when either address is held by another live session on that node.
     /// </summary>
-    Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
-        DateTimeOffset now, CancellationToken cancellationToken);
+    Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, string? addressV6,
+        IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>provisioning → active with its address; false when the address is already held by another live session on the node.</summary>
-    Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>
+    /// provisioning → active with its addresses (<paramref name="assignedAddressV6"/> null when core gave none); false
+    /// when either address is already held by another live session on the node, or the row is no longer provisioning.
+    /// </summary>
+    Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, string? assignedAddressV6, IReadOnlyList<string> dns, DateTimeOffset now,
+        CancellationToken cancellationToken);
 
     /// <summary>Removes a provisioning claim that could not complete (marked failed, so nothing live remains).</summary>
     Task AbandonAsync(Guid sessionId, DateTimeOffset now, CancellationToken cancellationToken);

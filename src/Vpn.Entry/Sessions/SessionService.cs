@@ -25,7 +25,9 @@ public sealed partial class SessionService(
     EntryMetrics metrics,
     ILogger<SessionService> logger)
 {
-    private static readonly string[] FullTunnel = ["0.0.0.0/0"];
+    // Both families for every session, even one without an IPv6 address: IPv6 then goes into the tunnel and dies
+    // there instead of leaking around it on a dual-stack network.
+    private static readonly string[] FullTunnel = ["0.0.0.0/0", "::/0"];
     private const int PersistentKeepalive = 25;
     private const int MaxSelectionAttempts = 5;
 
@@ -88,8 +90,7 @@ public sealed partial class SessionService(
                 await RemovePeerAsync(replaced.NodeId, replaced.Id);
             }
             var connected = await ConnectAsync(node, session, cancellationToken);
-            return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node,
-                connected.AssignedAddress, connected.Dns), session.KeyHash);
+            return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node, connected), session.KeyHash);
         }
         throw NoNodes(new Dictionary<NodeRejection, int> { [NodeRejection.AtCapacity] = excluded.Count });
     }
@@ -128,19 +129,20 @@ public sealed partial class SessionService(
             {
                 throw InvalidSessionKey();
             }
-            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, current, session.AssignedAddress!, session.Dns);
+            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, current, Assignment(session));
         }
         var request = new NodeRequest(session.Region, session.CountryCode, session.CityCode, session.Pool);
         var excluded = new HashSet<Guid> { session.NodeId };
         for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
         {
             var node = await SelectAsync(request, excluded, cancellationToken);
-            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } response)
+            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
             {
                 excluded.Add(node.Id);
                 continue;
             }
-            var moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, response.AssignedAddress, [.. response.Dns], time.GetUtcNow(), CancellationToken.None);
+            var moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(),
+                CancellationToken.None);
             if (moved != MoveOutcome.Moved)
             {
                 await TryDisconnectAsync(node, session.Id);
@@ -156,7 +158,7 @@ public sealed partial class SessionService(
                 await TryDisconnectAsync(current, session.Id);
             }
             LogMoved(logger, session.NodeId, node.Id);
-            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, node, response.AssignedAddress, [.. response.Dns]);
+            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, node, assigned);
         }
         throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "No node could take over the session; retry.");
     }
@@ -178,7 +180,7 @@ public sealed partial class SessionService(
         }
         var node = await nodes.GetAsync(session.NodeId, cancellationToken)
             ?? throw new InvalidOperationException("Active session on a node that does not exist.");
-        return ToView(session.Id, null, session.State, session.CreatedAt, session.DeviceId, node, session.AssignedAddress!, session.Dns);
+        return ToView(session.Id, null, session.State, session.CreatedAt, session.DeviceId, node, Assignment(session));
     }
 
     /// <summary>Terminates the active session; false when there was none. The peer removal is best effort (reconciliation converges).</summary>
@@ -224,15 +226,15 @@ public sealed partial class SessionService(
         return all.First(n => n.Node.Id == choice.Node.Id).Node;
     }
 
-    private async Task<ConnectResponse> ConnectAsync(Node node, NewSession session, CancellationToken cancellationToken)
+    private async Task<TunnelAssignment> ConnectAsync(Node node, NewSession session, CancellationToken cancellationToken)
     {
-        if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } response)
+        if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
         {
             await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
             metrics.SessionStartsFailed.Add(1);
             throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
         }
-        if (!await sessions.ActivateAsync(session.Id, response.AssignedAddress, [.. response.Dns], time.GetUtcNow(), CancellationToken.None))
+        if (!await sessions.ActivateAsync(session.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None))
         {
             // The address is held by another live session on the node (core state diverged from the database), or the
             // row was terminated meanwhile (device deleted): undo.
@@ -242,15 +244,19 @@ public sealed partial class SessionService(
         }
         metrics.SessionsStarted.Add(1);
         LogStarted(logger, node.Id);
-        return response;
+        return assigned;
     }
 
-    /// <summary>Core Connect; on failure the peer is removed again (a deadline may expire after core added it) and null returned.</summary>
-    private async Task<ConnectResponse?> TryConnectAsync(Node node, Guid sessionId, Domain.WireGuard.WireGuardKey devicePublicKey, CancellationToken cancellationToken)
+    /// <summary>
+    /// Core Connect and its answer checked; on failure, or an answer that is not a valid assignment, the peer is removed
+    /// again (a deadline may expire after core added it) and null returned.
+    /// </summary>
+    private async Task<TunnelAssignment?> TryConnectAsync(Node node, Guid sessionId, Domain.WireGuard.WireGuardKey devicePublicKey, CancellationToken cancellationToken)
     {
+        ConnectResponse response;
         try
         {
-            return await cores.For(node.CoreEndpoint).ConnectAsync(
+            response = await cores.For(node.CoreEndpoint).ConnectAsync(
                 new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64() },
                 deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
         }
@@ -260,6 +266,13 @@ public sealed partial class SessionService(
             await TryDisconnectAsync(node, sessionId);
             return null;
         }
+        if (!TunnelAssignment.TryRead(response, out var assigned, out var badField))
+        {
+            LogMalformedAssignment(logger, node.Id, badField);
+            await TryDisconnectAsync(node, sessionId);
+            return null;
+        }
+        return assigned;
     }
 
     private async Task TryDisconnectAsync(Node node, Guid sessionId)
@@ -275,13 +288,16 @@ public sealed partial class SessionService(
         }
     }
 
-    private static SessionView ToView(Guid id, string? key, string state, DateTimeOffset createdAt, Guid? deviceId, Node node,
-        string address, IReadOnlyList<string> dns) =>
+    /// <summary>A stored active session's assignment (its IPv6 address is null when it was started before dual stack).</summary>
+    private static TunnelAssignment Assignment(SessionRecord session) =>
+        new(session.AssignedAddress ?? throw new InvalidOperationException("Active session without an address."), session.AssignedAddressV6, session.Dns);
+
+    private static SessionView ToView(Guid id, string? key, string state, DateTimeOffset createdAt, Guid? deviceId, Node node, TunnelAssignment assigned) =>
         new(id, key, state, createdAt, deviceId,
             new SessionNodeView(node.Id, node.Name, node.Region, node.CountryCode, node.CityCode, node.Pool, node.PublicEndpoint, node.PublicKey),
-            new SessionInterfaceView(address, dns),
+            new SessionInterfaceView(assigned.Address, assigned.Addresses, assigned.Dns),
             new SessionPeerView(node.PublicKey, node.PublicEndpoint, FullTunnel, PersistentKeepalive),
-            WireGuardConfig.Render(address, dns, node.PublicKey, node.PublicEndpoint, FullTunnel, PersistentKeepalive));
+            WireGuardConfig.Render(assigned.Addresses, assigned.Dns, node.PublicKey, node.PublicEndpoint, FullTunnel, PersistentKeepalive));
 
     private static ApiProblemException Conflict(Guid? activeSessionId) =>
         new(StatusCodes.Status409Conflict, ErrorCodes.SessionConflict, "Another session is active for this customer.",
@@ -335,4 +351,7 @@ public sealed partial class SessionService(
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Core Disconnect failed on node {NodeId}: {Reason}; reconciliation will remove the peer")]
     private static partial void LogDisconnectFailed(ILogger logger, Guid nodeId, string reason);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Core Connect on node {NodeId} answered a malformed {Field}; its peer is removed and the node not used")]
+    private static partial void LogMalformedAssignment(ILogger logger, Guid nodeId, string field);
 }

@@ -10,15 +10,17 @@ public static class WireGuardConfig
 {
     public const string PrivateKeyPlaceholder = "<your device private key>";
 
-    public static string Render(string address, IReadOnlyList<string> dns, string serverPublicKey, string endpoint,
+    /// <param name="addresses">The interface's prefixes, IPv4 first (one Address line, comma-separated as wg-quick reads it).</param>
+    public static string Render(IReadOnlyList<string> addresses, IReadOnlyList<string> dns, string serverPublicKey, string endpoint,
         IReadOnlyList<string> allowedIps, int persistentKeepalive)
     {
+        ArgumentNullException.ThrowIfNull(addresses);
         ArgumentNullException.ThrowIfNull(dns);
         ArgumentNullException.ThrowIfNull(allowedIps);
         var text = new StringBuilder();
         text.Append("[Interface]\n");
         text.Append("PrivateKey = ").Append(PrivateKeyPlaceholder).Append('\n');
-        text.Append("Address = ").Append(address).Append('\n');
+        text.Append("Address = ").AppendJoin(", ", addresses).Append('\n');
         if (dns.Count > 0)
         {
             text.Append("DNS = ").AppendJoin(", ", dns).Append('\n');

@@ -10,7 +10,8 @@ namespace Vpn.Core.Tests.Control;
 public class VpnControlServiceReconcileTests
 {
     private static VpnControlService Service(ReconcileRig rig) =>
-        new(rig.Registry, rig.Dataplane, new CoreOptionsView(rig.Options.ClientPool.ToString(), []), rig.Metrics, new ListLogger<VpnControlService>());
+        new(rig.Registry, rig.Dataplane, new CoreOptionsView(rig.Options.ClientPool.ToString(), rig.Options.ClientPool6.ToString()), rig.Metrics,
+            new Vpn.Core.Dns.ResolverHealth(rig.Options, rig.Meters, rig.Clock), new ListLogger<VpnControlService>());
 
     private static ConnectRequest Connect() => new() { SessionId = Guid.NewGuid().ToString(), DevicePublicKey = Key().ToBase64() };
 

@@ -28,7 +28,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
         await using var node = await Node.StartAsync(countSets: true);
         var peers = Enumerable.Range(0, calls).Select(i => (Key: WireGuardKey.Generate(), Address: Address(i))).ToArray();
 
-        await Task.WhenAll(peers.Select(p => Task.Run(() => node.Dataplane.AddPeerAsync(p.Key, p.Address, Token), Token)))
+        await Task.WhenAll(peers.Select(p => Task.Run(() => node.Dataplane.AddPeerAsync(p.Key, p.Address, Mirror(p.Address), Token), Token)))
             .WaitAsync(WriterBound, Token);
 
         var state = await node.Client.GetAsync(Token);
@@ -36,7 +36,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
         var byKey = state.Peers.ToDictionary(p => p.PublicKey);
         foreach (var (key, address) in peers)
         {
-            Assert.Equal([new IPNetwork(address, 32)], byKey[key].AllowedIps);
+            Assert.Equal([new IPNetwork(address, 32), new IPNetwork(Mirror(address), 128)], byKey[key].AllowedIps);
         }
         var sets = node.Proxy!.Connections;
         output.WriteLine($"{calls} AddPeerAsync calls were written in {sets} UAPI set(s)");
@@ -48,7 +48,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
     {
         await using var node = await Node.StartAsync();
         var peers = Enumerable.Range(0, 3).Select(i => (Key: WireGuardKey.Generate(), Address: Address(i))).ToArray();
-        await Task.WhenAll(peers.Select(p => node.Dataplane.AddPeerAsync(p.Key, p.Address, Token))).WaitAsync(WriterBound, Token);
+        await Task.WhenAll(peers.Select(p => node.Dataplane.AddPeerAsync(p.Key, p.Address, Mirror(p.Address), Token))).WaitAsync(WriterBound, Token);
         Assert.Equal(3, (await node.Client.GetAsync(Token)).Peers.Count);
 
         await node.Dataplane.RemovePeerAsync(peers[1].Key, Token).WaitAsync(WriterBound, Token);
@@ -61,11 +61,11 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
     {
         await using var node = await Node.StartAsync();
         var first = (Key: WireGuardKey.Generate(), Address: Address(0));
-        await node.Dataplane.AddPeerAsync(first.Key, first.Address, Token).WaitAsync(WriterBound, Token);
+        await node.Dataplane.AddPeerAsync(first.Key, first.Address, Mirror(first.Address), Token).WaitAsync(WriterBound, Token);
 
         // SIGKILL, as a crash: the socket file stays behind and refuses connections.
         node.Go.Kill();
-        var failing = Enumerable.Range(1, 100).Select(i => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(i), Token)).ToArray();
+        var failing = Enumerable.Range(1, 100).Select(i => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(i), Mirror(Address(i)), Token)).ToArray();
 
         foreach (var add in failing)
         {
@@ -73,11 +73,11 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
         }
         output.WriteLine($"100 failed adds saw {failing.Select(t => t.Exception!.InnerException).Distinct().Count()} distinct exception(s)");
         await Assert.ThrowsAsync<UapiUnavailableException>(
-            () => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(101), Token).WaitAsync(WriterBound, Token));
+            () => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(101), Mirror(Address(101)), Token).WaitAsync(WriterBound, Token));
 
         await node.RestartWireGuardAsync();
         var later = (Key: WireGuardKey.Generate(), Address: Address(102));
-        await node.Dataplane.AddPeerAsync(later.Key, later.Address, Token).WaitAsync(WriterBound, Token);
+        await node.Dataplane.AddPeerAsync(later.Key, later.Address, Mirror(later.Address), Token).WaitAsync(WriterBound, Token);
 
         // A new device starts empty: only the peer added after it came up is there.
         Assert.Equal(Describe(later), Describe(await node.Client.GetAsync(Token)));
@@ -89,7 +89,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
         await using var node = await Node.StartAsync();
         var peers = Enumerable.Range(0, 500).Select(i => (Key: WireGuardKey.Generate(), Address: Address(i))).ToArray();
         // Queued synchronously by each call, none awaited; the removal comes after its peer's add and must win.
-        var adds = peers.Select(p => node.Dataplane.AddPeerAsync(p.Key, p.Address, Token)).ToArray();
+        var adds = peers.Select(p => node.Dataplane.AddPeerAsync(p.Key, p.Address, Mirror(p.Address), Token)).ToArray();
         Task[] pending = [.. adds, node.Dataplane.RemovePeerAsync(peers[0].Key, Token)];
 
         await node.Dataplane.DisposeAsync().AsTask().WaitAsync(WriterBound, Token);
@@ -99,7 +99,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
         Assert.Equal(Describe(peers[1..]), Describe(await node.Client.GetAsync(Token)));
         // Bounded: a change queued after the writer stopped would never complete.
         await Assert.ThrowsAsync<ObjectDisposedException>(
-            () => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(600), Token).WaitAsync(WriterBound, Token));
+            () => node.Dataplane.AddPeerAsync(WireGuardKey.Generate(), Address(600), Mirror(Address(600)), Token).WaitAsync(WriterBound, Token));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => node.Dataplane.RemovePeerAsync(peers[1].Key, Token).WaitAsync(WriterBound, Token));
         await Assert.ThrowsAsync<ObjectDisposedException>(
             () => node.Dataplane.ApplyPeerChangesAsync([new PeerConfig { PublicKey = peers[1].Key, Remove = true }], Token).WaitAsync(WriterBound, Token));
@@ -108,9 +108,16 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
 
     private static IPAddress Address(int i) => new([10, 90, (byte)(i >> 8), (byte)i]);
 
+    // The IPv6 address a node pairs with an IPv4 one (any /128 serves the writer; this keeps them unique).
+    private static IPAddress Mirror(IPAddress v4)
+    {
+        var b = v4.GetAddressBytes();
+        return new IPAddress([0xfd, 0x64, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0, b[0], b[1], b[2], b[3]]);
+    }
+
     /// <summary>"public-key allowed-ips" per peer, sorted.</summary>
     private static string[] Describe(params (WireGuardKey Key, IPAddress Address)[] peers) =>
-        [.. peers.Select(p => $"{p.Key.ToHex()} {p.Address}/32").Order(StringComparer.Ordinal)];
+        [.. peers.Select(p => $"{p.Key.ToHex()} {p.Address}/32,{Mirror(p.Address)}/128").Order(StringComparer.Ordinal)];
 
     private static string[] Describe(DeviceState state) =>
         [.. state.Peers.Select(p => $"{p.PublicKey.ToHex()} {string.Join(',', p.AllowedIps)}").Order(StringComparer.Ordinal)];

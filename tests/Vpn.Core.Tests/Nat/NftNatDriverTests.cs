@@ -8,24 +8,27 @@ namespace Vpn.Core.Tests.Nat;
 /// <summary>Real nft runs only inside a namespace created by the test; failure paths use stand-in commands.</summary>
 public class NftNatDriverTests
 {
-    private static readonly NatOptions Options = new() { ClientPool = "10.64.0.0/16", InterfaceName = "wg0" };
+    private static readonly FirewallTable Table = FirewallSamples.Table();
 
     [Fact]
-    public async Task ApplyAsync_InNamespace_TableHasMasqueradeRule()
+    public async Task ApplyAsync_InNamespace_TableHasChainsAndMasqueradeRule()
     {
         await using var ns = await CreateNamespaceAsync();
         var driver = Driver(NftCommand.InNamespace(ns.Name));
 
         await driver.ApplyAsync(TestContext.Current.CancellationToken);
 
-        var table = await ns.ExecCheckedAsync("nft", "list", "table", "ip", "vpn_core");
+        var table = await ns.ExecCheckedAsync("nft", "list", "table", "inet", "vpn_core");
         Assert.Contains("type nat hook postrouting priority srcnat; policy accept;", table);
+        Assert.Contains("type filter hook prerouting priority raw; policy accept;", table);
         Assert.Contains("ip saddr 10.64.0.0/16 oifname != \"wg0\" masquerade", table);
+        Assert.Contains("ip6 saddr fd64:6400::/64 oifname != \"wg0\" masquerade", table);
+        Assert.Contains("iifname \"wg0\" jump tunnel_forward", table);
         Assert.True(await driver.IsPresentAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact]
-    public async Task ApplyAsync_Twice_ExactlyOneMasqueradeRule()
+    public async Task ApplyAsync_Twice_ExactlyOneCopyOfEachRule()
     {
         await using var ns = await CreateNamespaceAsync();
         var driver = Driver(NftCommand.InNamespace(ns.Name));
@@ -33,37 +36,41 @@ public class NftNatDriverTests
         await driver.ApplyAsync(TestContext.Current.CancellationToken);
         await driver.ApplyAsync(TestContext.Current.CancellationToken);
 
-        var table = await ns.ExecCheckedAsync("nft", "list", "table", "ip", "vpn_core");
-        Assert.Single(table.Split('\n'), line => line.Contains("masquerade", StringComparison.Ordinal));
+        var table = await ns.ExecCheckedAsync("nft", "list", "table", "inet", "vpn_core");
+        Assert.Equal(2, table.Split('\n').Count(line => line.Contains("masquerade", StringComparison.Ordinal)));
+        Assert.Single(table.Split('\n'), line => line.Contains("jump tunnel_forward", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task ApplyAsync_ChangedPool_ReplacesRule()
+    public async Task ApplyAsync_ChangedPoolAndTunnel_ReplacesRules()
     {
         await using var ns = await CreateNamespaceAsync();
         await Driver(NftCommand.InNamespace(ns.Name)).ApplyAsync(TestContext.Current.CancellationToken);
 
-        var changed = new NatOptions { ClientPool = "10.65.0.0/16", InterfaceName = "wg1" };
+        var changed = NodeFirewall.Build(FirewallSamples.Options(tunnel: "wg1", pool4: "10.65.0.0/16", gateway4: "10.65.0.1"));
         await new NftNatDriver(changed, NullLogger<NftNatDriver>.Instance, NftCommand.InNamespace(ns.Name))
             .ApplyAsync(TestContext.Current.CancellationToken);
 
-        var table = await ns.ExecCheckedAsync("nft", "list", "table", "ip", "vpn_core");
+        var table = await ns.ExecCheckedAsync("nft", "list", "table", "inet", "vpn_core");
         Assert.Contains("ip saddr 10.65.0.0/16 oifname != \"wg1\" masquerade", table);
         Assert.DoesNotContain("10.64.0.0/16", table);
+        Assert.DoesNotContain("\"wg0\"", table);
     }
 
     [Fact]
     public async Task ApplyAndRemove_OtherTablesPresent_LeavesThemUntouched()
     {
         await using var ns = await CreateNamespaceAsync();
-        await ns.ExecAsync("nft", ["-f", "-"], "table inet other {\n chain input {\n type filter hook input priority 0;\n tcp dport 22 accept\n }\n}\n");
-        var before = await ns.ExecCheckedAsync("nft", "list", "table", "inet", "other");
+        var other = "table inet other {\n chain input {\n type filter hook input priority 0;\n tcp dport 22 accept\n }\n}\ntable ip vpn_core {\n chain c {\n }\n}\n";
+        (await ns.ExecAsync("nft", ["-f", "-"], other)).EnsureSuccess("nft -f other");
+        var before = await ns.ExecCheckedAsync("nft", "list", "ruleset");
         var driver = Driver(NftCommand.InNamespace(ns.Name));
 
         await driver.ApplyAsync(TestContext.Current.CancellationToken);
         await driver.RemoveAsync(TestContext.Current.CancellationToken);
 
-        Assert.Equal(before, await ns.ExecCheckedAsync("nft", "list", "table", "inet", "other"));
+        // The same name in another family (ip vpn_core) is another table and stays too.
+        Assert.Equal(before, await ns.ExecCheckedAsync("nft", "list", "ruleset"));
     }
 
     [Fact]
@@ -86,8 +93,41 @@ public class NftNatDriverTests
         var driver = Driver(NftCommand.InNamespace(ns.Name));
 
         await driver.RemoveAsync(TestContext.Current.CancellationToken);
+        await driver.RemoveAsync(TestContext.Current.CancellationToken);
 
         Assert.False(await driver.IsPresentAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task ReadCountersAsync_AfterApply_EveryNamedCounterAtZero()
+    {
+        await using var ns = await CreateNamespaceAsync();
+        var driver = Driver(NftCommand.InNamespace(ns.Name));
+        await driver.ApplyAsync(TestContext.Current.CancellationToken);
+
+        var counters = await driver.ReadCountersAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(NodeFirewall.Counters.All.Order(), counters.Select(c => c.Name).Order());
+        Assert.All(counters, c => Assert.Equal((0ul, 0ul), (c.Packets, c.Bytes)));
+    }
+
+    [Fact]
+    public void ParseCounters_OtherTablesAndFamilies_OnlyOurs()
+    {
+        const string json = """
+            {"nftables": [{"metainfo": {"version": "1.0.6"}},
+              {"counter": {"family": "inet", "name": "a", "table": "vpn_core", "handle": 1, "packets": 3, "bytes": 180}},
+              {"counter": {"family": "ip", "name": "b", "table": "vpn_core", "handle": 2, "packets": 1, "bytes": 1}},
+              {"counter": {"family": "inet", "name": "c", "table": "other", "handle": 3, "packets": 1, "bytes": 1}}]}
+            """;
+
+        Assert.Equal([new FirewallCounter("a", 3, 180)], NftNatDriver.ParseCounters(json, "vpn_core"));
+    }
+
+    [Fact]
+    public void ParseCounters_NotJson_ThrowsNatException()
+    {
+        Assert.Throws<NatException>(() => NftNatDriver.ParseCounters("Error: no such table", "vpn_core"));
     }
 
     [Fact]
@@ -111,7 +151,17 @@ public class NftNatDriverTests
 
         var error = await Assert.ThrowsAsync<NatException>(() => driver.ApplyAsync(TestContext.Current.CancellationToken));
 
-        Assert.Equal(NftRuleset.Render(Options), error.StandardError);
+        Assert.Equal(NftRuleset.Render(Table), error.StandardError);
+    }
+
+    [Fact]
+    public async Task RemoveAsync_ScriptOnStandardInput_DeletesOnlyOurTable()
+    {
+        var driver = Driver(new NftCommand("sh", ["-c", "cat >&2; exit 3"]));
+
+        var error = await Assert.ThrowsAsync<NatException>(() => driver.RemoveAsync(TestContext.Current.CancellationToken));
+
+        Assert.Equal("table inet vpn_core {}\ndelete table inet vpn_core\n", error.StandardError);
     }
 
     [Fact]
@@ -128,7 +178,7 @@ public class NftNatDriverTests
     [Fact]
     public async Task ApplyAsync_CommandHangs_ThrowsNatExceptionAtTimeout()
     {
-        var driver = new NftNatDriver(Options, NullLogger<NftNatDriver>.Instance,
+        var driver = new NftNatDriver(Table, NullLogger<NftNatDriver>.Instance,
             new NftCommand("sh", ["-c", "sleep 30"]), TimeSpan.FromMilliseconds(300));
         var clock = Stopwatch.StartNew();
 
@@ -149,14 +199,15 @@ public class NftNatDriverTests
     }
 
     [Fact]
-    public void Constructor_InvalidOptions_ThrowsArgumentException()
+    public void NameAndFeatures_CliDriver_NoNativeFeatures()
     {
-        var options = new NatOptions { ClientPool = "10.64.0.0/16", InterfaceName = "wg0\"; flush ruleset" };
+        var driver = Driver(NftCommand.Default);
 
-        Assert.Throws<ArgumentException>(() => new NftNatDriver(options, NullLogger<NftNatDriver>.Instance));
+        Assert.Equal("cli", driver.Name);
+        Assert.Empty(driver.NativeFeatures);
     }
 
-    private static NftNatDriver Driver(NftCommand command) => new(Options, NullLogger<NftNatDriver>.Instance, command);
+    private static NftNatDriver Driver(NftCommand command) => new(Table, NullLogger<NftNatDriver>.Instance, command);
 
     private static Task<NetworkNamespace> CreateNamespaceAsync()
     {

@@ -1,99 +1,66 @@
+using System.Net;
 using Vpn.Core.Nat;
 
 namespace Vpn.Core.Tests.Nat;
 
+/// <summary>The renderer alone, on small hand-built tables; the node's real table is in <see cref="NodeFirewallTests"/>.</summary>
 public class NftRulesetTests
 {
     [Fact]
-    public void Render_KnownInput_ExactText()
+    public void Render_SmallTable_ExactText()
     {
-        var script = NftRuleset.Render(new NatOptions { ClientPool = "10.64.0.0/16", InterfaceName = "wg0" });
+        var table = new FirewallTable("vpn_core", ["dropped"],
+        [
+            new FirewallChain("jumped", null, [new FirewallRule([], "dropped", new DropAction())]),
+            new FirewallChain("postrouting", new BaseChain(ChainType.Nat, ChainHook.Postrouting, 100),
+            [
+                new FirewallRule([new InterfaceMatch(true, "wg0")], null, new JumpAction("jumped")),
+                new FirewallRule([new AddressMatch(true, IPNetwork.Parse("10.64.0.0/16")), new InterfaceMatch(false, "wg0", Negated: true)], null, new MasqueradeAction()),
+            ]),
+        ]);
 
         Assert.Equal("""
-            table ip vpn_core {}
-            delete table ip vpn_core
-            table ip vpn_core {
+            table inet vpn_core {}
+            delete table inet vpn_core
+            table inet vpn_core {
+                counter dropped {}
+                chain jumped {
+                    counter name "dropped" drop
+                }
                 chain postrouting {
-                    type nat hook postrouting priority srcnat; policy accept;
+                    type nat hook postrouting priority 100; policy accept;
+                    iifname "wg0" jump jumped
                     ip saddr 10.64.0.0/16 oifname != "wg0" masquerade
                 }
             }
 
-            """, script);
+            """, NftRuleset.Render(table));
     }
 
     [Fact]
-    public void Render_CustomTableName_UsesItEverywhere()
+    public void RenderDelete_KnownName_ExactText()
     {
-        var script = NftRuleset.Render(new NatOptions { ClientPool = "100.96.0.0/12", InterfaceName = "wg-vpn.1", TableName = "edge_nat" });
-
-        Assert.StartsWith("table ip edge_nat {}\ndelete table ip edge_nat\ntable ip edge_nat {\n", script);
-        Assert.Contains("ip saddr 100.96.0.0/12 oifname != \"wg-vpn.1\" masquerade\n", script);
-        Assert.DoesNotContain("vpn_core", script);
+        Assert.Equal("table inet vpn_core {}\ndelete table inet vpn_core\n", NftRuleset.RenderDelete("vpn_core"));
     }
 
-    [Fact]
-    public void RenderDelete_KnownInput_ExactText()
+    public static TheoryData<FirewallRule, string> Rules => new()
     {
-        var script = NftRuleset.RenderDelete(new NatOptions { ClientPool = "10.64.0.0/16", InterfaceName = "wg0" });
-
-        Assert.Equal("table ip vpn_core {}\ndelete table ip vpn_core\n", script);
-    }
+        { new FirewallRule([new EstablishedOrRelatedMatch()], null, new AcceptAction()), "ct state established,related accept" },
+        { new FirewallRule([new InterfaceMatch(false, "eth0", Negated: true)], "x", new DropAction()), "oifname != \"eth0\" counter name \"x\" drop" },
+        { new FirewallRule([new FamilyMatch(IpFamily.Ipv6)], null, new RejectAction()), "meta nfproto ipv6 reject with icmpx admin-prohibited" },
+        { new FirewallRule([new AddressMatch(false, IPNetwork.Parse("10.64.0.1/32")), new DestinationPortMatch(TransportProtocol.Udp, 53)], null, new AcceptAction()), "ip daddr 10.64.0.1 udp dport 53 accept" },
+        { new FirewallRule([new AddressMatch(false, IPNetwork.Parse("fd64:6400::1/128")), new DestinationPortMatch(TransportProtocol.Tcp, 53)], null, new AcceptAction()), "ip6 daddr fd64:6400::1 tcp dport 53 accept" },
+        { new FirewallRule([new AddressMatch(true, IPNetwork.Parse("fd64:6400::/64"), Negated: true)], null, new DropAction()), "ip6 saddr != fd64:6400::/64 drop" },
+        { new FirewallRule([new EchoRequestMatch(IpFamily.Ipv4)], null, new AcceptAction()), "icmp type echo-request accept" },
+        { new FirewallRule([new EchoRequestMatch(IpFamily.Ipv6)], null, new AcceptAction()), "icmpv6 type echo-request accept" },
+        { new FirewallRule([], null, new DestinationNatAction(IPAddress.Parse("10.64.0.1"))), "dnat ip to 10.64.0.1" },
+        { new FirewallRule([], null, new DestinationNatAction(IPAddress.Parse("fd64:6400::1"))), "dnat ip6 to fd64:6400::1" },
+    };
 
     [Theory]
-    [InlineData("wg0\"; flush ruleset")]
-    [InlineData("wg0\" accept")]
-    [InlineData("wg0\n")]
-    [InlineData("wg 0")]
-    [InlineData("wg0}")]
-    [InlineData("")]
-    [InlineData(".")]
-    [InlineData("..")]
-    [InlineData("sixteen-chars-xx")]
-    [InlineData("wg\u00e9")]
-    public void Render_MaliciousInterfaceName_ThrowsArgumentException(string interfaceName)
+    [MemberData(nameof(Rules))]
+    public void RenderRule_EachMatchAndAction_NftSyntax(FirewallRule rule, string expected)
     {
-        var options = new NatOptions { ClientPool = "10.64.0.0/16", InterfaceName = interfaceName };
-
-        var error = Assert.Throws<ArgumentException>(() => NftRuleset.Render(options));
-        Assert.Contains("Interface name", error.Message);
-    }
-
-    [Theory]
-    [InlineData("10.64.0.0/16; flush ruleset")]
-    [InlineData("10.64.0.0/16 }")]
-    [InlineData("10.64.0.0/16\n")]
-    [InlineData("10.64.0.1/16")]
-    [InlineData("10.64.0.0/33")]
-    [InlineData("10.64.0.0")]
-    [InlineData("fd00::/64")]
-    [InlineData("")]
-    public void Render_MaliciousPool_ThrowsArgumentException(string pool)
-    {
-        var options = new NatOptions { ClientPool = pool, InterfaceName = "wg0" };
-
-        var error = Assert.Throws<ArgumentException>(() => NftRuleset.Render(options));
-        Assert.Contains("Client pool", error.Message);
-    }
-
-    [Theory]
-    [InlineData("vpn_core {}; flush ruleset")]
-    [InlineData("1table")]
-    [InlineData("vpn-core")]
-    [InlineData("")]
-    public void Render_MaliciousTableName_ThrowsArgumentException(string table)
-    {
-        var options = new NatOptions { ClientPool = "10.64.0.0/16", InterfaceName = "wg0", TableName = table };
-
-        Assert.Throws<ArgumentException>(() => NftRuleset.Render(options));
-        Assert.Throws<ArgumentException>(() => NftRuleset.RenderDelete(options));
-    }
-
-    [Fact]
-    public void Validate_EverythingWrong_ReportsEveryProblem()
-    {
-        var errors = new NatOptions { ClientPool = "nope", InterfaceName = "", TableName = "" }.Validate();
-
-        Assert.Equal(3, errors.Count);
+        Assert.Equal(expected, NftRuleset.RenderRule(rule));
     }
 }

@@ -31,6 +31,10 @@ public class EntryClientTests
     private static object Peer(Guid session, string key, string? address, string state) =>
         new { session_id = session, public_key = key, address, state };
 
+    /// <summary>A peer as a dual-stack entry writes it (address_v6 present, null for sessions without one).</summary>
+    private static object Peer6(Guid session, string key, string? address, string? addressV6, string state) =>
+        new { session_id = session, public_key = key, address, address_v6 = addressV6, state };
+
     private static readonly string GoodBody = Body(Peer(SessionA, KeyA, "10.64.0.2/32", "active"), Peer(SessionB, KeyB, null, "provisioning"));
 
     private static CoreOptions Options(Uri entry) => new() { EntryUrl = entry, NodeId = NodeId, AdminToken = "s3cret-admin" };
@@ -53,6 +57,42 @@ public class EntryClientTests
             snapshot.Sessions);
         var request = Assert.Single(entry.Requests);
         Assert.Equal(("GET", $"/v1/internal/nodes/{NodeId}/peers", "s3cret-admin"), (request.Method, request.Path, request.Token));
+    }
+
+    [Fact]
+    public async Task FetchAsync_DualStackAnswer_ReadsIpv6WhereGivenAndNullElsewhere()
+    {
+        var sessionC = Guid.NewGuid();
+        var keyC = WireGuardKey.Generate().ToBase64();
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(200, Body(
+            Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::2/128", "active"),
+            Peer6(SessionB, KeyB, "10.64.0.3/32", null, "active"),
+            Peer6(sessionC, keyC, null, null, "provisioning")));
+        using var client = new EntryClient(Options(entry.Url));
+
+        var snapshot = await client.FetchAsync(Token);
+
+        Assert.Equal(
+            [
+                new DesiredSession(SessionA, WireGuardKey.ParseBase64(KeyA), IPAddress.Parse("10.64.0.2"), DesiredSessionState.Active,
+                    IPAddress.Parse("fd64:6400::2")),
+                new DesiredSession(SessionB, WireGuardKey.ParseBase64(KeyB), IPAddress.Parse("10.64.0.3"), DesiredSessionState.Active, null),
+                new DesiredSession(sessionC, WireGuardKey.ParseBase64(keyC), null, DesiredSessionState.Provisioning, null),
+            ],
+            snapshot.Sessions);
+    }
+
+    [Fact]
+    public async Task FetchAsync_AnswerWithoutAddressV6Field_Ipv6IsNull()
+    {
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(200, GoodBody);
+        using var client = new EntryClient(Options(entry.Url));
+
+        var snapshot = await client.FetchAsync(Token);
+
+        Assert.All(snapshot.Sessions, s => Assert.Null(s.Address6));
     }
 
     [Fact]
@@ -100,6 +140,15 @@ public class EntryClientTests
         { "sloppy ipv4", Body(Peer(SessionA, KeyA, "10.64.2/32", "active")) },
         { "repeated session", Body(Peer(SessionA, KeyA, "10.64.0.2/32", "active"), Peer(SessionA, KeyB, "10.64.0.3/32", "active")) },
         { "null peer", "{\"node_id\":\"" + NodeId + "\",\"peers\":[null]}" },
+        { "ipv6 network not host", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::/64", "active")) },
+        { "ipv4 as address_v6", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "10.64.0.2/32", "active")) },
+        { "ipv4-mapped address_v6", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "::ffff:10.64.0.2/128", "active")) },
+        { "non-canonical address_v6", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "FD64:6400:0::2/128", "active")) },
+        { "zoned address_v6", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fe80::2%1/128", "active")) },
+        { "garbage address_v6", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::2/128\nallowed_ip=::/0", "active")) },
+        { "address_v6 without address", Body(Peer6(SessionA, KeyA, null, "fd64:6400::2/128", "provisioning")) },
+        { "one bad address_v6 among good", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::2/128", "active"),
+            Peer6(SessionB, KeyB, "10.64.0.3/32", "fd64:6400::3/120", "active")) },
     };
 
     [Theory]

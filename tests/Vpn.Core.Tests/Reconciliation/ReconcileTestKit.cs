@@ -124,10 +124,15 @@ public sealed class HookedDataplane(IDataplane inner) : IDataplane
 
     public string NatDriver => inner.NatDriver;
 
+    public IReadOnlyList<string> NativeFeatures => inner.NativeFeatures;
+
     public Task InitializeAsync(CancellationToken cancellationToken) => inner.InitializeAsync(cancellationToken);
 
-    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken) =>
-        inner.AddPeerAsync(publicKey, clientAddress, cancellationToken);
+    public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken) =>
+        inner.AddPeerAsync(publicKey, clientAddress, clientAddress6, cancellationToken);
+
+    public Task<IReadOnlyList<Vpn.Core.Nat.FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
+        inner.ReadFilterCountersAsync(cancellationToken);
 
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken) => inner.RemovePeerAsync(publicKey, cancellationToken);
 

@@ -444,10 +444,15 @@ public class ReconcilerTests
 
         public string NatDriver => inner.NatDriver;
 
+        public IReadOnlyList<string> NativeFeatures => inner.NativeFeatures;
+
         public Task InitializeAsync(CancellationToken cancellationToken) => inner.InitializeAsync(cancellationToken);
 
-        public Task AddPeerAsync(Domain.WireGuard.WireGuardKey publicKey, IPAddress clientAddress, CancellationToken cancellationToken) =>
+        public Task AddPeerAsync(Domain.WireGuard.WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken) =>
             Task.FromException(new UapiException(-22));
+
+        public Task<IReadOnlyList<Vpn.Core.Nat.FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
+            inner.ReadFilterCountersAsync(cancellationToken);
 
         public Task RemovePeerAsync(Domain.WireGuard.WireGuardKey publicKey, CancellationToken cancellationToken) => inner.RemovePeerAsync(publicKey, cancellationToken);
 

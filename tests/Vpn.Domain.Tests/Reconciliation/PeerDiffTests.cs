@@ -201,3 +201,75 @@ public class PeerDiffTests
         Assert.True(PeerDiff.IsExactly([Host(address)], address));
     }
 }
+
+public class PeerDiffDualStackTests
+{
+    private static readonly Vpn.Domain.Addressing.Ipv6ClientNetwork Network6 =
+        Vpn.Domain.Addressing.Ipv6ClientNetwork.TryCreate("fd64:6400::/64", Vpn.Domain.Addressing.Ipv4Network.Parse("10.64.0.0/16"), out var n, out _)
+            ? n : throw new InvalidOperationException();
+
+    private static WireGuardKey Key(byte b)
+    {
+        var bytes = new byte[WireGuardKey.Length];
+        bytes[0] = b;
+        bytes[31] = 0x5a;
+        return WireGuardKey.FromBytes(bytes);
+    }
+
+    [Fact]
+    public void IsExactly_BothHostsEitherOrder_True()
+    {
+        var v4 = IPAddress.Parse("10.64.0.2");
+        var v6 = IPAddress.Parse("fd64:6400::2");
+
+        Assert.True(PeerDiff.IsExactly([new IPNetwork(v4, 32), new IPNetwork(v6, 128)], v4, v6));
+        Assert.True(PeerDiff.IsExactly([new IPNetwork(v6, 128), new IPNetwork(v4, 32)], v4, v6));
+        Assert.False(PeerDiff.IsExactly([new IPNetwork(v4, 32)], v4, v6));
+        Assert.False(PeerDiff.IsExactly([new IPNetwork(v4, 32), new IPNetwork(IPAddress.Parse("fd64:6400::3"), 128)], v4, v6));
+        Assert.False(PeerDiff.IsExactly([new IPNetwork(v4, 32), new IPNetwork(v6, 128), new IPNetwork(IPAddress.Parse("fd64:6400::3"), 128)], v4, v6));
+        Assert.False(PeerDiff.IsExactly([new IPNetwork(v4, 32), new IPNetwork(IPAddress.Parse("fd64:6400::"), 64)], v4, v6));
+    }
+
+    [Fact]
+    public void Compute_WithIpv6Pairing_IPv4OnlyPeerIsCorrectedAndAddsCarryBoth()
+    {
+        var desired = new Dictionary<WireGuardKey, IPAddress>
+        {
+            [Key(1)] = IPAddress.Parse("10.64.0.2"),
+            [Key(2)] = IPAddress.Parse("10.64.0.3"),
+            [Key(3)] = IPAddress.Parse("10.64.0.4"),
+        };
+        LivePeer[] live =
+        [
+            new(Key(1), [new IPNetwork(IPAddress.Parse("10.64.0.2"), 32)]), // a peer from before dual stack
+            new(Key(2), [new IPNetwork(IPAddress.Parse("fd64:6400::3"), 128), new IPNetwork(IPAddress.Parse("10.64.0.3"), 32)]),
+        ];
+
+        var diff = PeerDiff.Compute(desired, live, Network6.AddressFor);
+
+        Assert.Equal(1, diff.Unchanged);
+        var correction = Assert.Single(diff.Corrections);
+        Assert.Equal(new DesiredPeer(Key(1), IPAddress.Parse("10.64.0.2"), IPAddress.Parse("fd64:6400::2")), correction);
+        var add = Assert.Single(diff.Adds);
+        Assert.Equal(new DesiredPeer(Key(3), IPAddress.Parse("10.64.0.4"), IPAddress.Parse("fd64:6400::4")), add);
+        Assert.Empty(diff.Removes);
+    }
+
+    [Fact]
+    public void TryCreate_Ipv6NotPairedOrDuplicated_RejectsTheSet()
+    {
+        var pool = Vpn.Domain.Addressing.Ipv4Network.Parse("10.64.0.0/16");
+        DesiredPeer[] unpaired = [new(Key(1), IPAddress.Parse("10.64.0.2"), IPAddress.Parse("fd64:6400::9"))];
+        DesiredPeer[] wrongFamily = [new(Key(1), IPAddress.Parse("10.64.0.2"), IPAddress.Parse("10.64.0.9"))];
+        DesiredPeer[] paired = [new(Key(1), IPAddress.Parse("10.64.0.2"), IPAddress.Parse("fd64:6400::2")), new(Key(2), IPAddress.Parse("10.64.0.3"))];
+        DesiredPeer[] duplicate = [new(Key(1), IPAddress.Parse("10.64.0.2"), IPAddress.Parse("fd64:6400::7")), new(Key(2), IPAddress.Parse("10.64.0.3"), IPAddress.Parse("fd64:6400::7"))];
+
+        Assert.False(DesiredPeerSet.TryCreate(unpaired, pool, Network6, out _, out var problems));
+        Assert.Contains(problems, p => p.Contains("fd64:6400::9", StringComparison.Ordinal));
+        Assert.False(DesiredPeerSet.TryCreate(wrongFamily, pool, Network6, out _, out _));
+        Assert.True(DesiredPeerSet.TryCreate(paired, pool, Network6, out var set, out _));
+        Assert.Equal(2, set.Count);
+        Assert.False(DesiredPeerSet.TryCreate(duplicate, pool, null, out _, out problems));
+        Assert.Contains(problems, p => p.Contains("more than once", StringComparison.Ordinal) || p.Contains("more than one", StringComparison.Ordinal));
+    }
+}

@@ -1,10 +1,13 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Vpn.Entry.Data;
+using Vpn.Entry.Tests.Infrastructure;
 using Vpn.TestSupport;
 using Vpn.TestSupport.Postgres;
 
@@ -71,6 +74,65 @@ public sealed partial class MigrationTests
         Assert.All(InvariantIndexes, i => Assert.Contains(i, uniqueIndexes));
         Assert.Equal(Migrator.Migrations.Select(m => m.Version).Order(StringComparer.Ordinal),
             await db.ColumnAsync<string>("select version from schema_migrations order by version collate \"C\""));
+    }
+
+    /// <summary>
+    /// A database at 0002 with a live session in it is upgraded by 0003 (dual stack) while that session stays usable:
+    /// it answers IPv4 only with both families routed, and the desired peers list it without an IPv6 address.
+    /// </summary>
+    [Fact]
+    public async Task MigrateAsync_From0002WithLiveSession_SessionStillAnswersIpv4OnlyAndListedWithoutIpv6()
+    {
+        await using var db = await TestDatabase.CreateEmptyAsync("migrate_upgrade_0003");
+        await ApplyUpToAsync(db, "0002_revocation_feed");
+        var customer = Guid.NewGuid();
+        var nodeId = Guid.NewGuid();
+        var sessionId = Guid.NewGuid();
+        var sessionKey = RandomNumberGenerator.GetBytes(32);
+        var nodeKey = TestStack.NewKey();
+        await using (var seed = db.DataSource.CreateCommand(Seed0002Sql))
+        {
+            seed.Parameters.AddWithValue("customer", customer);
+            seed.Parameters.AddWithValue("device", Guid.NewGuid());
+            seed.Parameters.AddWithValue("device_key", TestStack.NewKey());
+            seed.Parameters.AddWithValue("node", nodeId);
+            seed.Parameters.AddWithValue("node_key", nodeKey);
+            seed.Parameters.AddWithValue("core", TestStack.DefaultCoreEndpoint);
+            seed.Parameters.AddWithValue("session", sessionId);
+            seed.Parameters.AddWithValue("hash", SHA256.HashData(sessionKey));
+            await seed.ExecuteNonQueryAsync(Ct);
+        }
+
+        var applied = await NewMigrator(db.DataSource).MigrateAsync(Ct);
+
+        Assert.Equal(Migrator.Migrations.Count(m => string.CompareOrdinal(m.Version, "0002_revocation_feed") > 0), applied);
+        Assert.Contains("sessions_node_address_v6", await db.ColumnAsync<string>(
+            "select c.relname::text from pg_index i join pg_class c on c.oid = i.indexrelid where i.indisunique"));
+        Assert.Equal(1L, await db.ScalarAsync<long>("select count(*) from sessions where state = 'active' and assigned_address_v6 is null"));
+        await using var stack = await TestStack.StartAsync(StoreKind.InMemory, new Dictionary<string, string?>
+        {
+            ["DATABASE_URL"] = PostgresServer.ToUrl(db.ConnectionString),
+        });
+        var current = await stack.SendJsonAsync(TestStack.AsCustomer(customer, HttpMethod.Get, "/v1/sessions/current"), 200);
+        Assert.Equal(sessionId, current.GetProperty("session_id").GetGuid());
+        var iface = current.GetProperty("interface");
+        Assert.Equal("10.64.0.2/32", iface.GetProperty("address").GetString());
+        Assert.Equal(["10.64.0.2/32"], iface.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(["10.64.0.1"], iface.GetProperty("dns").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(["0.0.0.0/0", "::/0"], current.GetProperty("peer").GetProperty("allowed_ips").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(
+            "[Interface]\nPrivateKey = <your device private key>\nAddress = 10.64.0.2/32\nDNS = 10.64.0.1\n\n" +
+            $"[Peer]\nPublicKey = {nodeKey}\nEndpoint = 203.0.113.7:51820\nAllowedIPs = 0.0.0.0/0, ::/0\nPersistentKeepalive = 25\n",
+            current.GetProperty("wireguard_config").GetString());
+        var peers = (await stack.SendJsonAsync(stack.Admin(HttpMethod.Get, $"/v1/internal/nodes/{nodeId}/peers"), 200)).GetProperty("peers");
+        var peer = Assert.Single(peers.EnumerateArray());
+        Assert.Equal((sessionId, "10.64.0.2/32", "active"),
+            (peer.GetProperty("session_id").GetGuid(), peer.GetProperty("address").GetString(), peer.GetProperty("state").GetString()));
+        Assert.Equal(JsonValueKind.Null, peer.GetProperty("address_v6").ValueKind);
+        // Its session key from before the upgrade still reconnects (the node is healthy and fresh, so it stays there).
+        var key = Convert.ToBase64String(sessionKey).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var reconnected = await stack.SendJsonAsync(TestStack.AsCustomer(customer, HttpMethod.Post, "/v1/sessions/reconnect", new { session_key = key }), 200);
+        Assert.Equal(iface.GetRawText(), reconnected.GetProperty("interface").GetRawText());
     }
 
     [Fact]
@@ -184,6 +246,33 @@ public sealed partial class MigrationTests
     }
 
     // ---- Helpers -----------------------------------------------------------------------------------------------
+
+    /// <summary>One live session as entry wrote it at schema 0002: no IPv6 column yet.</summary>
+    private const string Seed0002Sql = """
+        insert into customers (id) values (@customer);
+        insert into plans (code, name, max_devices, allowed_regions) values ('basic', 'Basic', 5, '{eu-west}');
+        insert into customer_subscriptions (customer_id, plan_code, status, started_at) values (@customer, 'basic', 'active', now());
+        insert into devices (id, customer_id, name, public_key) values (@device, @customer, 'laptop', @device_key);
+        insert into vpn_nodes (id, name, region, country_code, city_code, pool, capacity, public_endpoint, public_key, core_endpoint,
+                               healthy, active_peer_count, last_heartbeat_at)
+        values (@node, 'node-eu-west', 'eu-west', 'DE', 'fra', 'default', 100, '203.0.113.7:51820', @node_key, @core, true, 1, now());
+        insert into sessions (id, customer_id, device_id, device_public_key, node_id, state, assigned_address, session_key_hash, dns,
+                              region, country_code, city_code, pool, created_at, activated_at, updated_at)
+        values (@session, @customer, @device, @device_key, @node, 'active', '10.64.0.2/32', @hash, '{10.64.0.1}',
+                'eu-west', 'DE', 'fra', 'default', now(), now(), now());
+        """;
+
+    /// <summary>What the migrator does, stopped after <paramref name="lastVersion"/>: the schema an older release left.</summary>
+    private static async Task ApplyUpToAsync(TestDatabase db, string lastVersion)
+    {
+        await using var connection = await db.DataSource.OpenConnectionAsync(Ct);
+        await ExecuteAsync(connection, "create table schema_migrations (version text primary key, applied_at timestamptz not null default now())");
+        foreach (var (version, sql) in Migrator.Migrations.Where(m => string.CompareOrdinal(m.Version, lastVersion) <= 0))
+        {
+            await ExecuteAsync(connection, sql);
+            await ExecuteAsync(connection, $"insert into schema_migrations (version) values ('{version}')");
+        }
+    }
 
     [GeneratedRegex(@"migrate: (\d+) migration\(s\) applied")]
     private static partial Regex AppliedCount();

@@ -140,7 +140,8 @@ public sealed class CoreRoutes : IAsyncDisposable
                 p.GetProperty("session_id").GetGuid(),
                 WireGuardKey.TryParseBase64(p.GetProperty("public_key").GetString(), out var key) ? key : throw new DesiredStateUnavailableException("bad key"),
                 p.GetProperty("address").GetString() is { } address ? IPAddress.Parse(address.Split('/')[0]) : null,
-                p.GetProperty("state").GetString() == "active" ? DesiredSessionState.Active : DesiredSessionState.Provisioning)).ToList();
+                p.GetProperty("state").GetString() == "active" ? DesiredSessionState.Active : DesiredSessionState.Provisioning,
+                p.TryGetProperty("address_v6", out var v6) && v6.GetString() is { } address6 ? IPAddress.Parse(address6.Split('/')[0]) : null)).ToList();
             return new DesiredSnapshot(root.GetProperty("generated_at").GetDateTimeOffset(), sessions);
         }
     }

@@ -37,7 +37,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         """;
 
     private const string DesiredPeersSql = """
-        select id, device_public_key, assigned_address, state from sessions
+        select id, device_public_key, assigned_address, state, assigned_address_v6 from sessions
         where node_id = @node and state in ('provisioning', 'active')
         order by id
         """;
@@ -50,7 +50,8 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         var peers = new List<DesiredPeer>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            peers.Add(new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3)));
+            peers.Add(new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4)));
         }
         return peers;
     }

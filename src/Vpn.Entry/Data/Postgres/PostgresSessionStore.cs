@@ -6,7 +6,7 @@ namespace Vpn.Entry.Data.Postgres;
 
 public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISessionStore
 {
-    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash";
+    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash, assigned_address_v6";
 
     // The node row lock serializes claims on one node so the live count cannot overshoot capacity. The count is a
     // separate statement on purpose: under READ COMMITTED a subquery in the locking statement would use the snapshot
@@ -23,7 +23,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     private const string LiveIdSql = "select id from sessions where customer_id = @customer and state in ('provisioning', 'active')";
 
     private const string ActivateSql = """
-        update sessions set state = 'active', assigned_address = @address, dns = @dns, activated_at = @now, updated_at = @now
+        update sessions set state = 'active', assigned_address = @address, assigned_address_v6 = @address_v6, dns = @dns, activated_at = @now, updated_at = @now
         where id = @id and state = 'provisioning'
         """;
 
@@ -55,7 +55,8 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         """;
 
     private const string MoveSql = """
-        update sessions set session_key_hash = @new, node_id = @node, assigned_address = @address, dns = @dns, updated_at = @now
+        update sessions set session_key_hash = @new, node_id = @node, assigned_address = @address, assigned_address_v6 = @address_v6, dns = @dns,
+            updated_at = @now
         where id = @id and session_key_hash = @old and state = 'active'
         """;
 
@@ -131,8 +132,8 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    public async Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, IReadOnlyList<string> dns,
-        DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, string? addressV6,
+        IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -148,6 +149,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             move.Parameters.AddWithValue("new", newHash);
             move.Parameters.AddWithValue("node", nodeId);
             move.Parameters.AddWithValue("address", address);
+            move.Parameters.AddWithValue("address_v6", (object?)addressV6 ?? DBNull.Value);
             move.Parameters.AddWithValue("dns", dns.ToArray());
             move.Parameters.AddWithValue("now", now);
             if (await move.ExecuteNonQueryAsync(cancellationToken) != 1)
@@ -157,23 +159,27 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             await transaction.CommitAsync(cancellationToken);
             return MoveOutcome.Moved;
         }
+        // sessions_node_address or sessions_node_address_v6: the new node already has a live session on that address.
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             return MoveOutcome.AddressTaken;
         }
     }
 
-    public async Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, string? assignedAddressV6, IReadOnlyList<string> dns, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ActivateSql);
         command.Parameters.AddWithValue("id", sessionId);
         command.Parameters.AddWithValue("address", assignedAddress);
+        command.Parameters.AddWithValue("address_v6", (object?)assignedAddressV6 ?? DBNull.Value);
         command.Parameters.AddWithValue("dns", dns.ToArray());
         command.Parameters.AddWithValue("now", now);
         try
         {
             return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
         }
+        // sessions_node_address or sessions_node_address_v6: another live session on the node holds the address.
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             return false;
@@ -202,7 +208,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         """;
 
     // The same columns as Columns, qualified for the join above.
-    private const string QualifiedColumns = "s.id, s.customer_id, s.device_id, s.device_public_key, s.node_id, s.state, s.assigned_address, s.dns, s.region, s.country_code, s.city_code, s.pool, s.created_at, s.session_key_hash";
+    private const string QualifiedColumns = "s.id, s.customer_id, s.device_id, s.device_public_key, s.node_id, s.state, s.assigned_address, s.dns, s.region, s.country_code, s.city_code, s.pool, s.created_at, s.session_key_hash, s.assigned_address_v6";
 
     public async Task<IReadOnlyList<SessionRecord>> TerminateOutsidePlanRegionsAsync(string planCode, IReadOnlyList<string> allowedRegions,
         DateTimeOffset now, CancellationToken cancellationToken)
@@ -279,5 +285,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         r.GetFieldValue<DateTimeOffset>(12))
     {
         KeyHash = r.GetFieldValue<byte[]>(13),
+        AssignedAddressV6 = r.IsDBNull(14) ? null : r.GetString(14),
     };
 }

@@ -1,0 +1,182 @@
+using System.Net;
+using Vpn.Core.Nat;
+
+namespace Vpn.Core.Tests.Nat;
+
+public class NodeFirewallTests
+{
+    [Fact]
+    public void Build_DefaultOptions_RendersExactScript()
+    {
+        var script = NftRuleset.Render(FirewallSamples.Table());
+
+        Assert.Equal(ExpectedDefaultScript, script);
+    }
+
+    [Fact]
+    public void Build_DefaultOptions_EveryBlockedRangeDroppedAndCounted()
+    {
+        var forward = Chain(FirewallSamples.Table(), NodeFirewall.TunnelForwardChain);
+
+        var rendered = forward.Rules.Select(NftRuleset.RenderRule).ToList();
+        foreach (var network in NodeFirewall.BlockedIpv4.Concat(NodeFirewall.BlockedIpv6))
+        {
+            var family = network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? "ip" : "ip6";
+            Assert.Single(rendered, r => r == $"{family} daddr {network} counter name \"tunnel_to_private\" drop");
+        }
+        Assert.Equal(11, NodeFirewall.BlockedIpv4.Count);
+        Assert.Contains(NodeFirewall.BlockedIpv4, n => n.Contains(IPAddress.Parse("169.254.169.254")));
+        Assert.Contains(NodeFirewall.BlockedIpv6, n => n.Contains(IPAddress.Parse("fd00:ec2::254")));
+        Assert.Equal("accept", rendered[^1]);
+    }
+
+    [Fact]
+    public void Build_DefaultOptions_EveryCounterDeclaredAndUsed()
+    {
+        var table = FirewallSamples.Table();
+
+        var used = table.Chains.SelectMany(c => c.Rules).Select(r => r.Counter).OfType<string>().ToHashSet();
+
+        Assert.Equal(NodeFirewall.Counters.All, table.Counters);
+        // tunnel_not_uplink and tunnel_ipv6_refused exist in every table so GetNodeStatus always reports the same set.
+        Assert.Equal(NodeFirewall.Counters.All.Except([NodeFirewall.Counters.TunnelNotUplink, NodeFirewall.Counters.TunnelIpv6Refused]).Order(), used.Order());
+    }
+
+    [Fact]
+    public void Build_WithUplink_OnlyUplinkEgressAndMasquerade()
+    {
+        var table = NodeFirewall.Build(FirewallSamples.Options(uplink: "eth0"));
+
+        var forward = Chain(table, NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule).ToList();
+        Assert.Equal("oifname != \"eth0\" counter name \"tunnel_not_uplink\" drop", forward[1]);
+        Assert.Equal(
+            ["ip saddr 10.64.0.0/16 oifname \"eth0\" masquerade", "ip6 saddr fd64:6400::/64 oifname \"eth0\" masquerade"],
+            Chain(table, "postrouting").Rules.Select(NftRuleset.RenderRule));
+    }
+
+    [Fact]
+    public void Build_WithoutUplink_MasqueradeAnythingButTheTunnel()
+    {
+        var table = FirewallSamples.Table();
+
+        Assert.DoesNotContain(table.Chains.SelectMany(c => c.Rules), r => r.Counter == NodeFirewall.Counters.TunnelNotUplink);
+        Assert.Equal(
+            ["ip saddr 10.64.0.0/16 oifname != \"wg0\" masquerade", "ip6 saddr fd64:6400::/64 oifname != \"wg0\" masquerade"],
+            Chain(table, "postrouting").Rules.Select(NftRuleset.RenderRule));
+    }
+
+    [Fact]
+    public void Build_EgressLists_DenyThenAllowThenBuiltInBlock()
+    {
+        var table = NodeFirewall.Build(FirewallSamples.Options(allow: ["10.1.2.0/24", "fd00:1::/48"], deny: ["203.0.113.0/25", "2001:db8::/32"]));
+
+        var forward = Chain(table, NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule).ToList();
+
+        Assert.Equal(
+        [
+            "oifname \"wg0\" counter name \"tunnel_to_tunnel\" drop",
+            "ip daddr 203.0.113.0/25 counter name \"tunnel_to_private\" drop",
+            "ip6 daddr 2001:db8::/32 counter name \"tunnel_to_private\" drop",
+            "ip daddr 10.1.2.0/24 accept",
+            "ip6 daddr fd00:1::/48 accept",
+            "ip daddr 0.0.0.0/8 counter name \"tunnel_to_private\" drop",
+        ], forward.Take(6));
+    }
+
+    [Fact]
+    public void Build_Ipv6EgressOff_RefusesIpv6BeforeAnyAllow()
+    {
+        var table = NodeFirewall.Build(FirewallSamples.Options(allow: ["fd00:1::/48"], ipv6Egress: false));
+
+        var forward = Chain(table, NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule).ToList();
+
+        var refuse = forward.IndexOf("meta nfproto ipv6 counter name \"tunnel_ipv6_refused\" reject with icmpx admin-prohibited");
+        Assert.Equal(1, refuse);
+        Assert.True(refuse < forward.IndexOf("ip6 daddr fd00:1::/48 accept"));
+    }
+
+    [Fact]
+    public void Build_Ipv6EgressOn_NoRefusal()
+    {
+        Assert.DoesNotContain(FirewallSamples.Table().Chains.SelectMany(c => c.Rules), r => r.Action is RejectAction);
+    }
+
+    [Fact]
+    public void Build_Chains_BaseChainsHookWhereTheRulesNeedThem()
+    {
+        var chains = FirewallSamples.Table().Chains;
+
+        Assert.Equal(
+        [
+            ("tunnel_input", null),
+            ("tunnel_forward", null),
+            ("anti_spoof", new BaseChain(ChainType.Filter, ChainHook.Prerouting, -300)),
+            ("dns_redirect", new BaseChain(ChainType.Nat, ChainHook.Prerouting, -100)),
+            ("input", new BaseChain(ChainType.Filter, ChainHook.Input, 0)),
+            ("forward", new BaseChain(ChainType.Filter, ChainHook.Forward, 0)),
+            ("postrouting", new BaseChain(ChainType.Nat, ChainHook.Postrouting, 100)),
+        ], chains.Select(c => (c.Name, c.Base)));
+    }
+
+    [Theory]
+    [InlineData("wg0\"; flush ruleset")]
+    [InlineData("wg0\" accept")]
+    [InlineData("wg0\n")]
+    [InlineData("wg 0")]
+    [InlineData("wg0}")]
+    [InlineData("")]
+    [InlineData(".")]
+    [InlineData("..")]
+    [InlineData("sixteen-chars-xx")]
+    [InlineData("wg\u00e9")]
+    public void Build_MaliciousTunnelName_ThrowsArgumentException(string name)
+    {
+        var error = Assert.Throws<ArgumentException>(() => NodeFirewall.Build(FirewallSamples.Options(tunnel: name)));
+
+        Assert.Contains("Tunnel interface name", error.Message);
+    }
+
+    [Theory]
+    [InlineData("eth0\"; flush ruleset")]
+    [InlineData("eth0\n")]
+    [InlineData("wg0")]
+    public void Build_BadUplinkName_ThrowsArgumentException(string name)
+    {
+        var error = Assert.Throws<ArgumentException>(() => NodeFirewall.Build(FirewallSamples.Options(uplink: name)));
+
+        Assert.Contains("plink interface", error.Message);
+    }
+
+    [Theory]
+    [InlineData("vpn_core {}; flush ruleset")]
+    [InlineData("1table")]
+    [InlineData("vpn-core")]
+    [InlineData("")]
+    public void Build_MaliciousTableName_ThrowsArgumentException(string table)
+    {
+        var error = Assert.Throws<ArgumentException>(() => NodeFirewall.Build(FirewallSamples.Options(table: table)));
+
+        Assert.Contains("Table name", error.Message);
+    }
+
+    [Fact]
+    public void Build_GatewayOutsidePool_ThrowsArgumentException()
+    {
+        var error = Assert.Throws<ArgumentException>(() => NodeFirewall.Build(FirewallSamples.Options(gateway4: "10.65.0.1")));
+
+        Assert.Contains("not inside the client pool", error.Message);
+    }
+
+    [Fact]
+    public void Build_EverythingWrong_ReportsEveryProblem()
+    {
+        var options = new FirewallOptions { TunnelInterface = "", TableName = "", UplinkInterface = "bad name" };
+
+        Assert.Equal(5, options.Validate().Count);
+        Assert.Throws<ArgumentException>(() => NodeFirewall.Build(options));
+    }
+
+    private static FirewallChain Chain(FirewallTable table, string name) => table.Chains.Single(c => c.Name == name);
+
+    private const string ExpectedDefaultScript = "TODO";
+}
