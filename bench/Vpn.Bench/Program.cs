@@ -11,11 +11,17 @@ return command switch
     "p2" => await ReconcileBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 64_000,
         args.Length > 2 ? double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 0.01,
         args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 3),
+    // nat [applies=200] [rounds=5]: per-apply time of the native nftables driver against the cli (nft) driver.
+    "nat" => await NatBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5),
+    // filter [rounds=5] [seconds=5] [driver=cli]: a client's forwarded throughput through the node with its filter table vs without.
+    "filter" => await FilterThroughputBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5, args.Length > 3 ? args[3] : "cli"),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000]");
+    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000] | nat [applies=200] [rounds=5] | filter [rounds=5] [seconds=5] [driver=cli|native]");
     return 2;
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Post-deploy gate: exits 0 only when entry answers, is ready, its privacy settings are what the environment needs and
-# every registered node's core answers GetNodeStatus healthy and synced.
+# every registered node's core answers GetNodeStatus healthy and synced, with its DNS resolver answering where checked.
 #
 #   ENTRY_URL=https://api.example.net ADMIN_API_TOKEN=… deploy/k8s/smoke-check.sh
-#   (or ADMIN_API_TOKEN_FILE=/path; EXPECT_PRODUCTION=1 also demands strict log redaction and TLS to the cores)
+#   (or ADMIN_API_TOKEN_FILE=/path; EXPECT_PRODUCTION=1 also demands strict log redaction, TLS to the cores and cores
+#   that check their resolver)
 #
 # Needs curl and python3. Never prints the token.
 set -euo pipefail
@@ -79,10 +80,18 @@ if [[ "$status" == 200 ]]; then
       fail "core/$name: cleartext core endpoint"
     fi
     get "/v1/admin/core/status?node_id=$id" admin
-    if [[ "$status" == 200 ]] && [[ "$(printf '%s' "$body" | json 'print(d["healthy"] and d["synced"])')" == True ]]; then
-      pass "core/$name: healthy, synced, $(printf '%s' "$body" | json 'print(d["active_peers"])') peers, $(printf '%s' "$body" | json 'print(d["dataplane_mode"])') dataplane"
+    # The node's DNS resolver (a core that does not report one counts as not checked): answering, not checked, or why not.
+    resolver=""
+    [[ "$status" == 200 ]] && resolver="$(printf '%s' "$body" | json 'r = d.get("resolver") or {}; print(("answering" if r.get("healthy") else "unhealthy: " + (r.get("detail") or "no answer yet")) if r.get("checked") else "not checked")')"
+    if [[ "$resolver" == unhealthy:* ]]; then
+      fail "core/$name: resolver ${resolver} (clients would be connected without DNS)"
+    elif [[ "$status" == 200 ]] && [[ "$(printf '%s' "$body" | json 'print(d["healthy"] and d["synced"])')" == True ]]; then
+      pass "core/$name: healthy, synced, $(printf '%s' "$body" | json 'print(d["active_peers"])') peers, $(printf '%s' "$body" | json 'print(d["dataplane_mode"])') dataplane, resolver $resolver"
     else
       fail "core/$name: status ${status:-nothing} $(printf '%s' "$body" | head -c 300)"
+    fi
+    if [[ "$EXPECT_PRODUCTION" == 1 && "$resolver" == "not checked" ]]; then
+      fail "core/$name: resolver not checked (CORE_RESOLVER_CHECK=false): a resolver that stops answering would go unnoticed"
     fi
   done <<< "$nodes"
 else

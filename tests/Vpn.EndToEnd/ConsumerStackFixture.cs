@@ -44,6 +44,8 @@ public abstract class ConsumerStackFixture : VpnStackFixture
         // The test authority's zone is unsigned and not delegated from the root: nothing to validate against.
         environment["WG_DNS_DNSSEC"] = "false";
         environment["CORE_METRICS_LISTEN"] = ConsumerLab.MetricsListen;
+        environment["CORE_RESOLVER_CHECK"] = "true";
+        environment["CORE_RESOLVER_CHECK_SECS"] = "1";
     }
 
     protected override async Task CompleteSetUpAsync(CancellationToken cancellationToken)
@@ -137,8 +139,15 @@ public sealed class NativeConsumerStackFixture : ConsumerStackFixture
     public override string NatDriver => "native";
 }
 
-/// <summary>A node without IPv6: no IPv6 uplink address or upstream, WG_IPV6_EGRESS=false (native driver).</summary>
-public sealed class Ipv4OnlyConsumerStackFixture : ConsumerStackFixture
+/// <summary>A node without IPv6: no IPv6 uplink address or upstream, WG_IPV6_EGRESS=false.</summary>
+public sealed class CliIpv4OnlyConsumerStackFixture : ConsumerStackFixture
+{
+    public override string NatDriver => "cli";
+
+    public override bool NodeHasIpv6 => false;
+}
+
+public sealed class NativeIpv4OnlyConsumerStackFixture : ConsumerStackFixture
 {
     public override string NatDriver => "native";
 

@@ -11,7 +11,8 @@ namespace Vpn.EndToEnd;
 /// <summary>
 /// The whole stack for end-to-end tests, built once per test class and torn down after it:
 /// PostgreSQL (migrated by <c>Vpn.Entry.dll migrate</c>), entry as a real process in the root namespace,
-/// the <see cref="VpnLab"/> namespaces with wireguard-go on node and client, core as a real process inside
+/// the lab's namespaces (<see cref="VpnLab"/> by default, another <see cref="INodeLab"/> from <see cref="CreateLabAsync"/>)
+/// with wireguard-go on the node, core as a real process inside
 /// the node namespace serving gRPC on a unix socket, and the e2e plan + node registered and reported healthy.
 /// <para>
 /// Setup failures do not throw out of <see cref="InitializeAsync"/> (xunit would hide the processes' output):
@@ -44,6 +45,7 @@ public partial class VpnStackFixture : IAsyncLifetime
 
     private readonly StringBuilder _setupLog = new();
     private ExceptionDispatchInfo? _setupFailure;
+    private string? _setupNetwork;
     private BackgroundProcess? _entry;
     private BackgroundProcess? _core;
     private string _lastEntryOutput = "";
@@ -121,6 +123,11 @@ public partial class VpnStackFixture : IAsyncLifetime
         catch (Exception e)
         {
             _setupFailure = ExceptionDispatchInfo.Capture(e);
+            if (NodeLab is not null && !e.Message.StartsWith(SkipToken, StringComparison.Ordinal))
+            {
+                // Now, while the failed state is still there: tests only see the failure later.
+                _setupNetwork = await NodeLab.DescribeAsync();
+            }
         }
     }
 
@@ -148,7 +155,8 @@ public partial class VpnStackFixture : IAsyncLifetime
             _setupFailure.Throw(); // e.g. PostgreSQL missing: skip locally, fail under CI, as decided by the thrower
         }
         throw new Xunit.Sdk.XunitException(
-            $"End-to-end setup failed: {_setupFailure.SourceException}\n\n=== setup log ===\n{_setupLog}\n{DescribeProcesses()}",
+            $"End-to-end setup failed: {_setupFailure.SourceException}\n\n=== setup log ===\n{_setupLog}\n{DescribeProcesses()}" +
+            (_setupNetwork is null ? "" : $"=== network when setup failed ===\n{_setupNetwork}"),
             _setupFailure.SourceException);
     }
 
@@ -353,6 +361,8 @@ public partial class VpnStackFixture : IAsyncLifetime
             ["WG_LISTEN_PORT"] = VpnLab.NodeListenPort.ToString(),
             ["WG_CLIENT_POOL"] = NodeLab.ClientPool,
             ["WG_NAT_DRIVER"] = "cli",
+            // VpnLab runs no resolver on the node: a core checking for one would call itself unhealthy (ConsumerLab does run one).
+            ["CORE_RESOLVER_CHECK"] = "false",
             ["ASPNETCORE_URLS"] = null, // nothing inherited from the test host
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
         };

@@ -89,9 +89,20 @@ public sealed class WgQuickClient
             writer.Write(text.ToString());
         }
 
-        Directory.CreateDirectory(NetnsEtcDirectory);
-        File.WriteAllText(Path.Combine(NetnsEtcDirectory, "resolv.conf"),
-            string.Concat(config.Interface.Dns.Select(server => $"nameserver {server}\n")) + "options timeout:2 attempts:2\n");
+        var resolvConf = string.Concat(config.Interface.Dns.Select(server => $"nameserver {server}\n")) + "options timeout:2 attempts:2\n";
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                Directory.CreateDirectory(NetnsEtcDirectory);
+                File.WriteAllText(Path.Combine(NetnsEtcDirectory, "resolv.conf"), resolvConf);
+                break;
+            }
+            catch (DirectoryNotFoundException) when (attempt < 5)
+            {
+                // Another lab removed the (then empty) /etc/netns between our steps: create it again.
+            }
+        }
 
         var result = await ProcessRunner.RunAsync("ip", ["netns", "exec", Namespace.Name, "wg-quick", "up", ConfigPath], null,
             TimeSpan.FromSeconds(30), new Dictionary<string, string>
@@ -135,15 +146,20 @@ public sealed class WgQuickClient
         }
     }
 
-    /// <summary>The /etc/netns entry and the config file (the namespace itself is the lab's).</summary>
+    /// <summary>
+    /// The /etc/netns entry (and /etc/netns itself once empty, as it was before) and the config file;
+    /// the namespace itself is the lab's.
+    /// </summary>
     internal void RemoveFiles()
     {
         try
         {
             Directory.Delete(NetnsEtcDirectory, recursive: true);
+            Directory.Delete(Path.GetDirectoryName(NetnsEtcDirectory)!);
         }
-        catch (DirectoryNotFoundException)
+        catch (IOException)
         {
+            // Not there, or /etc/netns still holds another namespace's entry.
         }
         File.Delete(ConfigPath);
     }

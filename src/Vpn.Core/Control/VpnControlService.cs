@@ -18,9 +18,9 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
         var sessionId = ParseSessionId(request.SessionId);
-        if (!WireGuardKey.TryParseBase64(request.DevicePublicKey, out var key) || key.IsZero)
+        if (!WireGuardKey.TryParseBase64(request.DevicePublicKey, out var key) || !key.IsAcceptablePublicKey || key == view.NodePublicKey)
         {
-            ThrowInvalid("device_public_key must be the base64 of a 32-byte WireGuard public key.");
+            ThrowInvalid("device_public_key must be the base64 of a canonical 32-byte WireGuard public key, not of small order and not the node's own.");
         }
         (ConnectOutcome Outcome, PeerLease? Lease) result;
         try
@@ -148,5 +148,8 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
     private static partial void LogDataplaneFailed(ILogger logger, string operation, string reason);
 }
 
-/// <summary>The static facts of this node reported in GetNodeStatus.</summary>
-public sealed record CoreOptionsView(string ClientPool, string ClientPool6);
+/// <summary>
+/// The static facts of this node reported in GetNodeStatus, and its own WireGuard public key (derived once from
+/// WG_PRIVATE_KEY; null without one), which Connect refuses as a device key: wireguard-go ignores such a peer.
+/// </summary>
+public sealed record CoreOptionsView(string ClientPool, string ClientPool6, WireGuardKey? NodePublicKey = null);

@@ -110,8 +110,11 @@ public static class NodeFirewall
 
         List<FirewallRule> antiSpoof =
         [
-            Rule([new InterfaceMatch(Incoming: true, tunnel, Negated: true), new AddressMatch(true, pool4)], new DropAction(), Counters.OutsideSpoofedPool),
-            Rule([new InterfaceMatch(Incoming: true, tunnel, Negated: true), new AddressMatch(true, pool6)], new DropAction(), Counters.OutsideSpoofedPool),
+            // The node's own traffic to its gateway addresses (e.g. core asking its resolver) comes back over lo with a pool source.
+            Rule([new InterfaceMatch(Incoming: true, tunnel, Negated: true), new InterfaceMatch(Incoming: true, "lo", Negated: true),
+                new AddressMatch(true, pool4)], new DropAction(), Counters.OutsideSpoofedPool),
+            Rule([new InterfaceMatch(Incoming: true, tunnel, Negated: true), new InterfaceMatch(Incoming: true, "lo", Negated: true),
+                new AddressMatch(true, pool6)], new DropAction(), Counters.OutsideSpoofedPool),
             // An address match implies its family (nft adds the nfproto check), so an IPv6 packet never fails the IPv4 test.
             Rule([FromTunnel(), new AddressMatch(true, pool4, Negated: true)], new DropAction(), Counters.TunnelSpoofedSource),
             Rule([FromTunnel(), new AddressMatch(true, pool6, Negated: true)], new DropAction(), Counters.TunnelSpoofedSource),

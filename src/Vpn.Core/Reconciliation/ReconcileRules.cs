@@ -49,7 +49,7 @@ public static class ReconcileRules
     private static Rebuilt? Rebuild(ReconcileInput input, DesiredSnapshot desired, out IReadOnlyList<string> problems)
     {
         // Steady state is the common case (64k sessions, a few changes): one pass over the snapshot, one over the leases,
-        // and per pass only the validation's tables, the set of leases found and the resulting key map.
+        // and per pass only the validation's tables and the resulting key map.
         var authoritative = new List<DesiredSession>(desired.Sessions.Count);
         authoritative.AddRange(desired.Sessions.Where(s => s.State == DesiredSessionState.Active && s.Address is not null));
         if (!DesiredPeerSet.TryCreate(authoritative.Select(s => new DesiredPeer(s.PublicKey, s.Address!, s.Address6)),
@@ -65,7 +65,9 @@ public static class ReconcileRules
         // and address do not clash with anything (e.g. replace_existing reconnects the same device key at once).
         HashSet<WireGuardKey> ignoredKeys = [];
         HashSet<IPAddress> ignoredAddresses = [];
-        var found = new HashSet<Guid>(authoritative.Count);
+        // The leases kept, by key: first those the snapshot lists as they are, then the unconfirmed ones it does not
+        // outrank yet, then the adopted ones. It is what the device must hold.
+        var addressByKey = new Dictionary<WireGuardKey, IPAddress>(Math.Max(leases.Count, authoritative.Count));
         var confirmed = new List<Guid>();
         var toAdopt = new List<DesiredSession>();
         foreach (var session in authoritative)
@@ -78,7 +80,7 @@ public static class ReconcileRules
             else if (leases.TryGetValue(session.SessionId, out var held)
                 && held.Lease.PublicKey == session.PublicKey && held.Lease.Address.Equals(session.Address))
             {
-                found.Add(session.SessionId);
+                addressByKey.Add(held.Lease.PublicKey, held.Lease.Address);
                 if (!held.Confirmed)
                 {
                     confirmed.Add(session.SessionId);
@@ -92,17 +94,20 @@ public static class ReconcileRules
 
         var replaced = toAdopt.Select(s => s.SessionId).ToHashSet();
         var dropped = new List<PeerLease>();
-        var addressByKey = new Dictionary<WireGuardKey, IPAddress>(leases.Count + toAdopt.Count);
         foreach (var held in leases.Values)
         {
             var lease = held.Lease;
+            if (addressByKey.ContainsKey(lease.PublicKey))
+            {
+                // Found as it is above (lease keys are unique, so the key is this lease's).
+                continue;
+            }
             // Not (or no longer, or differently) listed as active. The database wins every clash over a key or an address.
             // A confirmed lease it no longer lists has ended; an unconfirmed one (Connect not yet committed, or still
             // provisioning) lives out its grace period.
-            if (!found.Contains(lease.SessionId)
-                && ((truth.Peers.ContainsKey(lease.PublicKey) && !ignoredKeys.Contains(lease.PublicKey))
-                    || (truth.ContainsAddress(lease.Address) && !ignoredAddresses.Contains(lease.Address))
-                    || replaced.Contains(lease.SessionId) || held.Confirmed || now - held.Since >= grace))
+            if ((truth.Peers.ContainsKey(lease.PublicKey) && !ignoredKeys.Contains(lease.PublicKey))
+                || (truth.ContainsAddress(lease.Address) && !ignoredAddresses.Contains(lease.Address))
+                || replaced.Contains(lease.SessionId) || held.Confirmed || now - held.Since >= grace)
             {
                 dropped.Add(lease);
                 continue;

@@ -175,6 +175,14 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         }
     }
 
+    public Task<bool> IsNodePublicKeyAsync(string publicKey, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_nodes.Values.Any(n => n.PublicKey == publicKey));
+        }
+    }
+
     public Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken)
     {
         lock (_gate)

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Http;
+using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
@@ -22,10 +23,15 @@ public static class DeviceEndpoints
         var group = app.MapGroup("/v1/devices").RequireCustomer().WithTags("Devices");
 
         group.MapPost("/", async Task<Created<DeviceView>> (RegisterDeviceRequest request, HttpContext http, IDeviceStore devices,
-            IPlanStore plans, TimeProvider time, CancellationToken ct) =>
+            IPlanStore plans, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
         {
             var name = Validation.RequireText(request.Name, "name", 64);
             var key = Validation.RequirePublicKey(request.PublicKey);
+            // wireguard-go silently ignores a peer equal to its own key: such a device could never connect there.
+            if (await nodes.IsNodePublicKeyAsync(key.ToBase64(), ct))
+            {
+                throw ApiProblemException.BadRequest("'public_key' is a VPN node's own key, not a device's.", ErrorCodes.InvalidPublicKey);
+            }
             var customerId = http.CustomerId();
             var subscription = await plans.GetSubscriptionAsync(customerId, ct);
             if (subscription is null || !subscription.ToEntitlement().IsEntitled)

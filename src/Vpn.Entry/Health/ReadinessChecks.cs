@@ -141,8 +141,9 @@ public sealed class NodesReadinessCheck(INodeStore nodes, EntryOptions options, 
 
 /// <summary>
 /// <c>cores</c>: every node with a fresh heartbeat answers GetNodeStatus, concurrently, within APP_CORE_TIMEOUT_MS, with
-/// healthy and synced (its last reconcile pass converged — a core without CORE_ENTRY_URL never is). No fresh node: nothing
-/// to ask, ok (the <c>nodes</c> check says what is missing).
+/// healthy and synced (its last reconcile pass converged — a core without CORE_ENTRY_URL never is) and, where the core
+/// checks its DNS resolver, a resolver that answers. No fresh node: nothing to ask, ok (the <c>nodes</c> check says what
+/// is missing).
 /// </summary>
 public sealed partial class CoresReadinessCheck(INodeStore nodes, CoreClients cores, EntryOptions options, TimeProvider time,
     ILogger<CoresReadinessCheck> logger) : IReadinessCheck
@@ -151,6 +152,8 @@ public sealed partial class CoresReadinessCheck(INodeStore nodes, CoreClients co
     private const int MaxNamedFailures = 20;
 
     private const int MaxConcurrentCalls = 32;
+
+    private const int MaxResolverDetail = 200;
 
     public string Name => "cores";
 
@@ -199,13 +202,22 @@ public sealed partial class CoresReadinessCheck(INodeStore nodes, CoreClients co
         try
         {
             var status = await cores.For(node.CoreEndpoint).GetNodeStatusAsync(new GetNodeStatusRequest(), deadline: deadline, cancellationToken: cancellationToken);
-            problem = (status.Healthy, status.Synced) switch
+            var problems = new List<string>(3);
+            if (!status.Healthy)
             {
-                (true, true) => null,
-                (false, true) => "unhealthy",
-                (true, false) => "not synced",
-                _ => "unhealthy, not synced",
-            };
+                problems.Add("unhealthy");
+            }
+            // Its clients would be connected without names: said apart from "unhealthy", with the core's own reason.
+            if (CoreResolverView.IsFailing(status.Resolver))
+            {
+                var why = status.Resolver.Detail.Length > MaxResolverDetail ? status.Resolver.Detail[..MaxResolverDetail] + "…" : status.Resolver.Detail;
+                problems.Add(why.Length == 0 ? "resolver failing" : $"resolver failing: {why}");
+            }
+            if (!status.Synced)
+            {
+                problems.Add("not synced");
+            }
+            problem = problems.Count == 0 ? null : string.Join(", ", problems);
         }
         catch (RpcException e) when (!cancellationToken.IsCancellationRequested)
         {

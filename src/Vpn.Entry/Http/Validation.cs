@@ -51,16 +51,28 @@ public static partial class Validation
         return number >= min && number <= max ? number : throw ApiProblemException.BadRequest($"'{field}' must be between {min} and {max}.");
     }
 
-    /// <summary>Base64 of 32 bytes and not all zero (the all-zero key is WireGuard's "no key").</summary>
+    /// <summary>
+    /// Canonical base64 of 32 bytes that is an acceptable X25519 public key: not of small order (the all-zero key, WireGuard's
+    /// "no key", among them) and canonically encoded, so one point has one spelling (<see cref="WireGuardKey.CheckPublicKey"/>).
+    /// </summary>
     public static WireGuardKey RequirePublicKey(string? value, string field = "public_key")
     {
         if (value is null)
         {
             throw ApiProblemException.BadRequest($"'{field}' is required.", ErrorCodes.InvalidPublicKey);
         }
-        return WireGuardKey.TryParseBase64(value, out var key) && !key.IsZero
-            ? key
-            : throw ApiProblemException.BadRequest($"'{field}' must be the base64 of a 32-byte WireGuard public key.", ErrorCodes.InvalidPublicKey);
+        if (!WireGuardKey.TryParseBase64(value, out var key))
+        {
+            throw ApiProblemException.BadRequest($"'{field}' must be the base64 of a 32-byte WireGuard public key.", ErrorCodes.InvalidPublicKey);
+        }
+        return key.CheckPublicKey() switch
+        {
+            PublicKeyDefect.None => key,
+            PublicKeyDefect.SmallOrder => throw ApiProblemException.BadRequest(
+                $"'{field}' is a point of small order, not a usable WireGuard public key.", ErrorCodes.InvalidPublicKey),
+            _ => throw ApiProblemException.BadRequest(
+                $"'{field}' is not canonically encoded (bit 255 set, or at least 2^255-19); use the key `wg pubkey` prints.", ErrorCodes.InvalidPublicKey),
+        };
     }
 
     /// <summary>host:port or [v6]:port, as clients will put it in Endpoint =.</summary>

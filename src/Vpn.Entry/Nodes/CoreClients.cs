@@ -18,6 +18,12 @@ public interface ICoreChannelFactory
 /// </summary>
 public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICoreChannelFactory
 {
+    // An HTTP/2 PING on every connection, idle or not: a core that vanished without closing the connection (node
+    // powered off, a NAT or load balancer dropping the flow) is noticed within delay + timeout and the connection
+    // replaced, instead of the next Connect being written into the void until its deadline.
+    private static readonly TimeSpan KeepAlivePingDelay = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan KeepAlivePingTimeout = TimeSpan.FromSeconds(5);
+
     private readonly Configuration.CoreTlsOptions _tls = options.CoreTls;
 
     public GrpcChannel Create(string coreEndpoint)
@@ -28,6 +34,9 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
             var path = coreEndpoint["unix:".Length..];
             var handler = new SocketsHttpHandler
             {
+                KeepAlivePingDelay = KeepAlivePingDelay,
+                KeepAlivePingTimeout = KeepAlivePingTimeout,
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
                 ConnectCallback = async (_, cancellationToken) =>
                 {
                     var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -52,7 +61,20 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
             // Refused before any byte is sent: every call fails like one to an unreachable core (502 node_unavailable).
             return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = new RefuseCleartext() });
         }
-        var socketsHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, ConnectTimeout = TimeSpan.FromSeconds(3) };
+        var socketsHandler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = TimeSpan.FromSeconds(3),
+            KeepAlivePingDelay = KeepAlivePingDelay,
+            KeepAlivePingTimeout = KeepAlivePingTimeout,
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+        };
+        // Without this switch (grpc-dotnet's documented opt-out, PR #2274) Grpc.Net.Client puts its own connectivity
+        // tracking in front of the handler: once a call finds the core down, the channel stays in TransientFailure with an
+        // exponential reconnect backoff (1 s growing to 120 s) and fails every call at once, without dialling, until its
+        // next attempt — so the first starts after a core restart answered 502 although core was up. One core is one
+        // address: the handler's own pool, which dials whenever it has no live connection, is all entry needs.
+        socketsHandler.Properties["__GrpcLoadBalancingDisabled"] = true;
         if (tls)
         {
             if (_tls.ClientCertificate is { } client)

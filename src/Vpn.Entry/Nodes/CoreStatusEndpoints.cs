@@ -11,7 +11,7 @@ namespace Vpn.Entry.Nodes;
 /// <summary>
 /// A node's core as it reports itself (GetNodeStatus). Counters are since that core started; the reconcile fields are
 /// all zero/false on a core without CORE_ENTRY_URL (no reconciliation). last_reconcile_at is null before the first
-/// successful pass.
+/// successful pass. filter_drops is empty without a filter (noop dataplane, WG_NAT_DRIVER=none).
 /// </summary>
 public sealed record CoreStatusView(
     Guid NodeId,
@@ -22,6 +22,7 @@ public sealed record CoreStatusView(
     string DataplaneMode,
     IReadOnlyList<string> NativeFeatures,
     string ClientPool,
+    string ClientPoolV6,
     bool Synced,
     ulong ReconcilePasses,
     ulong ReconcileFailures,
@@ -29,19 +30,40 @@ public sealed record CoreStatusView(
     ulong ReconcilePeersRemoved,
     ulong ReconcilePeersCorrected,
     DateTimeOffset? LastReconcileAt,
-    ulong DeviceReinitializations)
+    ulong DeviceReinitializations,
+    CoreResolverView Resolver,
+    IReadOnlyList<FilterDropView> FilterDrops)
 {
     public static CoreStatusView From(Node node, NodeStatus status)
     {
         ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(status);
         return new(node.Id, node.Name, status.Healthy, status.ActivePeers, status.NatDriver, status.DataplaneMode, [.. status.NativeFeatures],
-            status.ClientPool, status.Synced, status.ReconcilePasses, status.ReconcileFailures, status.ReconcilePeersAdded,
+            status.ClientPool, status.ClientPoolV6, status.Synced, status.ReconcilePasses, status.ReconcileFailures, status.ReconcilePeersAdded,
             status.ReconcilePeersRemoved, status.ReconcilePeersCorrected,
             status.LastReconcileUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(status.LastReconcileUnixMs) : null,
-            status.DeviceReinitializations);
+            status.DeviceReinitializations, CoreResolverView.From(status.Resolver),
+            [.. status.FilterDrops.Select(d => new FilterDropView(d.Name, d.Packets, d.Bytes))]);
     }
 }
+
+/// <summary>
+/// The node's DNS resolver as its core last checked it. checked false (the noop dataplane, CORE_RESOLVER_CHECK=false, or
+/// a core that predates the check): healthy says nothing. last_check_at is null before the first check.
+/// </summary>
+public sealed record CoreResolverView(bool Checked, bool Healthy, IReadOnlyList<string> Addresses, string Detail, DateTimeOffset? LastCheckAt)
+{
+    public static CoreResolverView From(ResolverStatus? status) => status is null
+        ? new(false, false, [], "", null)
+        : new(status.Checked, status.Healthy, [.. status.Addresses], status.Detail,
+            status.LastCheckUnixMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(status.LastCheckUnixMs) : null);
+
+    /// <summary>The core checks its resolver and the last check (or the lack of one yet) failed.</summary>
+    public static bool IsFailing(ResolverStatus? status) => status is { Checked: true, Healthy: false };
+}
+
+/// <summary>One of the node filter's drop counters (e.g. tunnel_to_private), since its table was applied.</summary>
+public sealed record FilterDropView(string Name, ulong Packets, ulong Bytes);
 
 public static partial class CoreStatusEndpoints
 {

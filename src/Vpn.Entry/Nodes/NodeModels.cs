@@ -49,6 +49,9 @@ public interface INodeStore
 
     Task<Node?> GetAsync(Guid nodeId, CancellationToken cancellationToken);
 
+    /// <summary>Whether some registered node has this WireGuard public key (base64): no device may use a node's own key.</summary>
+    Task<bool> IsNodePublicKeyAsync(string publicKey, CancellationToken cancellationToken);
+
     /// <summary>Records a heartbeat; false when the node is unknown.</summary>
     Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -226,6 +226,7 @@ public class ResolverConfigTests
     /// <summary>What the init container does (the command from the environment), checked by unbound's own parser.</summary>
     [Theory]
     [MemberData(nameof(Combinations))]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public async Task Command_SettingCombination_WritesAConfigUnboundAccepts(string name, Dictionary<string, string?> settings)
     {
         Prerequisites.RequireExecutable("unbound-checkconf");

@@ -11,8 +11,8 @@ using Vpn.TestSupport;
 namespace Vpn.Core.Tests.Dns;
 
 /// <summary>
-/// The probe and the monitor against real unbound running the rendered configuration, on gateway addresses of a dummy
-/// interface inside a test namespace; a second namespace, joined by a veth pair, asks from outside the client pools.
+/// The probe and the monitor against real unbound running the rendered configuration, on gateway addresses of an
+/// interface (a veth end) inside a test namespace; a second namespace, joined by a veth pair, asks from outside the client pools.
 /// </summary>
 public class ResolverUnboundTests
 {
@@ -92,6 +92,102 @@ public class ResolverUnboundTests
         Assert.Equal([(LogLevel.Information, 700), (LogLevel.Warning, 701)], log.Entries.Select(e => (e.Level, e.Id.Id)));
     }
 
+    /// <summary>
+    /// The whole path as deployed: the core binary renders the config (resolver-config), unbound serves it, and the core
+    /// service — running in the node's namespace with the resolver check on — reports it in GetNodeStatus and /metrics,
+    /// unhealthy before unbound starts and healthy once it answers.
+    /// </summary>
+    [Fact]
+    public async Task CoreProcess_ResolverDownThenUp_GetNodeStatusAndMetricsFollow()
+    {
+        var dll = ResolverConfigTests.CoreDll();
+        Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
+        Prerequisites.RequireExecutable("curl");
+        await using var lab = await UnboundLab.StartAsync(startUnbound: false);
+        var settings = new Dictionary<string, string>
+        {
+            ["WG_DATAPLANE"] = "noop",
+            ["WG_CLIENT_POOL"] = "10.77.0.0/24",
+            ["WG_CLIENT_POOL_V6"] = "fd77:7700::/64",
+            ["CORE_RESOLVER_CHECK"] = "true",
+            ["CORE_RESOLVER_CHECK_SECS"] = "1",
+        };
+        var config = Path.Combine(lab.Directory, "run", "unbound.conf");
+        var rendered = await ProcessRunner.RunAsync("dotnet", [dll, "resolver-config", "--out", config], null, TimeSpan.FromSeconds(60), settings);
+        Assert.True(rendered.ExitCode == 0, rendered.StandardError);
+        var socket = Path.Combine(lab.Directory, "core.sock");
+        await using var core = lab.Node.Start("dotnet", [dll], new Dictionary<string, string?>(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value)))
+        {
+            ["CORE_GRPC_LISTEN"] = "unix:" + socket,
+            ["CORE_METRICS_LISTEN"] = "127.0.0.1:9464",
+        });
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress("http://localhost", new Grpc.Net.Client.GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                    await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), ct);
+                    return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+                },
+            },
+        });
+        var client = new VpnControl.VpnControlClient(channel);
+
+        var down = await WaitForStatusAsync(client, core, s => s.Resolver is { Checked: true, LastCheckUnixMs: > 0 });
+        Assert.False(down.Resolver.Healthy);
+        Assert.False(down.Healthy);
+        Assert.Equal(["10.77.0.1", "fd77:7700::1"], down.Resolver.Addresses);
+        Assert.Equal("10.77.0.1: refused: nothing listens on port 53; fd77:7700::1: refused: nothing listens on port 53", down.Resolver.Detail);
+        Assert.Equal("0", await GaugeValueAsync(lab, "vpn_core_resolver_healthy"));
+
+        await lab.StartUnboundAsync(config);
+
+        var up = await WaitForStatusAsync(client, core, s => s.Resolver.Healthy);
+        Assert.True(up.Healthy);
+        Assert.Equal("", up.Resolver.Detail);
+        // The exporter may serve a cached scrape for a moment: poll briefly.
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); await GaugeValueAsync(lab, "vpn_core_resolver_healthy") != "1";)
+        {
+            Assert.True(DateTime.UtcNow < deadline, await ScrapeAsync(lab));
+            await Task.Delay(200, Token);
+        }
+    }
+
+    private static async Task<NodeStatus> WaitForStatusAsync(VpnControl.VpnControlClient client, BackgroundProcess core, Func<NodeStatus, bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            Assert.False(core.HasExited, "core exited: " + core.Output);
+            try
+            {
+                var status = await client.GetNodeStatusAsync(new GetNodeStatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: Token);
+                if (condition(status))
+                {
+                    return status;
+                }
+                Assert.True(DateTime.UtcNow < deadline, $"status never matched: {status}\n{core.Output}");
+            }
+            catch (Grpc.Core.RpcException) when (DateTime.UtcNow < deadline)
+            {
+                // Not listening yet.
+            }
+            await Task.Delay(200, Token);
+        }
+    }
+
+    private static async Task<string> ScrapeAsync(UnboundLab lab) =>
+        await lab.Node.ExecCheckedAsync("curl", "--silent", "--fail", "--max-time", "5", "http://127.0.0.1:9464/metrics");
+
+    /// <summary>The sample's value in Prometheus text ("name{labels} value [timestamp]"); null when absent.</summary>
+    private static async Task<string?> GaugeValueAsync(UnboundLab lab, string name)
+    {
+        var line = (await ScrapeAsync(lab)).Split('\n').FirstOrDefault(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal));
+        return line?[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0];
+    }
+
     [Fact]
     public void Health_NotChecked_HealthyWithNothingReported()
     {
@@ -122,7 +218,7 @@ public class ResolverUnboundTests
     }
 
     /// <summary>
-    /// Namespace "node": dummy interface with the gateways 10.77.0.1/24 and fd77:7700::1/64 (pools 10.77.0.0/24,
+    /// Namespace "node": an interface with the gateways 10.77.0.1/24 and fd77:7700::1/64 (pools 10.77.0.0/24,
     /// fd77:7700::/64), unbound on the rendered config. Namespace "outside": 192.0.2.2 / 2001:db8:77::2 on a veth to the
     /// node, routed to the gateways — an asker outside the client pools.
     /// </summary>
@@ -155,7 +251,7 @@ public class ResolverUnboundTests
 
         public ResolverProbe ProbeFrom(NetworkNamespace ns) => new(ns.Name, TimeSpan.FromSeconds(2));
 
-        public static async Task<UnboundLab> StartAsync()
+        public static async Task<UnboundLab> StartAsync(bool startUnbound = true)
         {
             Prerequisites.Require(Prerequisites.IsRoot, "root (network namespaces)");
             Prerequisites.RequireExecutable("ip");
@@ -172,14 +268,17 @@ public class ResolverUnboundTests
                 await node.DisposeAsync();
                 throw;
             }
-            var lab = new UnboundLab(node, outside, Directory.CreateTempSubdirectory("unbound-lab-").FullName);
+            var lab = new UnboundLab(node, outside, System.IO.Directory.CreateTempSubdirectory("unbound-lab-").FullName);
             try
             {
-                var dummy = NetworkNamespace.UniqueName("gw");
-                await node.ExecCheckedAsync("ip", "link", "add", dummy, "type", "dummy");
-                await node.ExecCheckedAsync("ip", "addr", "add", "10.77.0.1/24", "dev", dummy);
-                await node.ExecCheckedAsync("ip", "addr", "add", "fd77:7700::1/64", "dev", dummy, "nodad");
-                await node.ExecCheckedAsync("ip", "link", "set", dummy, "up");
+                // The tunnel interface's stand-in (not every kernel has the dummy type): one end of a veth pair inside the node.
+                var gateway = NetworkNamespace.UniqueName("gw");
+                var peer = NetworkNamespace.UniqueName("gp");
+                await node.ExecCheckedAsync("ip", "link", "add", gateway, "type", "veth", "peer", "name", peer);
+                await node.ExecCheckedAsync("ip", "addr", "add", "10.77.0.1/24", "dev", gateway);
+                await node.ExecCheckedAsync("ip", "addr", "add", "fd77:7700::1/64", "dev", gateway, "nodad");
+                await node.ExecCheckedAsync("ip", "link", "set", peer, "up");
+                await node.ExecCheckedAsync("ip", "link", "set", gateway, "up");
                 await NetworkNamespace.ConnectAsync(node, "192.0.2.1/30", outside, "192.0.2.2/30");
                 var nodeVeth = $"v{node.Name}"[..Math.Min(15, node.Name.Length + 1)];
                 var outsideVeth = $"v{outside.Name}"[..Math.Min(15, outside.Name.Length + 1)];
@@ -187,7 +286,12 @@ public class ResolverUnboundTests
                 await outside.ExecCheckedAsync("ip", "addr", "add", "2001:db8:77::2/64", "dev", outsideVeth, "nodad");
                 await outside.ExecCheckedAsync("ip", "route", "add", "10.77.0.0/24", "via", "192.0.2.1");
                 await outside.ExecCheckedAsync("ip", "route", "add", "fd77:7700::/64", "via", "2001:db8:77::1");
-                await lab.StartUnboundAsync();
+                if (startUnbound)
+                {
+                    var path = Path.Combine(lab.Directory, "unbound.conf");
+                    await File.WriteAllTextAsync(path, ResolverConfig.Render(lab.Options(check: true)), Token);
+                    await lab.StartUnboundAsync(path);
+                }
                 return lab;
             }
             catch
@@ -197,10 +301,12 @@ public class ResolverUnboundTests
             }
         }
 
-        private async Task StartUnboundAsync()
+        /// <summary>A working directory of the lab's own, deleted with it.</summary>
+        public string Directory => _directory;
+
+        /// <summary>Starts unbound on <paramref name="path"/> in the node and waits until it answers on both gateways.</summary>
+        public async Task StartUnboundAsync(string path)
         {
-            var path = Path.Combine(_directory, "unbound.conf");
-            await File.WriteAllTextAsync(path, ResolverConfig.Render(Options(check: true)), Token);
             _unbound = Node.Start(Prerequisites.FindExecutable("unbound")!, ["-d", "-p", "-c", path]);
             var probe = ProbeFrom(Node);
             for (var deadline = DateTime.UtcNow.AddSeconds(15); ;)
@@ -225,7 +331,7 @@ public class ResolverUnboundTests
             }
             await Outside.DisposeAsync();
             await Node.DisposeAsync();
-            Directory.Delete(_directory, recursive: true);
+            System.IO.Directory.Delete(_directory, recursive: true);
         }
     }
 }

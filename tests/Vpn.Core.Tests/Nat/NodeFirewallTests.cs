@@ -5,6 +5,7 @@ namespace Vpn.Core.Tests.Nat;
 
 public class NodeFirewallTests
 {
+    /// <summary>The whole table for a known input, as the cli driver feeds it to nft (the native driver encodes the same).</summary>
     [Fact]
     public void Build_DefaultOptions_RendersExactScript()
     {
@@ -178,5 +179,81 @@ public class NodeFirewallTests
 
     private static FirewallChain Chain(FirewallTable table, string name) => table.Chains.Single(c => c.Name == name);
 
-    private const string ExpectedDefaultScript = "TODO";
+    private const string ExpectedDefaultScript = """
+        table inet vpn_core {}
+        delete table inet vpn_core
+        table inet vpn_core {
+            counter tunnel_to_tunnel {}
+            counter tunnel_to_node {}
+            counter tunnel_to_private {}
+            counter tunnel_not_uplink {}
+            counter tunnel_ipv6_refused {}
+            counter tunnel_spoofed_source {}
+            counter outside_spoofed_pool {}
+            counter inbound_to_tunnel {}
+            chain tunnel_input {
+                ct state established,related accept
+                ip daddr 10.64.0.1 udp dport 53 accept
+                ip daddr 10.64.0.1 tcp dport 53 accept
+                ip6 daddr fd64:6400::1 udp dport 53 accept
+                ip6 daddr fd64:6400::1 tcp dport 53 accept
+                ip daddr 10.64.0.1 icmp type echo-request accept
+                ip6 daddr fd64:6400::1 icmpv6 type echo-request accept
+                counter name "tunnel_to_node" drop
+            }
+            chain tunnel_forward {
+                oifname "wg0" counter name "tunnel_to_tunnel" drop
+                ip daddr 0.0.0.0/8 counter name "tunnel_to_private" drop
+                ip daddr 10.0.0.0/8 counter name "tunnel_to_private" drop
+                ip daddr 100.64.0.0/10 counter name "tunnel_to_private" drop
+                ip daddr 127.0.0.0/8 counter name "tunnel_to_private" drop
+                ip daddr 169.254.0.0/16 counter name "tunnel_to_private" drop
+                ip daddr 172.16.0.0/12 counter name "tunnel_to_private" drop
+                ip daddr 192.0.0.0/24 counter name "tunnel_to_private" drop
+                ip daddr 192.168.0.0/16 counter name "tunnel_to_private" drop
+                ip daddr 198.18.0.0/15 counter name "tunnel_to_private" drop
+                ip daddr 224.0.0.0/4 counter name "tunnel_to_private" drop
+                ip daddr 240.0.0.0/4 counter name "tunnel_to_private" drop
+                ip6 daddr ::/127 counter name "tunnel_to_private" drop
+                ip6 daddr ::ffff:0:0/96 counter name "tunnel_to_private" drop
+                ip6 daddr 64:ff9b:1::/48 counter name "tunnel_to_private" drop
+                ip6 daddr 100::/64 counter name "tunnel_to_private" drop
+                ip6 daddr fc00::/7 counter name "tunnel_to_private" drop
+                ip6 daddr fe80::/10 counter name "tunnel_to_private" drop
+                ip6 daddr fec0::/10 counter name "tunnel_to_private" drop
+                ip6 daddr ff00::/8 counter name "tunnel_to_private" drop
+                accept
+            }
+            chain anti_spoof {
+                type filter hook prerouting priority -300; policy accept;
+                iifname != "wg0" iifname != "lo" ip saddr 10.64.0.0/16 counter name "outside_spoofed_pool" drop
+                iifname != "wg0" iifname != "lo" ip6 saddr fd64:6400::/64 counter name "outside_spoofed_pool" drop
+                iifname "wg0" ip saddr != 10.64.0.0/16 counter name "tunnel_spoofed_source" drop
+                iifname "wg0" ip6 saddr != fd64:6400::/64 counter name "tunnel_spoofed_source" drop
+            }
+            chain dns_redirect {
+                type nat hook prerouting priority -100; policy accept;
+                iifname "wg0" meta nfproto ipv4 udp dport 53 dnat ip to 10.64.0.1
+                iifname "wg0" meta nfproto ipv4 tcp dport 53 dnat ip to 10.64.0.1
+                iifname "wg0" meta nfproto ipv6 udp dport 53 dnat ip6 to fd64:6400::1
+                iifname "wg0" meta nfproto ipv6 tcp dport 53 dnat ip6 to fd64:6400::1
+            }
+            chain input {
+                type filter hook input priority 0; policy accept;
+                iifname "wg0" jump tunnel_input
+            }
+            chain forward {
+                type filter hook forward priority 0; policy accept;
+                iifname "wg0" jump tunnel_forward
+                oifname "wg0" ct state established,related accept
+                oifname "wg0" counter name "inbound_to_tunnel" drop
+            }
+            chain postrouting {
+                type nat hook postrouting priority 100; policy accept;
+                ip saddr 10.64.0.0/16 oifname != "wg0" masquerade
+                ip6 saddr fd64:6400::/64 oifname != "wg0" masquerade
+            }
+        }
+
+        """;
 }

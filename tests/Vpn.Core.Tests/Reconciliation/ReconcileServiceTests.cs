@@ -17,6 +17,7 @@ public class ReconcileServiceTests
         return new Vpn.Core.Configuration.CoreOptions
         {
             ClientPool = options.ClientPool,
+            ClientPool6 = options.ClientPool6,
             EntryUrl = options.EntryUrl,
             NodeId = options.NodeId,
             AdminToken = options.AdminToken,

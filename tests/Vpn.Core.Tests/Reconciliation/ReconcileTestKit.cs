@@ -172,9 +172,18 @@ public sealed class ReconcileRig : IDisposable
         Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Log);
     }
 
+    public static readonly Ipv4Network Pool = Ipv4Network.Parse("10.64.0.0/24");
+
+    public static readonly Ipv6ClientNetwork Pool6 = Pool6For(Pool);
+
+    /// <summary>The default IPv6 client network paired with <paramref name="pool"/>, as core pairs it with WG_CLIENT_POOL.</summary>
+    public static Ipv6ClientNetwork Pool6For(Ipv4Network pool) =>
+        Ipv6ClientNetwork.TryCreate("fd64:6400::/64", pool, out var network, out var error) ? network : throw new InvalidOperationException(error);
+
     public static CoreOptions NoopOptions() => new()
     {
-        ClientPool = Ipv4Network.Parse("10.64.0.0/24"),
+        ClientPool = Pool,
+        ClientPool6 = Pool6,
         EntryUrl = new Uri("unix:/nonexistent/entry.sock"),
         NodeId = Guid.Parse("0195a8c4-0000-7000-8000-000000000001"),
         AdminToken = "test-admin-token",
@@ -212,8 +221,9 @@ public sealed class ReconcileRig : IDisposable
             .Select(p => $"{p.PublicKey}={string.Join(',', p.AllowedIps.Select(n => n.ToString()).Order(StringComparer.Ordinal))}")
             .Order(StringComparer.Ordinal)];
 
+    /// <summary>Each peer with exactly its /32 and the /128 paired with it.</summary>
     public static string[] Expected(params (WireGuardKey Key, string Address)[] peers) =>
-        [.. peers.Select(p => $"{p.Key}={p.Address}/32").Order(StringComparer.Ordinal)];
+        [.. peers.Select(p => $"{p.Key}={p.Address}/32,{Pool6.AddressFor(IPAddress.Parse(p.Address))}/128").Order(StringComparer.Ordinal)];
 
     public void Dispose()
     {

@@ -18,7 +18,7 @@ public class ReconcilerTests
     {
         using var rig = new ReconcileRig();
         var unknown = Key();
-        await rig.ByHandAsync(Peer(unknown, "10.64.0.9/32"));
+        await rig.ByHandAsync(Peer(unknown, "10.64.0.9/32", "fd64:6400::9/128"));
         rig.Desired.Fail();
 
         var outcome = await rig.PassAsync();
@@ -35,7 +35,7 @@ public class ReconcilerTests
     {
         using var rig = new ReconcileRig();
         var (missing, drifted, asDesired, rogue) = (Key(), Key(), Key(), Key());
-        await rig.ByHandAsync(Peer(drifted, "10.64.0.77/32", "10.99.0.0/16"), Peer(asDesired, "10.64.0.4/32"), Peer(rogue, "10.64.0.5/32"));
+        await rig.ByHandAsync(Peer(drifted, "10.64.0.77/32", "10.99.0.0/16"), Peer(asDesired, "10.64.0.4/32", "fd64:6400::4/128"), Peer(rogue, "10.64.0.5/32"));
         rig.Desired.Set(Active(missing, "10.64.0.2"), Active(drifted, "10.64.0.3"), Active(asDesired, "10.64.0.4"));
 
         var outcome = await rig.PassAsync();
@@ -75,7 +75,7 @@ public class ReconcilerTests
         var (a, b, rogue) = (Key(), Key(), Key());
         rig.Desired.Set(Active(a, "10.64.0.2"), Active(b, "10.64.0.3"));
         await rig.PassAsync();
-        await rig.ByHandAsync(Remove(a), Peer(b, "10.64.0.50/32"), Peer(rogue, "10.64.0.9/32"));
+        await rig.ByHandAsync(Remove(a), Peer(b, "10.64.0.50/32"), Peer(rogue, "10.64.0.9/32", "fd64:6400::9/128"));
         rig.Desired.Fail();
 
         var outcome = await rig.PassAsync();
@@ -126,7 +126,7 @@ public class ReconcilerTests
     {
         using var rig = new ReconcileRig();
         var (a, rogue) = (Key(), Key());
-        await rig.ByHandAsync(Peer(rogue, "10.64.0.9/32"));
+        await rig.ByHandAsync(Peer(rogue, "10.64.0.9/32", "fd64:6400::9/128"));
         rig.Desired.Set(Active(a, "10.64.0.2"), Active(a, "10.64.0.3"));
 
         var outcome = await rig.PassAsync();

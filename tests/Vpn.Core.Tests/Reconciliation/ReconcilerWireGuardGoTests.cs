@@ -80,7 +80,7 @@ public class ReconcilerWireGuardGoTests
 
         await node.RestartWireGuardAsync();
         // Make the rest of the node's setup visibly lost too, so the test proves it is applied again.
-        await node.Namespace.ExecCheckedAsync("nft", "delete", "table", "ip", "vpn_core");
+        await node.Namespace.ExecCheckedAsync("nft", "delete", "table", "inet", "vpn_core");
         await node.Namespace.ExecCheckedAsync("sysctl", "-q", "-w", "net.ipv4.ip_forward=0");
         Assert.True((await node.Rig.Dataplane.ReadAsync(Token)).NeedsInitialization);
 
@@ -93,7 +93,7 @@ public class ReconcilerWireGuardGoTests
         Assert.Equal(Dump([.. keys.Select((k, i) => (k, $"10.77.0.{i + 2}"))]), await node.DumpPeersAsync());
         Assert.Contains("inet 10.77.0.1/24", await node.Namespace.ExecCheckedAsync("ip", "-4", "addr", "show", "dev", node.Interface));
         Assert.Contains(",UP", await node.Namespace.ExecCheckedAsync("ip", "link", "show", "dev", node.Interface));
-        Assert.Contains("masquerade", await node.Namespace.ExecCheckedAsync("nft", "list", "table", "ip", "vpn_core"));
+        Assert.Contains("masquerade", await node.Namespace.ExecCheckedAsync("nft", "list", "table", "inet", "vpn_core"));
         Assert.Equal("1", (await node.Namespace.ExecCheckedAsync("cat", "/proc/sys/net/ipv4/ip_forward")).Trim());
     }
 
@@ -116,8 +116,9 @@ public class ReconcilerWireGuardGoTests
         Assert.Equal(Dump((a, "10.77.0.2")), await node.DumpPeersAsync());
     }
 
+    /// <summary>Each peer with exactly its /32 and the /128 paired with it, as <see cref="Node.DumpPeersAsync"/> lists them.</summary>
     private static string[] Dump(params (WireGuardKey Key, string Address)[] peers) =>
-        [.. peers.Select(p => $"{p.Key.ToBase64()} {p.Address}/32").Order(StringComparer.Ordinal)];
+        [.. peers.Select(p => $"{p.Key.ToBase64()} {p.Address}/32,{Pool6For(Pool).AddressFor(System.Net.IPAddress.Parse(p.Address))}/128").Order(StringComparer.Ordinal)];
 
     private sealed record WgDump(string[] Device, Dictionary<string, string[]> Peers);
 
@@ -158,6 +159,7 @@ public class ReconcilerWireGuardGoTests
                 PrivateKey = privateKey,
                 ListenPort = ListenPort,
                 ClientPool = Pool,
+                ClientPool6 = Pool6For(Pool),
                 NatDriver = "cli",
                 NetworkNamespace = ns.Name,
                 EntryUrl = new Uri("unix:/nonexistent/entry.sock"),
@@ -228,9 +230,9 @@ public class ReconcilerWireGuardGoTests
             return new WgDump(lines[0], lines.Skip(1).ToDictionary(fields => fields[0]));
         }
 
-        /// <summary>"public-key allowed-ips" of every peer in `wg show dump`, sorted.</summary>
+        /// <summary>"public-key allowed-ips" of every peer in `wg show dump` (its allowed IPs sorted), sorted.</summary>
         public async Task<string[]> DumpPeersAsync() =>
-            [.. (await DumpAsync()).Peers.Values.Select(p => $"{p[0]} {p[3]}").Order(StringComparer.Ordinal)];
+            [.. (await DumpAsync()).Peers.Values.Select(p => $"{p[0]} {string.Join(',', p[3].Split(',').Order(StringComparer.Ordinal))}").Order(StringComparer.Ordinal)];
 
         public async ValueTask DisposeAsync()
         {

@@ -100,6 +100,26 @@ public abstract class ReadinessTests(StoreKind store)
     }
 
     [Fact]
+    public async Task Readiness_CoreWhoseResolverFails_503CoresCheckNamesTheNodeAndTheResolver()
+    {
+        await using var routes = new CoreRoutes();
+        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
+        var good = await CoreRoutes.RegisterNodeAsync(stack, "node-good", SyncedCore);
+        await routes.StartReconcilingCoreAsync(stack, SyncedCore, good);
+        var dns = await CoreRoutes.RegisterNodeAsync(stack, "node-dns", "dns.test:50051");
+        var (settings, services) = CoreRoutes.FailingResolver();
+        await routes.StartReconcilingCoreAsync(stack, "dns.test:50051", dns, settings, services);
+
+        var report = await GetReportAsync(stack, 503);
+
+        Assert.Equal(["cores"], Failed(report));
+        var detail = Check(report, "cores").GetProperty("detail").GetString()!;
+        Assert.StartsWith("1 of 2 cores healthy and synced; failed: node-dns (unhealthy, resolver failing: 127.0.0.1: ", detail, StringComparison.Ordinal);
+        Assert.Contains("; ::1: ", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("node-good", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Readiness_AnotherRegisteredCheck_RunsAndDecides()
     {
         await using var routes = new CoreRoutes();

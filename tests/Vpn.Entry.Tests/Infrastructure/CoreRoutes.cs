@@ -43,9 +43,12 @@ public sealed class CoreRoutes : IAsyncDisposable
 
     /// <summary>
     /// A core for <paramref name="nodeId"/> behind <paramref name="coreEndpoint"/> whose reconciliation pulls from the
-    /// stack; returns once its first pass has converged (GetNodeStatus says synced). Heartbeats are the test's to send.
+    /// stack; returns once its first pass has converged (GetNodeStatus says synced) and, if it checks its resolver, that
+    /// was checked once. Heartbeats are the test's to send.
+    /// <paramref name="settings"/> and <paramref name="configureCore"/> adjust that core (its environment, its services).
     /// </summary>
-    public async Task StartReconcilingCoreAsync(TestStack stack, string coreEndpoint, Guid nodeId)
+    public async Task StartReconcilingCoreAsync(TestStack stack, string coreEndpoint, Guid nodeId,
+        IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? configureCore = null)
     {
         var core = new WebApplicationFactory<VpnControlService>().WithWebHostBuilder(b =>
         {
@@ -56,8 +59,13 @@ public sealed class CoreRoutes : IAsyncDisposable
             b.UseSetting("CORE_ENTRY_URL", "http://entry.invalid");
             b.UseSetting("CORE_NODE_ID", nodeId.ToString());
             b.UseSetting("ADMIN_API_TOKEN", TestStack.AdminToken);
+            foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+            {
+                b.UseSetting(name, value);
+            }
             b.ConfigureTestServices(services =>
             {
+                configureCore?.Invoke(services);
                 services.RemoveAll<IDesiredStateSource>();
                 services.AddSingleton<IDesiredStateSource>(new DesiredPeersFromStack(stack, nodeId));
                 // Its EntryClient cannot reach the in-process entry; tests post heartbeats themselves.
@@ -70,9 +78,11 @@ public sealed class CoreRoutes : IAsyncDisposable
         using var channel = ChannelTo(core);
         var client = new VpnControl.VpnControlClient(channel);
         var clock = Stopwatch.StartNew();
-        while (!(await client.GetNodeStatusAsync(new GetNodeStatusRequest(), cancellationToken: TestContext.Current.CancellationToken)).Synced)
+        // Synced, and a resolver it checks checked once (its first verdict, not "no check yet").
+        while ((await client.GetNodeStatusAsync(new GetNodeStatusRequest(), cancellationToken: TestContext.Current.CancellationToken)) is not
+            { Synced: true, Resolver: { Checked: false } or { LastCheckUnixMs: > 0 } })
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), "the reconciling core never reported synced");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), "the reconciling core never reported synced (and its resolver checked)");
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
     }
@@ -98,6 +108,35 @@ public sealed class CoreRoutes : IAsyncDisposable
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return $"http://127.0.0.1:{port}";
+    }
+
+    /// <summary>
+    /// Settings and services for <see cref="StartReconcilingCoreAsync"/>: a core that checks its resolver every second
+    /// and finds it failing — nothing listens where it asks. Its pools are on loopback (gateways 127.0.0.1 and ::1) and
+    /// it asks a closed port, so the check's datagrams never leave this machine.
+    /// </summary>
+    public static (IReadOnlyDictionary<string, string> Settings, Action<IServiceCollection> Services) FailingResolver()
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["WG_CLIENT_POOL"] = "127.0.0.0/29",
+            ["WG_CLIENT_POOL_V6"] = "::/125",
+            ["CORE_RESOLVER_CHECK"] = "true",
+            ["CORE_RESOLVER_CHECK_SECS"] = "1",
+        };
+        var port = ClosedUdpPort();
+        return (settings, services =>
+        {
+            services.RemoveAll<Vpn.Core.Dns.ResolverProbe>();
+            services.AddSingleton(new Vpn.Core.Dns.ResolverProbe(null, TimeSpan.FromSeconds(1), port));
+        });
+    }
+
+    private static int ClosedUdpPort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
+        socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
     /// <summary>A unix socket path that does not exist.</summary>

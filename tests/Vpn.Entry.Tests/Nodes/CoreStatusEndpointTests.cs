@@ -29,6 +29,13 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
         Assert.Equal("noop", status.GetProperty("dataplane_mode").GetString());
         Assert.Equal(JsonValueKind.Array, status.GetProperty("native_features").ValueKind);
         Assert.Equal("10.64.0.0/20", status.GetProperty("client_pool").GetString());
+        Assert.Equal("fd64:6400::/64", status.GetProperty("client_pool_v6").GetString());
+        // The noop dataplane checks no resolver and has no filter.
+        var resolver = status.GetProperty("resolver");
+        Assert.False(resolver.GetProperty("checked").GetBoolean());
+        Assert.Equal(["10.64.0.1", "fd64:6400::1"], resolver.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(JsonValueKind.Null, resolver.GetProperty("last_check_at").ValueKind);
+        Assert.Equal(0, status.GetProperty("filter_drops").GetArrayLength());
         // TestStack's cores run without CORE_ENTRY_URL: no reconciliation, so never synced and every counter zero.
         Assert.False(status.GetProperty("synced").GetBoolean());
         foreach (var counter in new[] { "reconcile_passes", "reconcile_failures", "reconcile_peers_added", "reconcile_peers_removed", "reconcile_peers_corrected", "device_reinitializations" })
@@ -54,6 +61,31 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
         Assert.Equal(0, status.GetProperty("reconcile_failures").GetInt64());
         var lastPass = status.GetProperty("last_reconcile_at").GetDateTimeOffset();
         Assert.InRange(lastPass, DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task CoreStatus_CoreWhoseResolverFails_ShowsTheResolverUnhealthyWithItsReason()
+    {
+        await using var routes = new CoreRoutes();
+        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
+        var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-dns", "dns.test:50051");
+        var (settings, services) = CoreRoutes.FailingResolver();
+        await routes.StartReconcilingCoreAsync(stack, "dns.test:50051", nodeId, settings, services);
+
+        var status = await stack.SendJsonAsync(stack.Admin(HttpMethod.Get, $"{Path}?node_id={nodeId}"), 200);
+
+        // A resolver that does not answer makes the node unhealthy (as its heartbeat says), though it is synced.
+        Assert.False(status.GetProperty("healthy").GetBoolean());
+        Assert.True(status.GetProperty("synced").GetBoolean());
+        Assert.Equal("127.0.0.0/29", status.GetProperty("client_pool").GetString());
+        Assert.Equal("::/125", status.GetProperty("client_pool_v6").GetString());
+        var resolver = status.GetProperty("resolver");
+        Assert.True(resolver.GetProperty("checked").GetBoolean());
+        Assert.False(resolver.GetProperty("healthy").GetBoolean());
+        Assert.Equal(["127.0.0.1", "::1"], resolver.GetProperty("addresses").EnumerateArray().Select(a => a.GetString()));
+        Assert.Matches(@"^127\.0\.0\.1: refused: nothing listens on port \d+; ::1: refused: nothing listens on port \d+$", resolver.GetProperty("detail").GetString());
+        Assert.InRange(resolver.GetProperty("last_check_at").GetDateTimeOffset(), DateTimeOffset.UtcNow - TimeSpan.FromMinutes(1), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5));
+        Assert.Equal(0, status.GetProperty("filter_drops").GetArrayLength());
     }
 
     [Theory]

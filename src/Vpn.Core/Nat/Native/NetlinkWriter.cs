@@ -64,13 +64,7 @@ internal sealed class NetlinkWriter
     }
 
     /// <summary>A NUL-terminated string, as the kernel's NLA_STRING/NLA_NUL_STRING policies expect from nft.</summary>
-    public void String(ushort type, string value)
-    {
-        Span<byte> bytes = stackalloc byte[Encoding.UTF8.GetByteCount(value) + 1];
-        Encoding.UTF8.GetBytes(value, bytes);
-        bytes[^1] = 0;
-        Attribute(type, bytes);
-    }
+    public void String(ushort type, string value) => Attribute(type, Encoding.UTF8.GetBytes(value + "\0"));
 
     public void UInt32BigEndian(ushort type, uint value)
     {

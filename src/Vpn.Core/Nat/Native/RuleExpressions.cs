@@ -107,7 +107,8 @@ internal static class RuleExpressions
         {
             var objref = Begin(writer, "objref");
             writer.UInt32BigEndian(1 /* NFTA_OBJREF_IMM_TYPE */, NfTables.ObjectCounter);
-            writer.String(2 /* NFTA_OBJREF_IMM_NAME */, counter);
+            // libnftnl puts this one name without its NUL (mnl_attr_put_str); the kernel accepts both.
+            writer.Attribute(2 /* NFTA_OBJREF_IMM_NAME */, Encoding.UTF8.GetBytes(counter));
             End(writer, objref);
         }
         Action(writer, rule.Action);

@@ -24,6 +24,9 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
 
     private const string GetSql = $"select {Columns} from vpn_nodes where id = @id";
 
+    // Indexed by vpn_nodes_public_key (migration 0004).
+    private const string IsNodeKeySql = "select exists (select 1 from vpn_nodes where public_key = @public_key)";
+
     private const string HeartbeatSql = """
         update vpn_nodes set healthy = @healthy, active_peer_count = @peers, last_heartbeat_at = @now, updated_at = @now where id = @id
         """;
@@ -74,6 +77,13 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return (Read(reader), reader.GetBoolean(14));
+    }
+
+    public async Task<bool> IsNodePublicKeyAsync(string publicKey, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(IsNodeKeySql);
+        command.Parameters.AddWithValue("public_key", publicKey);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public async Task<IReadOnlyList<Node>> ListAsync(CancellationToken cancellationToken)

@@ -64,8 +64,8 @@ public class NfTablesEncodingTests
         var messages = NetlinkCapture.Split(batch.Bytes);
 
         // NFNL_MSG_BATCH_BEGIN/END: AF_UNSPEC, version 0, res_id NFNL_SUBSYS_NFTABLES (big-endian); no ack asked.
-        Assert.Equal(new NetlinkMessage(0x10, 0x1, 1, [0, 0, 0, 10]), messages[0]);
-        Assert.Equal(new NetlinkMessage(0x11, 0x1, (uint)messages.Count, [0, 0, 0, 10]), messages[^1]);
+        Assert.Equal((0x10, 0x1, 1u, "0000000a"), (messages[0].Type, messages[0].Flags, messages[0].Sequence, messages[0].PayloadHex));
+        Assert.Equal((0x11, 0x1, (uint)messages.Count, "0000000a"), (messages[^1].Type, messages[^1].Flags, messages[^1].Sequence, messages[^1].PayloadHex));
         var inner = messages.Skip(1).SkipLast(1).ToList();
         Assert.All(inner, m => Assert.Equal(0x4 | 0x1, m.Flags & 0x5));
         Assert.Equal(inner.Select(m => m.Sequence), batch.Sequences);
@@ -139,8 +139,9 @@ public class NfTablesEncodingTests
     [Fact]
     public void NewRule_AntiSpoofGolden_ByteExact()
     {
-        // iifname "wg0" meta nfproto ipv6 ip6 saddr != fd64:6400::/64 counter name "tunnel_spoofed_source" drop
-        var rule = FirewallSamples.Table().Chains.Single(c => c.Name == "anti_spoof").Rules[3];
+        // iifname "wg0" ip6 saddr != fd64:6400::/64 counter name "tunnel_spoofed_source" drop
+        var rule = new FirewallRule([new InterfaceMatch(true, "wg0"), new AddressMatch(true, System.Net.IPNetwork.Parse("fd64:6400::/64"), Negated: true)],
+            "tunnel_spoofed_source", new DropAction());
         var writer = new NetlinkWriter();
 
         NfTablesMessages.NewRule(writer, 5, "vpn_core", "anti_spoof", rule);
@@ -183,7 +184,7 @@ public class NfTablesEncodingTests
         "24000180 09000100 6d65746100000000 14000280 08000200 00000006 08000100 00000001",
         // cmp eq reg 1 "wg0" NUL-padded to IFNAMSIZ
         "38000180 08000100 636d7000 2c000280 08000100 00000001 08000200 00000000 18000380 14000100 77673000000000000000000000000000",
-        // meta load nfproto => reg 1; cmp eq reg 1 NFPROTO_IPV6
+        // meta load nfproto => reg 1; cmp eq reg 1 NFPROTO_IPV6 (the dependency nft adds before an ip6 match in inet)
         "24000180 09000100 6d65746100000000 14000280 08000200 0000000f 08000100 00000001",
         "2c000180 08000100 636d7000 20000280 08000100 00000001 08000200 00000000 0c000380 05000100 0a000000",
         // payload load 8b @ network header + 8 => reg 1 (the /64 prefix of the IPv6 source)
@@ -191,7 +192,7 @@ public class NfTablesEncodingTests
         // cmp neq reg 1 fd64:6400:0000:0000
         "30000180 08000100 636d7000 24000280 08000100 00000001 08000200 00000001 10000380 0c000100 fd64640000000000",
         // objref type 1 (counter) name "tunnel_spoofed_source"
-        "38000180 0b000100 6f626a7265660000 28000280 08000100 00000001 19000200 74756e6e656c5f73706f6f6665645f736f75726365000000",
+        "38000180 0b000100 6f626a7265660000 28000280 08000100 00000001 19000200 74756e6e656c5f73706f6f6665645f736f75726365000000", // (name without NUL)
         // immediate reg 0 drop
         "30000180 0e000100 696d6d6564696174650000 00 1c000280 08000100 00000000 10000280 0c000280 08000100 00000000",
     ];

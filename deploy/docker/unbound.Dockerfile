@@ -1,0 +1,22 @@
+# The node's DNS resolver for its tunnel clients (a sidecar of core on the host network): Debian's unbound and the
+# DNSSEC root trust anchor (dns-root-data, /usr/share/dns/root.key). It ships no configuration of its own: core's
+# `resolver-config` (the pod's init container) renders /run/unbound/unbound.conf from the node's settings.
+#   docker build -f deploy/docker/unbound.Dockerfile -t vpn-unbound deploy/docker
+#   (--build-arg BASE_IMAGE=… for a mirrored or pinned Debian 12 image)
+ARG BASE_IMAGE=debian:12-slim
+FROM ${BASE_IMAGE}
+# Port 53 as a non-root user: the pod adds NET_BIND_SERVICE to the bounding set, but the runtime gives a non-root
+# process no effective capabilities (no ambient ones), so the binary carries the file capability. That is honoured only
+# without no_new_privs, hence allowPrivilegeEscalation: true on this container (checked: with no_new_privs, or without
+# the file capability, the bind fails with "Permission denied").
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends unbound dns-root-data libcap2-bin \
+ && setcap cap_net_bind_service=+ep /usr/sbin/unbound \
+ && apt-get purge -y libcap2-bin \
+ && apt-get autoremove -y \
+ && rm -rf /var/lib/apt/lists/*
+# A fixed numeric user (not Debian's `unbound`, whose uid varies), so runAsNonRoot can verify it. The rendered config
+# has no chroot and no username: unbound never needs to switch users.
+USER 10053:10053
+# -d: stay in the foreground (the container lives and dies with it); -p: no pid file.
+ENTRYPOINT ["unbound", "-d", "-p", "-c", "/run/unbound/unbound.conf"]
