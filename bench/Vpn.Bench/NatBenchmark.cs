@@ -14,9 +14,9 @@ namespace Vpn.Bench;
 /// IPv6 egress off) with the native driver (one nf_tables netlink batch plus the read-back) against the cli driver
 /// (<c>nft -f -</c>). Each round gives each driver a fresh namespace and times N applies after one untimed warm-up.
 /// Both run the way core runs them, from inside the namespace (the bench thread enters it, so nft is started there
-/// directly and the native driver opens its socket there); the native driver is also timed the way a namespaced core
-/// calls it (socket opened through the namespace path on every apply). Reports median ratios over rounds, never a
-/// target.
+/// directly and the native driver opens its socket there and keeps it); the native driver is also timed the way a
+/// namespaced core calls it (a socket opened through the namespace path on every apply, whose close waits for the
+/// kernel to finish destroying the replaced table). Reports median ratios over rounds, never a target.
 /// Run (as root, Release): dotnet run -c Release --project bench/Vpn.Bench -- nat [applies=200] [rounds=5]
 /// </summary>
 internal static class NatBenchmark
@@ -46,8 +46,8 @@ internal static class NatBenchmark
             AssertChildrenStartInside(cliNs);
 
             var cli = new NftNatDriver(table, NullLogger<NftNatDriver>.Instance, NftCommand.Default);
-            var native = new NativeNatDriver(table, NullLogger<NativeNatDriver>.Instance);
-            var viaPath = new NativeNatDriver(table, NullLogger<NativeNatDriver>.Instance, PathOf(pathNs));
+            using var native = new NativeNatDriver(table, NullLogger<NativeNatDriver>.Instance);
+            using var viaPath = new NativeNatDriver(table, NullLogger<NativeNatDriver>.Instance, PathOf(pathNs));
             // Alternate which driver goes first, so neither always runs on a cooler or warmer machine.
             TimeSpan cliTime, nativeTime;
             if (round % 2 == 1)

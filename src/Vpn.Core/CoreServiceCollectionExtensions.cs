@@ -26,10 +26,19 @@ public static class CoreServiceCollectionExtensions
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             ListenGrpc(kestrel, options);
-            // Prometheus scrapes over HTTP/1.1, which the HTTP/2-only gRPC endpoint cannot speak.
+            // Prometheus scrapes over HTTP/1.1, which the HTTP/2-only gRPC endpoint cannot speak. Its connections are
+            // marked, so /metrics answers on them only (UseCoreMetricsEndpoint), never on the gRPC port.
             if (options.MetricsListen is { } metrics)
             {
-                kestrel.Listen(IPEndPoint.Parse(metrics), o => o.Protocols = HttpProtocols.Http1);
+                kestrel.Listen(IPEndPoint.Parse(metrics), o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    o.Use(next => connection =>
+                    {
+                        connection.Items[MetricsConnectionItem] = true;
+                        return next(connection);
+                    });
+                });
             }
         });
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(Reconciliation.ReconcileMetrics.MeterName).AddPrometheusExporter());
@@ -68,6 +77,24 @@ public static class CoreServiceCollectionExtensions
         }
         return builder;
     }
+
+    /// <summary>
+    /// Serves /metrics on connections accepted by the CORE_METRICS_LISTEN listener and nowhere else: not on the gRPC
+    /// endpoint (which stays gRPC only), and not at all when the setting is unset. The test is the listener that
+    /// accepted the connection, not the Host or :authority header, which any client can set.
+    /// </summary>
+    public static WebApplication UseCoreMetricsEndpoint(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        if (app.Services.GetRequiredService<CoreOptions>().MetricsListen is not null)
+        {
+            app.UseOpenTelemetryPrometheusScrapingEndpoint(http => http.Request.Path == "/metrics"
+                && http.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(MetricsConnectionItem) == true);
+        }
+        return app;
+    }
+
+    private const string MetricsConnectionItem = "vpn.core.metrics_listener";
 
     // gRPC over cleartext needs an endpoint that speaks HTTP/2 only (no ALPN to negotiate it).
     private static void ListenGrpc(KestrelServerOptions kestrel, CoreOptions options)

@@ -17,6 +17,6 @@ var app = builder.Build();
 // Instruments exist from the start, so /metrics shows synced = 0 before the first pass rather than nothing.
 _ = app.Services.GetRequiredService<Vpn.Core.Reconciliation.ReconcileMetrics>();
 app.MapGrpcService<VpnControlService>();
-app.MapPrometheusScrapingEndpoint("/metrics");
+app.UseCoreMetricsEndpoint();
 await app.RunAsync();
 return 0;

@@ -15,7 +15,15 @@ public sealed class EntryMetrics
         SessionStartsFailed = meter.CreateCounter<long>("vpn_session_starts_failed", description: "Starts rolled back because the node's core failed.");
         SessionsTerminated = meter.CreateCounter<long>("vpn_sessions_terminated", description: "Sessions terminated (customer, device deletion, replacement).");
         RetentionPurged = meter.CreateCounter<long>("vpn_retention_purged", description: "Rows deleted by retention cleanup, by kind.");
+        AuthFailures = meter.CreateCounter<long>("vpn_auth_failures",
+            description: "Failed guessable credentials (admin token, session key) by credential and outcome: rejected (401) or throttled (429).");
+        CustomersErased = meter.CreateCounter<long>("vpn_customers_erased", description: "Customers erased (DELETE /v1/me or the admin API), by initiator.");
     }
+
+    /// <summary>Tags: credential = admin_token | session_key; outcome = rejected | throttled. Never an address.</summary>
+    public Counter<long> AuthFailures { get; }
+
+    public Counter<long> CustomersErased { get; }
 
     public Counter<long> SessionsStarted { get; }
 

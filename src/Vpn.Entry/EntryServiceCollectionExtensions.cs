@@ -40,6 +40,8 @@ public static class EntryServiceCollectionExtensions
             json.SerializerOptions.MaxDepth = 16;
             // The web defaults accept "10" for a number; the contract says wrong types are invalid_request.
             json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+            // {"public_key": A, "public_key": B} is refused, not "last wins" (see StrictJsonBodies for the rest of the body).
+            json.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddProblemDetails();
@@ -70,6 +72,7 @@ public static class EntryServiceCollectionExtensions
             services.AddSingleton<Auth.IIdentityStore, Auth.PostgresIdentityStore>();
             services.AddSingleton<Auth.PostgresTokenRevocations>();
             services.AddSingleton<Auth.ITokenRevocations>(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
+            services.AddSingleton<Accounts.ICustomerErasureStore, Accounts.PostgresCustomerErasureStore>();
         }
         else
         {
@@ -86,8 +89,10 @@ public static class EntryServiceCollectionExtensions
                 sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
             services.AddSingleton<IRetentionStore>(sp => new InMemoryRetentionStore(sp.GetRequiredService<InMemoryStore>(),
                 sp.GetRequiredService<Audit.InMemoryAuditLog>(), sp.GetRequiredService<InMemoryIdempotencyStore>()));
-            services.AddSingleton<Auth.IIdentityStore, Auth.InMemoryIdentityStore>();
+            services.AddSingleton<Auth.InMemoryIdentityStore>();
+            services.AddSingleton<Auth.IIdentityStore>(sp => sp.GetRequiredService<Auth.InMemoryIdentityStore>());
             services.AddSingleton<Auth.ITokenRevocations, Auth.InMemoryTokenRevocations>();
+            services.AddSingleton<Accounts.ICustomerErasureStore, Accounts.InMemoryCustomerErasureStore>();
         }
         services.AddSingleton<Auth.AccessTokenService>();
         services.AddSingleton<Auth.OidcSignIn>();
@@ -99,10 +104,12 @@ public static class EntryServiceCollectionExtensions
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             });
         services.AddEntryRateLimiting(options.RateLimits);
+        services.AddSingleton<Auth.AuthFailureThrottle>();
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
         services.AddReadinessChecks();
         services.AddSingleton<SessionService>();
+        services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();
         services.AddHostedService<StartupTasks>();
         if (options.DatabaseConnectionString is not null)

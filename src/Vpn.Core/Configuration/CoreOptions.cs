@@ -208,6 +208,10 @@ public sealed class CoreOptions
             problems.Add("WG_UPLINK_INTERFACE cannot be WG_INTERFACE.");
             uplink = null;
         }
+        if (production && uplink is null && natDriver != "none")
+        {
+            problems.Add("WG_UPLINK_INTERFACE is required in production: client traffic may leave only by the node's uplink.");
+        }
         Uri? entryUrl = null;
         if (configuration["CORE_ENTRY_URL"] is { Length: > 0 } entryText && !TryParseEntryUrl(entryText, out entryUrl))
         {

@@ -68,15 +68,16 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
             netlink.AddAddress(_options.InterfaceName, _options.ClientPool6.Gateway, _options.ClientPool6.PrefixLength, noDad: true);
             netlink.SetLinkUp(_options.InterfaceName);
         }
+        // The filter first: forwarding without it would let clients reach each other and the node's networks.
+        if (_nat is not null)
+        {
+            await _nat.ApplyAsync(cancellationToken);
+        }
         InNamespace(() =>
         {
             new IpForwarding().Enable();
             new IpForwarding(IpForwarding.Ipv6Path).Enable();
         });
-        if (_nat is not null)
-        {
-            await _nat.ApplyAsync(cancellationToken);
-        }
         LogInitialized(_logger, _options.InterfaceName);
     }
 
@@ -88,8 +89,36 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
             AllowedIps = [new IPNetwork(clientAddress, 32), new IPNetwork(clientAddress6, 128)],
         }]);
 
-    public async Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
-        _nat is null ? [] : await _nat.ReadCountersAsync(cancellationToken);
+    /// <summary>
+    /// The table's counters. A table that vanished (e.g. <c>nft flush ruleset</c> when the host's nftables service
+    /// restarts) is applied again first: without it clients would lose isolation and NAT silently. The metrics poller
+    /// reads every few seconds, so that is also how soon the table comes back.
+    /// </summary>
+    public async Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken)
+    {
+        if (_nat is null)
+        {
+            return [];
+        }
+        IReadOnlyList<FirewallCounter> counters = [];
+        NatException? failure = null;
+        try
+        {
+            counters = await _nat.ReadCountersAsync(cancellationToken);
+        }
+        catch (NatException e)
+        {
+            // cli: listing a missing table fails; native: it reads as empty.
+            failure = e;
+        }
+        if (counters.Count > 0 || await _nat.IsPresentAsync(cancellationToken))
+        {
+            return failure is null ? counters : throw failure;
+        }
+        LogFilterMissing(_logger, _options.InterfaceName);
+        await _nat.ApplyAsync(cancellationToken);
+        return await _nat.ReadCountersAsync(cancellationToken);
+    }
 
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken) =>
         EnqueueAsync([new PeerConfig { PublicKey = publicKey, Remove = true }]);
@@ -278,6 +307,9 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "WireGuard device {Interface} initialized (keys, port, addresses, forwarding, filter and NAT)")]
     private static partial void LogInitialized(ILogger logger, string @interface);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "The filter and NAT table of {Interface} was gone (flushed by another program?); applied it again")]
+    private static partial void LogFilterMissing(ILogger logger, string @interface);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Removing the filter and NAT table at shutdown failed: {Reason}")]
     private static partial void LogNatRemoveFailed(ILogger logger, string reason);

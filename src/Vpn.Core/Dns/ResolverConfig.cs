@@ -23,7 +23,7 @@ public static class ResolverConfig
     /// <summary>
     /// Never in an answer for a public name (DNS rebinding: a page must not be able to point a client's browser at a
     /// private network, the client's own LAN or localhost). RFC 1918, CGNAT, loopback, link-local, "this network", ULA and
-    /// IPv4-mapped IPv6. The client pools are added when they lie outside these.
+    /// IPv4-mapped IPv6, and :: with ::1. The client pools are added when they lie outside these.
     /// </summary>
     public static readonly IReadOnlyList<IPNetwork> PrivateAddresses =
     [
@@ -34,7 +34,7 @@ public static class ResolverConfig
         IPNetwork.Parse("169.254.0.0/16"),
         IPNetwork.Parse("172.16.0.0/12"),
         IPNetwork.Parse("192.168.0.0/16"),
-        IPNetwork.Parse("::1/128"),
+        IPNetwork.Parse("::/127"), // :: reaches the client device's own localhost, as 0.0.0.0 does
         IPNetwork.Parse("::ffff:0:0/96"),
         IPNetwork.Parse("fc00::/7"),
         IPNetwork.Parse("fe80::/10"),

@@ -22,6 +22,10 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
     // A node's whole desired set (up to 65,536 peers, ~10 MB of JSON) must fit; entry answers from one query.
     private static readonly TimeSpan DefaultFetchTimeout = TimeSpan.FromSeconds(20);
 
+    // Entry's JSON conventions, and a repeated name ("node_id" twice, a peer with two "public_key"s) makes the answer
+    // invalid rather than "last one wins": the set is checked as a whole and must mean one thing.
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { AllowDuplicateProperties = false };
+
     private readonly HttpClient _http;
     private readonly TimeSpan _fetchTimeout;
     private readonly Guid _nodeId;
@@ -78,7 +82,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             {
                 throw new DesiredStateUnavailableException($"entry answered {(int)response.StatusCode} for the desired peers");
             }
-            body = await response.Content.ReadFromJsonAsync<PeerSetBody>(timeout.Token);
+            body = await response.Content.ReadFromJsonAsync<PeerSetBody>(Json, timeout.Token);
         }
         catch (HttpRequestException e)
         {

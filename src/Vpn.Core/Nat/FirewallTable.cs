@@ -75,6 +75,9 @@ public sealed record EchoRequestMatch(IpFamily Family) : FirewallMatch;
 /// <summary><c>ct state established,related</c>.</summary>
 public sealed record EstablishedOrRelatedMatch : FirewallMatch;
 
+/// <summary><c>ct state invalid</c>: conntrack could not place the packet in any connection (so NAT would not touch it).</summary>
+public sealed record InvalidStateMatch : FirewallMatch;
+
 public abstract record FirewallAction;
 
 public sealed record AcceptAction : FirewallAction;

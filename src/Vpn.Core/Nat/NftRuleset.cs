@@ -73,6 +73,7 @@ public static class NftRuleset
         DestinationPortMatch m => $"{(m.Protocol == TransportProtocol.Udp ? "udp" : "tcp")} dport {m.Port}",
         EchoRequestMatch m => m.Family == IpFamily.Ipv4 ? "icmp type echo-request" : "icmpv6 type echo-request",
         EstablishedOrRelatedMatch => "ct state established,related",
+        InvalidStateMatch => "ct state invalid",
         _ => throw new ArgumentException($"Unknown match {match}.", nameof(match)),
     };
 

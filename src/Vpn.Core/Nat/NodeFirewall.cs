@@ -34,9 +34,10 @@ public static class NodeFirewall
         public const string TunnelSpoofedSource = "tunnel_spoofed_source";
         public const string OutsideSpoofedPool = "outside_spoofed_pool";
         public const string InboundToTunnel = "inbound_to_tunnel";
+        public const string Invalid = "invalid";
 
         public static IReadOnlyList<string> All { get; } =
-            [TunnelToTunnel, TunnelToNode, TunnelToPrivate, TunnelNotUplink, TunnelIpv6Refused, TunnelSpoofedSource, OutsideSpoofedPool, InboundToTunnel];
+            [TunnelToTunnel, TunnelToNode, TunnelToPrivate, TunnelNotUplink, TunnelIpv6Refused, TunnelSpoofedSource, OutsideSpoofedPool, InboundToTunnel, Invalid];
     }
 
     /// <summary>
@@ -52,12 +53,15 @@ public static class NodeFirewall
     ];
 
     /// <summary>
-    /// The same for IPv6: unspecified and loopback, IPv4-mapped, local-use NAT64, discard-only, unique local (fc00::/7,
-    /// where clouds put metadata such as fd00:ec2::254), link-local, site-local and multicast.
+    /// The same for IPv6: IPv4-compatible (incl. unspecified and loopback), IPv4-mapped, NAT64 (well-known and local-use:
+    /// a NAT64 gateway on the node's network would hand out private IPv4 and 169.254.169.254 under it), 6to4 (IPv4
+    /// embedded likewise), discard-only, unique local (fc00::/7, where clouds put metadata such as fd00:ec2::254),
+    /// link-local, site-local and multicast. WG_EGRESS_ALLOW can reopen any of them.
     /// </summary>
     public static IReadOnlyList<IPNetwork> BlockedIpv6 { get; } =
     [
-        IPNetwork.Parse("::/127"), IPNetwork.Parse("::ffff:0:0/96"), IPNetwork.Parse("64:ff9b:1::/48"), IPNetwork.Parse("100::/64"),
+        IPNetwork.Parse("::/96"), IPNetwork.Parse("::ffff:0:0/96"), IPNetwork.Parse("64:ff9b::/96"), IPNetwork.Parse("64:ff9b:1::/48"),
+        IPNetwork.Parse("100::/64"), IPNetwork.Parse("2002::/16"),
         IPNetwork.Parse("fc00::/7"), IPNetwork.Parse("fe80::/10"), IPNetwork.Parse("fec0::/10"), IPNetwork.Parse("ff00::/8"),
     ];
 
@@ -94,7 +98,12 @@ public static class NodeFirewall
             Rule([], new DropAction(), Counters.TunnelToNode),
         ];
 
-        List<FirewallRule> tunnelForward = [Rule([ToTunnel()], new DropAction(), Counters.TunnelToTunnel)];
+        // Conntrack could not place an invalid packet (e.g. SYN+FIN), so masquerade would let it out with its pool source.
+        List<FirewallRule> tunnelForward =
+        [
+            Rule([new InvalidStateMatch()], new DropAction(), Counters.Invalid),
+            Rule([ToTunnel()], new DropAction(), Counters.TunnelToTunnel),
+        ];
         if (options.UplinkInterface is { } uplink)
         {
             tunnelForward.Add(Rule([new InterfaceMatch(Incoming: false, uplink, Negated: true)], new DropAction(), Counters.TunnelNotUplink));
@@ -148,6 +157,7 @@ public static class NodeFirewall
             new FirewallChain("forward", new BaseChain(ChainType.Filter, ChainHook.Forward, 0),
             [
                 Rule([FromTunnel()], new JumpAction(TunnelForwardChain)),
+                Rule([ToTunnel(), new InvalidStateMatch()], new DropAction(), Counters.Invalid),
                 Rule([ToTunnel(), new EstablishedOrRelatedMatch()], new AcceptAction()),
                 Rule([ToTunnel()], new DropAction(), Counters.InboundToTunnel),
             ]),

@@ -58,6 +58,13 @@ public sealed class Ipv6ClientNetwork
             error = $"'{text}' has host bits set; the network is {ToAddress(value & ~(UInt128.MaxValue >> prefix))}/{prefix}.";
             return false;
         }
+        // Unique local (fc00::/7) or global unicast (2000::/3) only: never loopback, link-local, multicast or IPv4-mapped.
+        var top = (byte)(value >> 120);
+        if ((top & 0xfe) != 0xfc && (top & 0xe0) != 0x20)
+        {
+            error = $"'{text}' is neither a unique local (fc00::/7) nor a global unicast (2000::/3) network.";
+            return false;
+        }
         if (hostBits < 32 - pool4.PrefixLength)
         {
             error = $"'{text}' is too small for the IPv4 pool {pool4}: it needs at least {32 - pool4.PrefixLength} host bits (a /{96 + pool4.PrefixLength} or larger).";

@@ -71,8 +71,36 @@ public sealed class InMemoryAuditLog : IAuditLog
 
     public Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
-        _events.Enqueue(auditEvent);
+        // Under the purge lock so an erasure's rebuild (below) never drops an event written meanwhile.
+        lock (_purge)
+        {
+            _events.Enqueue(auditEvent);
+        }
         return Task.CompletedTask;
+    }
+
+    /// <summary>Drops every event that names any of <paramref name="ids"/> as actor, subject or a detail's value (erasure); returns how many.</summary>
+    public int EraseNaming(IReadOnlyCollection<string> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        lock (_purge)
+        {
+            var kept = new List<AuditEvent>();
+            var removed = 0;
+            while (_events.TryDequeue(out var e))
+            {
+                if (ids.Contains(e.Actor) || (e.Subject is { } subject && ids.Contains(subject)) || e.Details.Values.Any(v => v is not null && ids.Contains(v)))
+                {
+                    removed++;
+                }
+                else
+                {
+                    kept.Add(e);
+                }
+            }
+            kept.ForEach(_events.Enqueue);
+            return removed;
+        }
     }
 
     public Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken) =>
@@ -86,7 +114,7 @@ public sealed class InMemoryAuditLog : IAuditLog
 public sealed partial class LoggingAuditLog(IAuditLog inner, Privacy.LogIdentifiers identifiers, ILogger<LoggingAuditLog> logger) : IAuditLog
 {
     // Actors that are roles, not people.
-    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer" };
+    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer", "anonymous" };
 
     public async Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Vpn.Entry.Configuration;
@@ -13,7 +14,8 @@ public sealed record IssuedToken(string Token, string Jti, DateTimeOffset Expire
 
 /// <summary>
 /// Our access tokens (RFC 8725 rules): HS256 only, explicit <c>typ</c> "at+jwt" (RFC 9068), the key chosen by <c>kid</c>
-/// from our own list — an unknown kid fails rather than trying every key — and iss, aud, exp, jti required.
+/// from our own list — an unknown kid fails rather than trying every key — and iss, aud, exp, iat, jti required;
+/// <c>crit</c>, non-numeric dates, tokens longer-lived than ours and audiences besides ours are refused.
 /// Header parameters that point at other keys (jku, x5u, jwk) are never consulted: the only keys are ours.
 /// </summary>
 public sealed class AccessTokenService
@@ -102,11 +104,47 @@ public sealed class AccessTokenService
         // kid must be a header value we issued with (the resolver already refused anything else); iat and jti are required.
         if (!jwt.TryGetPayloadValue<string>(JwtRegisteredClaimNames.Jti, out var jti) || string.IsNullOrEmpty(jti) || jti.Length > 128
             || !jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out _)
-            || !Guid.TryParseExact(jwt.Subject, "D", out var customerId) || customerId == Guid.Empty)
+            || !Guid.TryParseExact(jwt.Subject, "D", out var customerId) || customerId == Guid.Empty
+            || !FollowsOurRules(jwt))
         {
             throw Invalid();
         }
         return new AccessToken(customerId, jti, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero));
+    }
+
+    /// <summary>
+    /// What the handler leaves unchecked, read from the token's own JSON with duplicate names refused: no <c>crit</c>
+    /// header (we implement no JWS extension, so RFC 7515 §4.1.11 says refuse); exp, iat and nbf JSON numbers (RFC 7519
+    /// §2 NumericDate, not "1700000000"); iat not in the future beyond the skew; exp − iat at most our token lifetime (no
+    /// token outlives the ones we issue); an aud list naming us alone (each audience would accept it).
+    /// </summary>
+    private bool FollowsOurRules(JsonWebToken jwt)
+    {
+        using var header = JoseJson.ParseObject(jwt.EncodedHeader);
+        using var payload = JoseJson.ParseObject(jwt.EncodedPayload);
+        if (header is null || payload is null || header.RootElement.TryGetProperty("crit", out _))
+        {
+            return false;
+        }
+        var claims = payload.RootElement;
+        if (!JoseJson.TryNumericDate(claims, JwtRegisteredClaimNames.Exp, required: true, out var exp)
+            || !JoseJson.TryNumericDate(claims, JwtRegisteredClaimNames.Iat, required: true, out var iat)
+            || !JoseJson.TryNumericDate(claims, JwtRegisteredClaimNames.Nbf, required: false, out _))
+        {
+            return false;
+        }
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
+        if (iat > now + _options.ClockSkew.TotalSeconds || exp - iat > _options.Lifetime.TotalSeconds)
+        {
+            return false;
+        }
+        return claims.TryGetProperty(JwtRegisteredClaimNames.Aud, out var audience) && audience.ValueKind switch
+        {
+            JsonValueKind.String => audience.ValueEquals(_options.Audience),
+            JsonValueKind.Array => audience.GetArrayLength() > 0
+                && audience.EnumerateArray().All(a => a.ValueKind == JsonValueKind.String && a.ValueEquals(_options.Audience)),
+            _ => false,
+        };
     }
 
     // The handler's own clock is the system clock; ours is injectable so tests can age tokens.

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Http;
+using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Auth;
@@ -23,7 +24,8 @@ public static class AuthEndpoints
         var auth = app.MapGroup("/v1/auth").WithTags("Auth");
 
         auth.MapPost("/oauth/google/callback", async Task<Ok<SignInResponse>> (OAuthCallbackRequest request, OidcSignIn oidc,
-            IIdentityStore identities, AccessTokenService tokens, IAuditLog audit, EntryOptions options, TimeProvider time, CancellationToken ct) =>
+            IIdentityStore identities, AccessTokenService tokens, ITokenRevocations revocations, IAuditLog audit, EntryOptions options, TimeProvider time,
+            CancellationToken ct) =>
         {
             var code = Validation.RequireText(request.Code, "code", 2048);
             var redirectUri = Validation.RequireText(request.RedirectUri, "redirect_uri", 2048);
@@ -48,6 +50,7 @@ public static class AuthEndpoints
             }
             var identity = await oidc.ExchangeAsync(code, redirectUri, request.CodeVerifier, nonce, ct);
             var customer = await identities.FindOrCreateAsync(identity.Issuer, identity.Subject, ct);
+            await AfterLogoutAllSecondAsync(customer.CustomerId, revocations, time, ct);
             var token = tokens.Issue(customer.CustomerId);
             await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "customer", "auth.sign_in", customer.CustomerId.ToString(),
                 new Dictionary<string, string?> { ["new_customer"] = customer.Created ? "true" : "false" }), ct);
@@ -64,6 +67,21 @@ public static class AuthEndpoints
             return TypedResults.NoContent();
         }).RequireCustomer();
 
+        // "Sign out everywhere": every token of the customer issued until now is revoked on every replica, and its
+        // active session ends (peer removed). Revoke first: a session started meanwhile by another of its tokens is
+        // still ended below, and no new one can start once the revocation has reached every replica (<= 1 s).
+        auth.MapPost("/logout-all", async Task<NoContent> (HttpContext http, ITokenRevocations revocations, SessionService sessions, IAuditLog audit,
+            EntryOptions options, TimeProvider time, CancellationToken ct) =>
+        {
+            var token = http.AccessToken()
+                ?? throw ApiProblemException.Unauthorized(ErrorCodes.MissingToken, "Logout revokes bearer tokens; none was presented.");
+            await revocations.RevokeCustomerAsync(CustomerRevocation.Create(token.CustomerId, time.GetUtcNow(), erased: false, options.AccessTokens), ct);
+            var ended = await sessions.TerminateCurrentAsync(token.CustomerId, CancellationToken.None);
+            await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "customer", "auth.logout_all", token.CustomerId.ToString(),
+                new Dictionary<string, string?> { ["session_ended"] = ended ? "true" : "false" }), CancellationToken.None);
+            return TypedResults.NoContent();
+        }).RequireCustomer();
+
         app.MapGet("/v1/me", async Task<Ok<MeResponse>> (HttpContext http, IPlanStore plans, CancellationToken ct) =>
         {
             var customerId = http.CustomerId();
@@ -73,5 +91,19 @@ public static class AuthEndpoints
         }).RequireCustomer().WithTags("Auth");
 
         return app;
+    }
+
+    /// <summary>
+    /// iat is whole seconds, and a logout-all revokes every token with iat at or before its moment: a token issued in
+    /// the same second just after it would be born revoked. Sign-in then waits for the next second (at most one).
+    /// </summary>
+    private static async Task AfterLogoutAllSecondAsync(Guid customerId, ITokenRevocations revocations, TimeProvider time, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds());
+        if (await revocations.IsCustomerRevokedAsync(customerId, second, ct))
+        {
+            await Task.Delay(second.AddSeconds(1) - now + TimeSpan.FromMilliseconds(1), time, ct);
+        }
     }
 }

@@ -21,6 +21,17 @@ public sealed class InMemoryIdentityStore : IIdentityStore
         var id = _identities.GetOrAdd((issuer, subject), candidate);
         return Task.FromResult(new SignedInCustomer(id, id == candidate));
     }
+
+    /// <summary>Drops the customer's identities (erasure); returns whether there were any.</summary>
+    internal bool EraseCustomer(Guid customerId)
+    {
+        var removed = false;
+        foreach (var (identity, owner) in _identities)
+        {
+            removed |= owner == customerId && _identities.TryRemove(new KeyValuePair<(string, string), Guid>(identity, owner));
+        }
+        return removed;
+    }
 }
 
 public sealed class PostgresIdentityStore(NpgsqlDataSource dataSource) : IIdentityStore

@@ -27,6 +27,9 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
     public const string HttpClientName = "oidc";
 
     private const int MaxIdTokenLength = 16 * 1024;
+
+    // Discovery, JWKS and token answers: a repeated name (two "issuer"s, two "id_token"s) makes the body unusable.
+    private static readonly JsonDocumentOptions ProviderJson = new() { AllowDuplicateProperties = false };
     private readonly OidcOptions _options = entryOptions.Oidc;
     private readonly JsonWebTokenHandler _handler = new() { MaximumTokenSizeInBytes = MaxIdTokenLength };
     private readonly SemaphoreSlim _refreshGate = new(1, 1);
@@ -145,14 +148,27 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
         var nonceOk = nonce is null || (token.TryGetPayloadValue<string>("nonce", out var claimed) && claimed is not null
             && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(claimed), Encoding.UTF8.GetBytes(nonce)));
         var subject = token.Subject;
-        if (audiences.Count != 1 || !azpOk || !iatOk || !nonceOk || string.IsNullOrEmpty(subject) || subject.Length > 255)
+        var jsonOk = IsStrictJson(token);
+        if (!jsonOk || audiences.Count != 1 || !azpOk || !iatOk || !nonceOk || string.IsNullOrEmpty(subject) || subject.Length > 255)
         {
-            var reason = audiences.Count != 1 ? "audience" : !azpOk ? "azp" : !iatOk ? "iat" : !nonceOk ? "nonce" : "sub";
+            var reason = !jsonOk ? "json" : audiences.Count != 1 ? "audience" : !azpOk ? "azp" : !iatOk ? "iat" : !nonceOk ? "nonce" : "sub";
             LogIdTokenRejected(logger, reason);
             throw InvalidIdToken();
         }
         // One customer per person however the provider spells its issuer: identities are stored under the configured one.
         return new VerifiedIdentity(_options.Issuer, subject);
+    }
+
+    // Header and claims read again with duplicate names refused (one value per claim for every reader), and the dates
+    // JSON numbers (RFC 7519 §2: "exp": "1700000000" is no NumericDate, whatever a lenient reader makes of it).
+    private static bool IsStrictJson(JsonWebToken token)
+    {
+        using var header = JoseJson.ParseObject(token.EncodedHeader);
+        using var payload = JoseJson.ParseObject(token.EncodedPayload);
+        return header is not null && payload is not null
+            && JoseJson.TryNumericDate(payload.RootElement, JwtRegisteredClaimNames.Exp, required: true, out _)
+            && JoseJson.TryNumericDate(payload.RootElement, JwtRegisteredClaimNames.Iat, required: true, out _)
+            && JoseJson.TryNumericDate(payload.RootElement, JwtRegisteredClaimNames.Nbf, required: false, out _);
     }
 
     private async Task<ProviderMetadata> GetMetadataAsync(string? unknownKid, CancellationToken cancellationToken)
@@ -287,7 +303,8 @@ public sealed partial class OidcSignIn(EntryOptions entryOptions, IHttpClientFac
             }
             try
             {
-                return (response.StatusCode, JsonDocument.Parse(buffer.ToArray()).RootElement.Clone());
+                using var document = JsonDocument.Parse(buffer.ToArray(), ProviderJson);
+                return (response.StatusCode, document.RootElement.Clone());
             }
             catch (JsonException)
             {

@@ -1,22 +1,31 @@
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Auth;
 
-/// <summary>Endpoint metadata: the caller must be a customer (see <see cref="RequestAuth.UseCustomerAuthentication"/>).</summary>
+/// <summary>Endpoint metadata: the caller must be a customer (see <see cref="RequestAuth.UseRequestAuthentication"/>).</summary>
 public sealed class RequiresCustomer
 {
     public static readonly RequiresCustomer Instance = new();
 }
 
+/// <summary>Endpoint metadata: the caller must present the admin token (see <see cref="RequestAuth.UseRequestAuthentication"/>).</summary>
+public sealed class RequiresAdmin
+{
+    public static readonly RequiresAdmin Instance = new();
+}
+
 /// <summary>
 /// Who is calling. Customers: <c>Authorization: Bearer</c> with our access token (validated, then checked against the
 /// revocation list), or the legacy x-customer-id header while APP_ALLOW_LEGACY_CUSTOMER_HEADER is true. A token in the
-/// query string is never read. Customer authentication runs as middleware after routing — before the rate limiter,
-/// which partitions session starts by customer. Admins and nodes: x-admin-token, compared in constant time; missing
-/// and wrong answer the same.
+/// query string is never read. A token is also refused when every token of its customer was revoked (logout-all) or
+/// the customer was erased. Authentication runs as middleware after routing — before the rate limiter, which
+/// partitions session starts by customer, and before any request body is read or bound. Admins and nodes:
+/// x-admin-token, compared in constant time; missing and wrong answer the same; failures spend a per-address budget
+/// (<see cref="AuthFailureThrottle"/>), after which that address gets 429 whatever it presents.
 /// </summary>
 public static class RequestAuth
 {
@@ -37,18 +46,37 @@ public static class RequestAuth
         return endpoint.WithMetadata(RequiresCustomer.Instance);
     }
 
-    /// <summary>Authenticates requests to endpoints marked <see cref="RequiresCustomer"/>; call after UseRouting.</summary>
-    public static IApplicationBuilder UseCustomerAuthentication(this IApplicationBuilder app)
+    /// <summary>Authenticates requests to endpoints marked <see cref="RequiresCustomer"/> or <see cref="RequiresAdmin"/>; call after UseRouting.</summary>
+    public static IApplicationBuilder UseRequestAuthentication(this IApplicationBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
         return app.Use(async (http, next) =>
         {
-            if (http.GetEndpoint()?.Metadata.GetMetadata<RequiresCustomer>() is not null)
+            var metadata = http.GetEndpoint()?.Metadata;
+            if (metadata?.GetMetadata<RequiresAdmin>() is not null)
+            {
+                await AuthenticateAdminAsync(http);
+            }
+            else if (metadata?.GetMetadata<RequiresCustomer>() is not null)
             {
                 await AuthenticateCustomerAsync(http);
             }
             await next(http);
         });
+    }
+
+    private static async Task AuthenticateAdminAsync(HttpContext http)
+    {
+        var throttle = http.RequestServices.GetRequiredService<AuthFailureThrottle>();
+        // Before the comparison: a spent budget answers 429 to the right token too, or the answers would still tell a guess apart.
+        throttle.ThrowIfBlocked(GuessedCredential.AdminToken, http);
+        var options = http.RequestServices.GetRequiredService<EntryOptions>();
+        var header = http.Request.Headers[AdminHeader];
+        if (header.Count != 1 || !ConstantTimeEquals(header[0] ?? "", options.AdminToken))
+        {
+            await throttle.RecordFailureAsync(GuessedCredential.AdminToken, http, header.Count == 0 ? "missing" : "wrong", http.RequestAborted);
+            throw ApiProblemException.Unauthorized(ErrorCodes.Unauthorized, "A valid admin token is required.");
+        }
     }
 
     private static async Task AuthenticateCustomerAsync(HttpContext http)
@@ -62,9 +90,11 @@ public static class RequestAuth
                 throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The Authorization header must be 'Bearer <access token>'.");
             }
             var tokens = http.RequestServices.GetRequiredService<AccessTokenService>();
-            var token = await tokens.ValidateAsync(value[7..].Trim());
+            var raw = value[7..].Trim();
+            var token = await tokens.ValidateAsync(raw);
             var revocations = http.RequestServices.GetRequiredService<ITokenRevocations>();
-            if (await revocations.IsRevokedAsync(token.Jti, http.RequestAborted))
+            if (await revocations.IsRevokedAsync(token.Jti, http.RequestAborted)
+                || await revocations.IsCustomerRevokedAsync(token.CustomerId, IssuedAt(raw), http.RequestAborted))
             {
                 throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "The access token has been revoked; sign in again.");
             }
@@ -82,8 +112,16 @@ public static class RequestAuth
         {
             throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The customer credential is not valid.");
         }
+        // An erased customer's id does not come back through the legacy header either.
+        if (await http.RequestServices.GetRequiredService<ITokenRevocations>().IsCustomerRevokedAsync(customerId, null, http.RequestAborted))
+        {
+            throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "This customer no longer exists.");
+        }
         http.Items[CustomerItem] = customerId;
     }
+
+    // The token is valid (signature, claims, iat required) by now; iat is whole seconds (RFC 7519 NumericDate).
+    private static DateTimeOffset IssuedAt(string token) => new(DateTime.SpecifyKind(new JsonWebToken(token).IssuedAt, DateTimeKind.Utc));
 
     /// <summary>The validated bearer token of this request; null when the legacy header authenticated it.</summary>
     public static AccessToken? AccessToken(this HttpContext context)
@@ -102,18 +140,7 @@ public static class RequestAuth
     public static RouteGroupBuilder RequireAdmin(this RouteGroupBuilder group)
     {
         ArgumentNullException.ThrowIfNull(group);
-        group.AddEndpointFilter(async (context, next) =>
-        {
-            var http = context.HttpContext;
-            var options = http.RequestServices.GetRequiredService<EntryOptions>();
-            var header = http.Request.Headers[AdminHeader];
-            if (header.Count != 1 || !ConstantTimeEquals(header[0]!, options.AdminToken))
-            {
-                throw ApiProblemException.Unauthorized(ErrorCodes.Unauthorized, "A valid admin token is required.");
-            }
-            return await next(context);
-        });
-        return group;
+        return group.WithMetadata(RequiresAdmin.Instance);
     }
 
     public static Guid CustomerId(this HttpContext context)

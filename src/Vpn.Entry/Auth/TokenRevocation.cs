@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Security.Cryptography;
 using Npgsql;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Http;
@@ -14,6 +15,91 @@ public interface ITokenRevocations
 
     /// <summary>Revokes until <paramref name="expiresAt"/> (after which the token is dead anyway and the entry is dropped).</summary>
     Task RevokeAsync(string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when the customer was erased, or when every token of theirs issued at or before some moment was revoked and
+    /// this one was issued by then. <paramref name="issuedAt"/> null (the legacy header, no token): true only when erased.
+    /// Throws 503 revocation_unavailable exactly as <see cref="IsRevokedAsync"/>.
+    /// </summary>
+    ValueTask<bool> IsCustomerRevokedAsync(Guid customerId, DateTimeOffset? issuedAt, CancellationToken cancellationToken);
+
+    /// <summary>Revokes every token of one customer issued at or before <see cref="CustomerRevocation.Before"/>, on every replica (logout-all).</summary>
+    Task RevokeCustomerAsync(CustomerRevocation revocation, CancellationToken cancellationToken);
+
+    /// <summary>Takes a customer revocation that was written elsewhere (the erasure's own transaction) into this replica's list at once.</summary>
+    void Remember(CustomerRevocation revocation);
+}
+
+/// <summary>
+/// Every token of one customer issued at or before <see cref="Before"/> is dead; when <see cref="Erased"/>, every token
+/// of that customer is, and the customer id cannot be created again. Kept until <see cref="ExpiresAt"/>, when the last
+/// token it covers has expired. The customer is named only by <see cref="CustomerKey"/>, the SHA-256 of its id (as
+/// PostgreSQL's <c>sha256(uuid_send(id))</c>): once a customer is erased nothing stored names it, and the key says
+/// nothing to anyone who does not already hold the id.
+/// </summary>
+public sealed record CustomerRevocation(byte[] CustomerKey, DateTimeOffset Before, bool Erased, DateTimeOffset ExpiresAt)
+{
+    public static byte[] KeyOf(Guid customerId) => SHA256.HashData(customerId.ToByteArray(bigEndian: true));
+
+    /// <summary>
+    /// Covers tokens issued up to <paramref name="before"/>: they expire by before + lifetime, and are refused as expired
+    /// only after the clock skew on top; the entry is kept that long (whole seconds, rounded up).
+    /// </summary>
+    public static CustomerRevocation Create(Guid customerId, DateTimeOffset before, bool erased, AccessTokenOptions tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var expires = before + tokens.Lifetime + tokens.ClockSkew;
+        return new CustomerRevocation(KeyOf(customerId), before, erased, DateTimeOffset.FromUnixTimeSeconds(expires.ToUnixTimeSeconds() + 1));
+    }
+}
+
+/// <summary>Customer key (hex) → revocation, merged (latest cut-off, erased wins) and pruned as they expire.</summary>
+public sealed class RevokedCustomerCache(TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, CustomerRevocation> _revoked = new(StringComparer.Ordinal);
+    private long _nextPrune;
+
+    public int Count => _revoked.Count;
+
+    public void Add(CustomerRevocation revocation)
+    {
+        ArgumentNullException.ThrowIfNull(revocation);
+        _revoked.AddOrUpdate(Convert.ToHexString(revocation.CustomerKey), revocation, (_, known) => known with
+        {
+            Before = known.Before > revocation.Before ? known.Before : revocation.Before,
+            Erased = known.Erased || revocation.Erased,
+            ExpiresAt = known.ExpiresAt > revocation.ExpiresAt ? known.ExpiresAt : revocation.ExpiresAt,
+        });
+        PruneIfDue();
+    }
+
+    public bool IsRevoked(Guid customerId, DateTimeOffset? issuedAt)
+    {
+        if (_revoked.IsEmpty || !_revoked.TryGetValue(Convert.ToHexString(CustomerRevocation.KeyOf(customerId)), out var revocation))
+        {
+            return false;
+        }
+        return revocation.Erased || (issuedAt is { } iat && iat <= revocation.Before);
+    }
+
+    public void PruneIfDue()
+    {
+        var now = time.GetUtcNow();
+        var due = Interlocked.Read(ref _nextPrune);
+        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextPrune, (now + TimeSpan.FromSeconds(10)).UtcTicks, due) != due)
+        {
+            return;
+        }
+        // The same margin as for single tokens: the entry outlives the last covered token's last valid moment.
+        var cutoff = now - TimeSpan.FromMinutes(2);
+        foreach (var (key, revocation) in _revoked)
+        {
+            if (revocation.ExpiresAt < cutoff)
+            {
+                _revoked.TryRemove(key, out _);
+            }
+        }
+    }
 }
 
 /// <summary>jti → exp, pruned as entries expire so the cache never outgrows the tokens still alive.</summary>
@@ -56,8 +142,20 @@ public sealed class RevokedTokenCache(TimeProvider time)
 public sealed class InMemoryTokenRevocations(TimeProvider time) : ITokenRevocations
 {
     private readonly RevokedTokenCache _cache = new(time);
+    private readonly RevokedCustomerCache _customers = new(time);
 
     public ValueTask<bool> IsRevokedAsync(string jti, CancellationToken cancellationToken) => ValueTask.FromResult(_cache.Contains(jti));
+
+    public ValueTask<bool> IsCustomerRevokedAsync(Guid customerId, DateTimeOffset? issuedAt, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(_customers.IsRevoked(customerId, issuedAt));
+
+    public Task RevokeCustomerAsync(CustomerRevocation revocation, CancellationToken cancellationToken)
+    {
+        _customers.Add(revocation);
+        return Task.CompletedTask;
+    }
+
+    public void Remember(CustomerRevocation revocation) => _customers.Add(revocation);
 
     public Task RevokeAsync(string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken)
     {
@@ -67,8 +165,9 @@ public sealed class InMemoryTokenRevocations(TimeProvider time) : ITokenRevocati
 }
 
 /// <summary>
-/// Revocation shared by every entry replica through PostgreSQL. The table <c>revoked_tokens</c> is the truth; each
-/// replica keeps it in memory and stays current two ways: LISTEN on channel <c>revoked_tokens</c> (a logout on any
+/// Revocation shared by every entry replica through PostgreSQL. The tables <c>revoked_tokens</c> (one token) and
+/// <c>revoked_customers</c> (every token of a customer up to a moment: logout-all, erasure) are the truth; each
+/// replica keeps them in memory and stays current two ways: LISTEN on channel <c>revoked_tokens</c> (a logout on any
 /// replica NOTIFYs in the same statement as its insert, so others learn within milliseconds) and, because notifications
 /// are lost while a connection is down, an incremental re-read every <see cref="PollInterval"/> of rows revoked since
 /// the previous read (with an overlap, so a slow commit is not missed). Every successful read refreshes the list's
@@ -90,19 +189,81 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
         select pg_notify('revoked_tokens', @jti || ' ' || @exp_unix);
         """;
 
+    /// <summary>
+    /// Upserts one customer revocation (the later cut-off, erased wins) and NOTIFYs the merged row on the same channel
+    /// as single tokens, as <c>c &lt;key hex&gt; &lt;before, unix ms&gt; &lt;erased 0|1&gt; &lt;exp, unix s&gt;</c>. Also run
+    /// inside the erasure's transaction, so the notification goes out exactly when the erasure commits.
+    /// </summary>
+    public const string RevokeCustomerSql = """
+        with upserted as (
+            insert into revoked_customers as r (customer_key, revoked_before, erased, expires_at) values (@key, @before, @erased, @exp)
+            on conflict (customer_key) do update set
+                revoked_before = greatest(r.revoked_before, excluded.revoked_before), erased = r.erased or excluded.erased,
+                expires_at = greatest(r.expires_at, excluded.expires_at), revoked_at = now()
+            returning customer_key, revoked_before, erased, expires_at)
+        select pg_notify('revoked_tokens', 'c ' || encode(customer_key, 'hex') || ' ' || floor(extract(epoch from revoked_before) * 1000)::bigint
+            || ' ' || erased::int || ' ' || floor(extract(epoch from expires_at))::bigint) from upserted
+        """;
+
     // Each read also returns the database's clock, the lower bound (minus an overlap) of the next incremental read.
-    private const string LoadAllSql = "select jti, expires_at from revoked_tokens where expires_at > now() - interval '2 minutes'; select now()";
+    private const string LoadAllSql = """
+        select jti, expires_at from revoked_tokens where expires_at > now() - interval '2 minutes';
+        select customer_key, revoked_before, erased, expires_at from revoked_customers where expires_at > now() - interval '2 minutes';
+        select now()
+        """;
 
-    private const string LoadSinceSql = "select jti, expires_at from revoked_tokens where revoked_at >= @since; select now()";
+    private const string LoadSinceSql = """
+        select jti, expires_at from revoked_tokens where revoked_at >= @since;
+        select customer_key, revoked_before, erased, expires_at from revoked_customers where revoked_at >= @since;
+        select now()
+        """;
 
-    private const string CleanupSql = "delete from revoked_tokens where expires_at < now() - interval '10 minutes'";
+    private const string CleanupSql = """
+        delete from revoked_tokens where expires_at < now() - interval '10 minutes';
+        delete from revoked_customers where expires_at < now() - interval '10 minutes'
+        """;
 
     private readonly RevokedTokenCache _cache = new(time);
+    private readonly RevokedCustomerCache _customers = new(time);
     private readonly TaskCompletionSource _firstSync = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _lastSync = long.MinValue;
     private bool _failing;
 
     public async ValueTask<bool> IsRevokedAsync(string jti, CancellationToken cancellationToken)
+    {
+        await EnsureFreshAsync(cancellationToken);
+        return _cache.Contains(jti);
+    }
+
+    public async ValueTask<bool> IsCustomerRevokedAsync(Guid customerId, DateTimeOffset? issuedAt, CancellationToken cancellationToken)
+    {
+        await EnsureFreshAsync(cancellationToken);
+        return _customers.IsRevoked(customerId, issuedAt);
+    }
+
+    public async Task RevokeCustomerAsync(CustomerRevocation revocation, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(revocation);
+        await using var command = dataSource.CreateCommand(RevokeCustomerSql);
+        AddParameters(command.Parameters, revocation);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        _customers.Add(revocation);
+    }
+
+    public void Remember(CustomerRevocation revocation) => _customers.Add(revocation);
+
+    /// <summary>The parameters of <see cref="RevokeCustomerSql"/>.</summary>
+    public static void AddParameters(NpgsqlParameterCollection parameters, CustomerRevocation revocation)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(revocation);
+        parameters.AddWithValue("key", revocation.CustomerKey);
+        parameters.AddWithValue("before", revocation.Before);
+        parameters.AddWithValue("erased", revocation.Erased);
+        parameters.AddWithValue("exp", revocation.ExpiresAt);
+    }
+
+    private async ValueTask EnsureFreshAsync(CancellationToken cancellationToken)
     {
         if (!_firstSync.Task.IsCompleted)
         {
@@ -120,7 +281,6 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
         {
             throw Unavailable();
         }
-        return _cache.Contains(jti);
     }
 
     public async Task RevokeAsync(string jti, DateTimeOffset expiresAt, CancellationToken cancellationToken)
@@ -217,21 +377,54 @@ public sealed partial class PostgresTokenRevocations(NpgsqlDataSource dataSource
                 _cache.Add(reader.GetString(0), reader.GetFieldValue<DateTimeOffset>(1));
             }
             await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                _customers.Add(new CustomerRevocation(reader.GetFieldValue<byte[]>(0), reader.GetFieldValue<DateTimeOffset>(1), reader.GetBoolean(2),
+                    reader.GetFieldValue<DateTimeOffset>(3)));
+            }
+            await reader.NextResultAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             databaseNow = reader.GetFieldValue<DateTimeOffset>(0);
         }
         // Fresh as of when the read began: anything committed before then is in the cache now.
         Interlocked.Exchange(ref _lastSync, started);
         _cache.PruneIfDue();
+        _customers.PruneIfDue();
         return databaseNow - PollOverlap;
     }
 
     private void OnNotification(string payload)
     {
+        if (payload.StartsWith("c ", StringComparison.Ordinal))
+        {
+            OnCustomerNotification(payload);
+            return;
+        }
         var space = payload.LastIndexOf(' ');
         if (space > 0 && long.TryParse(payload.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var exp))
         {
             _cache.Add(payload[..space], DateTimeOffset.FromUnixTimeSeconds(exp));
+        }
+    }
+
+    // "c <key hex> <before ms> <erased 0|1> <exp s>"; anything malformed is left to the next poll.
+    private void OnCustomerNotification(string payload)
+    {
+        var parts = payload.Split(' ');
+        if (parts.Length == 5 && parts[1].Length == 64
+            && long.TryParse(parts[2], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var beforeMs)
+            && parts[3] is "0" or "1"
+            && long.TryParse(parts[4], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var exp))
+        {
+            try
+            {
+                _customers.Add(new CustomerRevocation(Convert.FromHexString(parts[1]), DateTimeOffset.FromUnixTimeMilliseconds(beforeMs), parts[3] == "1",
+                    DateTimeOffset.FromUnixTimeSeconds(exp)));
+            }
+            catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
+            {
+                // The poll reads the row itself.
+            }
         }
     }
 

@@ -38,6 +38,16 @@ public sealed class EntryOptions
     /// <summary>Deadline of each gRPC call to a node's core (APP_CORE_TIMEOUT_MS, default 5000).</summary>
     public TimeSpan CoreCallTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Age after which the sweeper marks a 'provisioning' row failed: its start died half-way, e.g. entry was killed
+    /// between the claim and the answer (APP_PROVISIONING_TIMEOUT_SECS, default 120; at least twice APP_CORE_TIMEOUT_MS,
+    /// so a start still waiting for core is never swept from under itself).
+    /// </summary>
+    public TimeSpan ProvisioningTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Time between provisioning sweeps (APP_PROVISIONING_SWEEP_SECS, default 30).</summary>
+    public TimeSpan ProvisioningSweepInterval { get; init; } = TimeSpan.FromSeconds(30);
+
     public required AccessTokenOptions AccessTokens { get; init; }
 
     public required OidcOptions Oidc { get; init; }
@@ -98,6 +108,12 @@ public sealed class EntryOptions
         {
             problems.Add("DATABASE_URL is required in production (the in-memory store is for local runs only).");
         }
+        var coreCallTimeout = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems));
+        var provisioningTimeout = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_PROVISIONING_TIMEOUT_SECS", 120, 1, 86_400, problems));
+        if (provisioningTimeout < 2 * coreCallTimeout)
+        {
+            problems.Add("APP_PROVISIONING_TIMEOUT_SECS must be at least twice APP_CORE_TIMEOUT_MS (a start still waiting for core would be swept).");
+        }
         var options = new EntryOptions
         {
             Environment = environment,
@@ -108,7 +124,9 @@ public sealed class EntryOptions
             MigrateOnStart = Settings.Flag(configuration, "APP_MIGRATE_ON_START", !production, problems),
             SeedDevelopmentData = Settings.Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),
             DevelopmentCoreEndpoint = configuration["APP_DEV_CORE_ENDPOINT"] ?? "http://127.0.0.1:50051",
-            CoreCallTimeout = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_CORE_TIMEOUT_MS", 5000, 100, 120_000, problems)),
+            CoreCallTimeout = coreCallTimeout,
+            ProvisioningTimeout = provisioningTimeout,
+            ProvisioningSweepInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_PROVISIONING_SWEEP_SECS", 30, 1, 3600, problems)),
             AccessTokens = IdentitySettings.LoadAccessTokens(configuration, production, problems),
             Oidc = IdentitySettings.LoadOidc(configuration, production, problems),
             RateLimits = IdentitySettings.LoadRateLimits(configuration, problems),

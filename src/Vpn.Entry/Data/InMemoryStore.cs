@@ -403,6 +403,26 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
             return read(_subscriptions, _plans);
         }
     }
+
+    // ---- Erasure: Accounts/AccountErasure.cs. ----
+
+    /// <summary>
+    /// Deletes everything of one customer (subscription periods, devices, sessions of every state) in one step under
+    /// the lock; returns whether anything existed, the sessions that were live (their peers are the caller's to remove)
+    /// and the ids of every session and device deleted (audit events naming them go too).
+    /// </summary>
+    internal (bool Found, IReadOnlyList<SessionRecord> LiveSessions, IReadOnlyList<Guid> DeletedIds) EraseCustomer(Guid customerId)
+    {
+        lock (_gate)
+        {
+            var sessions = _sessions.Values.Where(s => s.CustomerId == customerId).ToList();
+            var devices = _devices.Values.Where(d => d.CustomerId == customerId).Select(d => d.Id).ToList();
+            var subscriptions = _subscriptions.RemoveAll(s => s.CustomerId == customerId);
+            sessions.ForEach(s => _sessions.Remove(s.Id));
+            devices.ForEach(id => _devices.Remove(id));
+            return (sessions.Count + devices.Count + subscriptions > 0, [.. sessions.Where(IsLive)], [.. sessions.Select(s => s.Id), .. devices]);
+        }
+    }
 }
 
 /// <summary>In-memory Idempotency-Key records with the same semantics as the PostgreSQL table.</summary>
@@ -464,6 +484,17 @@ public sealed class InMemoryIdempotencyStore(TimeProvider time) : IIdempotencySt
                 _entries.Remove((customerId, key));
             }
             return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Drops every record of one customer (erasure); returns whether there were any.</summary>
+    internal bool EraseCustomer(Guid customerId)
+    {
+        lock (_gate)
+        {
+            var keys = _entries.Keys.Where(k => k.Item1 == customerId).ToList();
+            keys.ForEach(k => _entries.Remove(k));
+            return keys.Count > 0;
         }
     }
 

@@ -33,6 +33,8 @@ public static class ErrorCodes
     public const string PlanNotFound = "plan_not_found";
     public const string SubscriptionNotFound = "subscription_not_found";
     public const string NotFound = "not_found";
+    public const string CustomerNotFound = "customer_not_found";
+    public const string CustomerErased = "customer_erased";
     public const string InvalidSessionKey = "invalid_session_key";
     public const string IdempotencyKeyReused = "idempotency_key_reused";
     public const string IdempotencyKeyInProgress = "idempotency_key_in_progress";

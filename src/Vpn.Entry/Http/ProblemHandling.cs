@@ -18,6 +18,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             ApiProblemException p => (p.Status, p.Code, p.Message, p.Extensions),
             BadHttpRequestException b => (b.StatusCode, ErrorCodes.InvalidRequest, DescribeBadRequest(b), Empty),
             JsonException => (StatusCodes.Status400BadRequest, ErrorCodes.InvalidRequest, "The request body is not valid JSON for this endpoint.", Empty),
+            // The customers_not_erased trigger (migration 0004): this id was erased and cannot come back yet.
+            PostgresException { SqlState: ErasedCustomerSqlState } =>
+                (StatusCodes.Status409Conflict, ErrorCodes.CustomerErased, "This customer was erased; its id cannot be used again.", Empty),
             NpgsqlException or TimeoutException when IsStoreOutage(exception) =>
                 (StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, "The data store is unavailable; retry later.", Empty),
             _ => (StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "An unexpected error occurred.", Empty),
@@ -36,6 +39,11 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         {
             // RFC 6750 §3: tell the client which scheme to use and, for a bad token, that it must get a new one.
             httpContext.Response.Headers.WWWAuthenticate = code == ErrorCodes.MissingToken ? "Bearer" : "Bearer error=\"invalid_token\"";
+        }
+        if (status == StatusCodes.Status429TooManyRequests && extensions.TryGetValue(RateLimiting.RetryAfterExtension, out var retryAfter) && retryAfter is int seconds)
+        {
+            // Budgets enforced outside the rate-limiter middleware (failed credentials) answer exactly as its rejections do.
+            httpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
@@ -63,6 +71,9 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     }
 
     private static readonly IReadOnlyDictionary<string, object?> Empty = new Dictionary<string, object?>();
+
+    /// <summary>Raised by the trigger customers_not_erased when an erased customer id is inserted again.</summary>
+    public const string ErasedCustomerSqlState = "VE001";
 
     private static readonly Dictionary<int, string> Titles = new()
     {

@@ -19,6 +19,9 @@ public static class RateLimiting
 {
     public const string SessionsPolicy = "sessions";
 
+    /// <summary>Extension of a 429 problem: seconds until the budget refills (also sent as Retry-After).</summary>
+    public const string RetryAfterExtension = "retry_after";
+
     /// <summary>
     /// X-Forwarded-For is applied only when proxies are configured: with both lists empty ASP.NET Core's middleware
     /// would believe the header from anyone.
@@ -69,7 +72,7 @@ public static class RateLimiting
                 {
                     HttpContext = http,
                     ProblemDetails = ProblemExceptionHandler.Create(StatusCodes.Status429TooManyRequests, ErrorCodes.RateLimited,
-                        $"Too many requests; retry after {seconds} s.", new Dictionary<string, object?> { ["retry_after"] = seconds }),
+                        $"Too many requests; retry after {seconds} s.", new Dictionary<string, object?> { [RetryAfterExtension] = seconds }),
                 });
             };
         });

@@ -22,11 +22,11 @@ public static class StrictJsonBodies
             if (context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>() is not null && request.HasJsonContentType())
             {
                 var body = await ReadBoundedAsync(request, context.RequestAborted);
-                if (HasDuplicateProperty(body.Span))
+                if (HasDuplicateProperty(body))
                 {
                     throw ApiProblemException.BadRequest(DuplicateDetail);
                 }
-                request.Body = new MemoryStream(body.ToArray(), writable: false);
+                request.Body = new MemoryStream(body, writable: false);
             }
             await next(context);
         });
@@ -55,8 +55,12 @@ public static class StrictJsonBodies
                     case JsonTokenType.EndObject or JsonTokenType.EndArray:
                         scopes.Pop();
                         break;
-                    case JsonTokenType.PropertyName when !scopes.Peek()!.Add(reader.GetString()!):
-                        return true;
+                    case JsonTokenType.PropertyName:
+                        if (!scopes.Peek()!.Add(reader.GetString()!))
+                        {
+                            return true;
+                        }
+                        break;
                 }
             }
         }
@@ -68,7 +72,7 @@ public static class StrictJsonBodies
     }
 
     // Kestrel enforces the same limit while reading; this also bounds hosts without it (the in-process test server).
-    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpRequest request, CancellationToken cancellationToken)
+    private static async Task<byte[]> ReadBoundedAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
@@ -81,6 +85,6 @@ public static class StrictJsonBodies
             }
             buffer.Write(chunk, 0, read);
         }
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        return buffer.ToArray();
     }
 }

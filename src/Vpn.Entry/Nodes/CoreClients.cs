@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using Grpc.Core;
 using Grpc.Net.Client;
 using Vpn.Contracts.Core.V1;
 using Vpn.ServiceDefaults;
@@ -135,4 +136,20 @@ public sealed class CoreClients(ICoreChannelFactory factory) : IDisposable
             channel.Value.Dispose();
         }
     }
+}
+
+/// <summary>What a failed call to a core tells.</summary>
+public static class CoreCalls
+{
+    /// <summary>
+    /// The call failed in entry's own transport before core answered: the connection was refused, could not be made, or
+    /// was found dead (a restarted core's old connection, not yet seen closed). Grpc.Net.Client reports that as
+    /// Unavailable carrying the transport's exception; a status that core itself sent carries none.
+    /// </summary>
+    public static bool GotNoAnswer(Exception exception) => exception switch
+    {
+        HttpRequestException => true,
+        RpcException { StatusCode: StatusCode.Unavailable } rpc => rpc.Status.DebugException is HttpRequestException or IOException or SocketException,
+        _ => false,
+    };
 }

@@ -9,6 +9,11 @@ public sealed record RetentionWindows(int TerminatedSessionsDays, int AuditEvent
 
 public sealed record PurgedRows(long Sessions, long AuditEvents, long IdempotencyRecords);
 
+/// <summary>
+/// Erasure (GDPR Art. 17): how a customer or an operator asks for it, what goes, and what stays afterwards and why.
+/// </summary>
+public sealed record ErasurePolicy(IReadOnlyList<string> Endpoints, IReadOnlyList<string> Deleted, IReadOnlyList<string> KeptAfterwards);
+
 public sealed record CleanupState(int IntervalSecs, DateTimeOffset? LastRunAt, PurgedRows? LastPurged, DateTimeOffset? LastFailureAt, string? LastFailure);
 
 /// <summary>GET /v1/admin/privacy/policy: what is kept, for how long, what logs may say, and what looks off.</summary>
@@ -20,6 +25,7 @@ public sealed record PrivacyPolicy(
     string LogRedactionMode,
     IReadOnlyList<string> KeptWhileLive,
     IReadOnlyList<string> NeverStored,
+    ErasurePolicy Erasure,
     IReadOnlyList<string> ComplianceHints);
 
 public static class PrivacyEndpoints
@@ -34,6 +40,23 @@ public static class PrivacyEndpoints
                 TypedResults.Ok(Describe(options, status.Snapshot(), time.GetUtcNow())));
         return app;
     }
+
+    /// <summary>The same for every deployment: erasure deletes in one transaction; nothing identifying is kept.</summary>
+    public static readonly ErasurePolicy Erasure = new(
+        ["DELETE /v1/me (the customer)", "DELETE /v1/admin/customers/{customer_id} (an operator)"],
+        [
+            "the customer, its sign-in identities (issuer and subject), subscription periods (there is no separate billing history), "
+                + "devices and their public keys, sessions of every state, Idempotency-Key records",
+            "audit events whose actor, subject or details name the customer or one of its sessions or devices",
+            "the peer of its active session, removed from its node at once",
+        ],
+        [
+            "a revocation entry keyed by the SHA-256 of the customer id (it names no one who does not already hold the id), "
+                + "so that every replica refuses the customer's tokens and the id cannot be created again; deleted when its last token has expired (token lifetime + clock skew)",
+            "one audit event 'customer.erased' that names no identifier (who initiated it, how many sessions it ended)",
+            "aggregated counters without identifiers (/metrics: sessions started and ended, customers erased)",
+            "backups of the database, if the operator keeps any, until they rotate out",
+        ]);
 
     public static PrivacyPolicy Describe(EntryOptions options,
         (DateTimeOffset? LastSuccessAt, PurgeCounts? LastPurged, DateTimeOffset? LastFailureAt, string? LastFailure) cleanup, DateTimeOffset now)
@@ -94,6 +117,7 @@ public static class PrivacyEndpoints
                 "email addresses or names from the sign-in provider (only its issuer and subject)",
                 "WireGuard private keys",
             ],
+            Erasure,
             hints);
     }
 }

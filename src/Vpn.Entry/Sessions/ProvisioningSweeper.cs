@@ -1,23 +1,24 @@
+using Vpn.Entry.Configuration;
+
 namespace Vpn.Entry.Sessions;
 
 /// <summary>
-/// Converges sessions whose start died half-way (entry killed between the claim and the answer): after
-/// <see cref="StaleAfter"/> a 'provisioning' row no longer holds the customer's slot or node capacity.
+/// Converges sessions whose start died half-way (entry killed between the claim and the answer; a start that merely
+/// failed undoes itself): every APP_PROVISIONING_SWEEP_SECS, a 'provisioning' row older than
+/// APP_PROVISIONING_TIMEOUT_SECS is marked failed and no longer holds the customer's slot or node capacity.
 /// </summary>
-public sealed partial class ProvisioningSweeper(ISessionStore sessions, TimeProvider time, ILogger<ProvisioningSweeper> logger) : BackgroundService
+public sealed partial class ProvisioningSweeper(ISessionStore sessions, EntryOptions options, TimeProvider time, ILogger<ProvisioningSweeper> logger)
+    : BackgroundService
 {
-    // Far longer than a start takes (core deadline 5 s), so a live request is never swept from under itself.
-    public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(2);
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(30), time);
+        using var timer = new PeriodicTimer(options.ProvisioningSweepInterval, time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             try
             {
                 var now = time.GetUtcNow();
-                var failed = await sessions.FailStaleProvisioningAsync(now - StaleAfter, now, stoppingToken);
+                var failed = await sessions.FailStaleProvisioningAsync(now - options.ProvisioningTimeout, now, stoppingToken);
                 if (failed > 0)
                 {
                     LogSwept(logger, failed);

@@ -34,9 +34,22 @@ public static class SessionEndpoints
             return TypedResults.Created("/v1/sessions/current", session);
         }).RequireRateLimiting(RateLimiting.SessionsPolicy);
 
-        group.MapPost("/reconnect", async Task<Ok<SessionView>> (ReconnectRequest request, HttpContext http, SessionService service, CancellationToken ct) =>
-            TypedResults.Ok(await service.ReconnectAsync(http.CustomerId(), request.SessionKey, ct)))
-            .RequireRateLimiting(RateLimiting.SessionsPolicy);
+        // Unknown keys spend a budget per client address as well as the per-customer one: guessing across many
+        // customers' accounts from one address is throttled too.
+        group.MapPost("/reconnect", async Task<Ok<SessionView>> (ReconnectRequest request, HttpContext http, SessionService service,
+            AuthFailureThrottle throttle, CancellationToken ct) =>
+        {
+            throttle.ThrowIfBlocked(GuessedCredential.SessionKey, http);
+            try
+            {
+                return TypedResults.Ok(await service.ReconnectAsync(http.CustomerId(), request.SessionKey, ct));
+            }
+            catch (ApiProblemException problem) when (problem.Code == ErrorCodes.InvalidSessionKey)
+            {
+                await throttle.RecordFailureAsync(GuessedCredential.SessionKey, http, "unknown_key", ct);
+                throw;
+            }
+        }).RequireRateLimiting(RateLimiting.SessionsPolicy);
 
         group.MapGet("/current", async Task<Ok<SessionView>> (HttpContext http, SessionService service, CancellationToken ct) =>
             TypedResults.Ok(await service.GetCurrentAsync(http.CustomerId(), ct) ?? throw NoActiveSession()));
@@ -77,8 +90,18 @@ public static class SessionEndpoints
             try
             {
                 var (view, keyHash) = await service.StartWithKeyHashAsync(customerId, request, ct);
-                await store.CompleteAsync(customerId, key, StatusCodes.Status201Created,
-                    JsonSerializer.Serialize(new Recorded(view with { SessionKey = null }, Convert.ToBase64String(keyHash), null), json), CancellationToken.None);
+                try
+                {
+                    await store.CompleteAsync(customerId, key, StatusCodes.Status201Created,
+                        JsonSerializer.Serialize(new Recorded(view with { SessionKey = null }, Convert.ToBase64String(keyHash), null), json), CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    // The session is active but its answer (the only copy of its key) cannot be recorded: undone, so the
+                    // retry with this key starts one instead of meeting a session it can never reconnect to (409).
+                    await service.UndoStartAsync(view.Node.Id, view.SessionId, e);
+                    throw;
+                }
                 return view;
             }
             catch (ApiProblemException problem) when (problem.Status < 500)

@@ -85,11 +85,7 @@ public sealed partial class SessionService(
                     excluded.Add(node.Id);
                     continue;
             }
-            if (claim.Replaced is { } replaced)
-            {
-                await RemovePeerAsync(replaced.NodeId, replaced.Id);
-            }
-            var connected = await ConnectAsync(node, session, cancellationToken);
+            var connected = await ConnectAsync(node, session, claim.Replaced, cancellationToken);
             return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node, connected), session.KeyHash);
         }
         throw NoNodes(new Dictionary<NodeRejection, int> { [NodeRejection.AtCapacity] = excluded.Count });
@@ -141,8 +137,20 @@ public sealed partial class SessionService(
                 excluded.Add(node.Id);
                 continue;
             }
-            var moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(),
-                CancellationToken.None);
+            MoveOutcome moved;
+            try
+            {
+                moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(),
+                    CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                // The store failed after the new node added the peer: the database still has the session on its old
+                // node (the move is one statement, so it either committed or not — an error means not), so the new peer goes.
+                var removed = await DisconnectQuietlyAsync(node, session.Id);
+                LogMoveUndone(logger, node.Id, e.GetType().Name, removed);
+                throw;
+            }
             if (moved != MoveOutcome.Moved)
             {
                 await TryDisconnectAsync(node, session.Id);
@@ -195,15 +203,49 @@ public sealed partial class SessionService(
         return true;
     }
 
-    /// <summary>Removes a terminated session's peer from its node; failures are logged, not thrown.</summary>
+    /// <summary>
+    /// Removes a terminated session's peer from its node; failures (of the node lookup too) are logged, not thrown: the
+    /// session is already terminated in the database, and the node's reconciliation removes a peer left behind.
+    /// </summary>
     public async Task RemovePeerAsync(Guid nodeId, Guid sessionId)
     {
         metrics.SessionsTerminated.Add(1);
-        var node = await nodes.GetAsync(nodeId, CancellationToken.None);
+        Node? node;
+        try
+        {
+            using var deadline = new CancellationTokenSource(options.CoreCallTimeout, time);
+            node = await nodes.GetAsync(nodeId, deadline.Token);
+        }
+        catch (Exception e)
+        {
+            LogPeerRemovalSkipped(logger, nodeId, e.GetType().Name);
+            return;
+        }
         if (node is not null)
         {
             await TryDisconnectAsync(node, sessionId);
         }
+    }
+
+    /// <summary>
+    /// Undoes a start whose session is already active but whose answer cannot be given (e.g. its Idempotency-Key record
+    /// could not be written): the row is marked failed and the peer removed, so a retry starts afresh instead of
+    /// meeting a session it has no key for. Best effort, bounded, logged once.
+    /// </summary>
+    public async Task UndoStartAsync(Guid nodeId, Guid sessionId, Exception reason)
+    {
+        ArgumentNullException.ThrowIfNull(reason);
+        Node? node = null;
+        try
+        {
+            using var deadline = new CancellationTokenSource(options.CoreCallTimeout, time);
+            node = await nodes.GetAsync(nodeId, deadline.Token);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Without the node the peer stays until reconciliation; the row is still marked failed below.
+        }
+        await CompensateAsync(node, nodeId, sessionId, peerMayExist: node is not null, reason);
     }
 
     private async Task<Node> SelectAsync(NodeRequest request, HashSet<Guid> excluded, CancellationToken cancellationToken)
@@ -226,26 +268,114 @@ public sealed partial class SessionService(
         return all.First(n => n.Node.Id == choice.Node.Id).Node;
     }
 
-    private async Task<TunnelAssignment> ConnectAsync(Node node, NewSession session, CancellationToken cancellationToken)
+    /// <summary>
+    /// Everything after the claim: the replaced session's peer removed, core Connect, activation. Every way out but
+    /// success leaves nothing behind — whatever failed (core, the store, a bug), the claim is marked failed and the peer
+    /// removed before the error is answered, so the customer's slot is free for a retry at once (not after the sweeper).
+    /// </summary>
+    private async Task<TunnelAssignment> ConnectAsync(Node node, NewSession session, SessionRecord? replaced, CancellationToken cancellationToken)
     {
-        if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
+        // Until Connect has answered, a failure leaves no peer (TryConnectAsync removes one a failed call may have added).
+        var peerMayExist = false;
+        try
         {
-            await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
-            metrics.SessionStartsFailed.Add(1);
-            throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
+            if (replaced is not null)
+            {
+                await RemovePeerAsync(replaced.NodeId, replaced.Id);
+            }
+            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
+            {
+                throw NodeUnavailable();
+            }
+            peerMayExist = true;
+            if (!await sessions.ActivateAsync(session.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None))
+            {
+                // The address is held by another live session on the node (core state diverged from the database), or the
+                // row was terminated meanwhile (device deleted, replaced, swept): undo.
+                throw NodeUnavailable();
+            }
+            metrics.SessionsStarted.Add(1);
+            LogStarted(logger, node.Id);
+            return assigned;
         }
-        if (!await sessions.ActivateAsync(session.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None))
+        catch (Exception e)
         {
-            // The address is held by another live session on the node (core state diverged from the database), or the
-            // row was terminated meanwhile (device deleted): undo.
-            await TryDisconnectAsync(node, session.Id);
-            await sessions.AbandonAsync(session.Id, time.GetUtcNow(), CancellationToken.None);
-            throw new ApiProblemException(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
+            await CompensateAsync(node, node.Id, session.Id, peerMayExist, e);
+            throw;
         }
-        metrics.SessionsStarted.Add(1);
-        LogStarted(logger, node.Id);
-        return assigned;
     }
+
+    /// <summary>
+    /// The undo of a start: the row marked failed and (when core may hold it) the peer removed, both at once, each best
+    /// effort within the core deadline — the original error is what the client gets. One log line when a peer was
+    /// involved or the undo itself failed (a plain Connect failure is logged where it happened); whatever could not be
+    /// undone is left to the sweeper (the row) and the node's reconciliation (the peer).
+    /// </summary>
+    private async Task CompensateAsync(Node? node, Guid nodeId, Guid sessionId, bool peerMayExist, Exception reason)
+    {
+        metrics.SessionStartsFailed.Add(1);
+        var rowFailed = MarkFailedQuietlyAsync(sessionId);
+        var peerRemoved = peerMayExist && node is not null ? DisconnectQuietlyAsync(node, sessionId) : Task.FromResult(!peerMayExist);
+        await Task.WhenAll(rowFailed, peerRemoved);
+        if (peerMayExist || !rowFailed.Result)
+        {
+            LogStartUndone(logger, nodeId, reason is ApiProblemException problem ? problem.Code : reason.GetType().Name, rowFailed.Result, peerRemoved.Result);
+        }
+    }
+
+    private async Task<bool> MarkFailedQuietlyAsync(Guid sessionId)
+    {
+        try
+        {
+            using var deadline = new CancellationTokenSource(options.CoreCallTimeout, time);
+            await sessions.AbandonAsync(sessionId, time.GetUtcNow(), deadline.Token);
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Core Disconnect; false (not logged: the caller logs the whole undo once) when it failed.</summary>
+    private async Task<bool> DisconnectQuietlyAsync(Node node, Guid sessionId)
+    {
+        try
+        {
+            await CallCoreAsync(node, (client, deadline) => client.DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
+                deadline: deadline).ResponseAsync, CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// One unary call to a node's core under one deadline (APP_CORE_TIMEOUT_MS for the whole, retry included). A call
+    /// that got no answer at all — the connection refused, or found dead before core answered, as right after a core
+    /// restart — is sent once more at once on a fresh connection; core's Connect and Disconnect are idempotent per
+    /// session id, so a call that did reach core is safe to repeat too. A call core answered (whatever the status) is not
+    /// repeated.
+    /// </summary>
+    private async Task<T> CallCoreAsync<T>(Node node, Func<VpnControl.VpnControlClient, DateTime, Task<T>> call, CancellationToken cancellationToken)
+    {
+        var client = cores.For(node.CoreEndpoint);
+        var deadline = time.GetUtcNow().UtcDateTime + options.CoreCallTimeout;
+        try
+        {
+            return await call(client, deadline);
+        }
+        catch (Exception e) when (CoreCalls.GotNoAnswer(e) && !cancellationToken.IsCancellationRequested && time.GetUtcNow().UtcDateTime < deadline)
+        {
+            LogCoreCallRetried(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+            return await call(client, deadline);
+        }
+    }
+
+    private static ApiProblemException NodeUnavailable() =>
+        new(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable, "The selected node could not set up the tunnel; retry.");
 
     /// <summary>
     /// Core Connect and its answer checked; on failure, or an answer that is not a valid assignment, the peer is removed
@@ -256,9 +386,9 @@ public sealed partial class SessionService(
         ConnectResponse response;
         try
         {
-            response = await cores.For(node.CoreEndpoint).ConnectAsync(
-                new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64() },
-                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout, cancellationToken: cancellationToken);
+            var request = new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64() };
+            response = await CallCoreAsync(node, (client, deadline) =>
+                client.ConnectAsync(request, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
@@ -279,8 +409,8 @@ public sealed partial class SessionService(
     {
         try
         {
-            await cores.For(node.CoreEndpoint).DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
-                deadline: time.GetUtcNow().UtcDateTime + options.CoreCallTimeout);
+            await CallCoreAsync(node, (client, deadline) => client.DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
+                deadline: deadline).ResponseAsync, CancellationToken.None);
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
@@ -354,4 +484,18 @@ public sealed partial class SessionService(
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Core Connect on node {NodeId} answered a malformed {Field}; its peer is removed and the node not used")]
     private static partial void LogMalformedAssignment(ILogger logger, Guid nodeId, string field);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning,
+        Message = "Session start on node {NodeId} failed after its claim ({Reason}) and was undone: row marked failed {RowFailed}, peer removed {PeerRemoved}")]
+    private static partial void LogStartUndone(ILogger logger, Guid nodeId, string reason, bool rowFailed, bool peerRemoved);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Warning,
+        Message = "Session move to node {NodeId} failed in the store ({Reason}) after core added the peer; peer removed {PeerRemoved}")]
+    private static partial void LogMoveUndone(ILogger logger, Guid nodeId, string reason, bool peerRemoved);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Information, Message = "Core call to node {NodeId} got no answer ({Reason}); sent once more")]
+    private static partial void LogCoreCallRetried(ILogger logger, Guid nodeId, string reason);
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Warning, Message = "Node {NodeId} could not be read ({Reason}) to remove a terminated session's peer; reconciliation will remove it")]
+    private static partial void LogPeerRemovalSkipped(ILogger logger, Guid nodeId, string reason);
 }

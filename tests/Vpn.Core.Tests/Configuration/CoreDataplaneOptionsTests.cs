@@ -80,6 +80,16 @@ public sealed class CoreDataplaneOptionsTests
     }
 
     [Fact]
+    public void Load_ProductionWithoutUplink_Refused()
+    {
+        var (_, without) = Load(("APP_ENV", "production"));
+        var (_, with) = Load(("APP_ENV", "production"), ("WG_UPLINK_INTERFACE", "eth0"));
+
+        Assert.Contains(without, e => e.StartsWith("WG_UPLINK_INTERFACE is required in production", StringComparison.Ordinal));
+        Assert.DoesNotContain(with, e => e.Contains("WG_UPLINK_INTERFACE", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Load_UplinkSameAsTunnel_Refused()
     {
         var (_, errors) = Load(("WG_INTERFACE", "wg0"), ("WG_UPLINK_INTERFACE", "wg0"));

@@ -67,7 +67,7 @@ public class ResolverConfigTests
                 private-address: 169.254.0.0/16
                 private-address: 172.16.0.0/12
                 private-address: 192.168.0.0/16
-                private-address: ::1/128
+                private-address: ::/127
                 private-address: ::ffff:0:0/96
                 private-address: fc00::/7
                 private-address: fe80::/10
@@ -142,7 +142,7 @@ public class ResolverConfigTests
                 private-address: 169.254.0.0/16
                 private-address: 172.16.0.0/12
                 private-address: 192.168.0.0/16
-                private-address: ::1/128
+                private-address: ::/127
                 private-address: ::ffff:0:0/96
                 private-address: fc00::/7
                 private-address: fe80::/10

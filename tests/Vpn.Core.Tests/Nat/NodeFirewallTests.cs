@@ -49,7 +49,7 @@ public class NodeFirewallTests
         var table = NodeFirewall.Build(FirewallSamples.Options(uplink: "eth0"));
 
         var forward = Chain(table, NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule).ToList();
-        Assert.Equal("oifname != \"eth0\" counter name \"tunnel_not_uplink\" drop", forward[1]);
+        Assert.Equal("oifname != \"eth0\" counter name \"tunnel_not_uplink\" drop", forward[2]);
         Assert.Equal(
             ["ip saddr 10.64.0.0/16 oifname \"eth0\" masquerade", "ip6 saddr fd64:6400::/64 oifname \"eth0\" masquerade"],
             Chain(table, "postrouting").Rules.Select(NftRuleset.RenderRule));
@@ -75,13 +75,14 @@ public class NodeFirewallTests
 
         Assert.Equal(
         [
+            "ct state invalid counter name \"invalid\" drop",
             "oifname \"wg0\" counter name \"tunnel_to_tunnel\" drop",
             "ip daddr 203.0.113.0/25 counter name \"tunnel_to_private\" drop",
             "ip6 daddr 2001:db8::/32 counter name \"tunnel_to_private\" drop",
             "ip daddr 10.1.2.0/24 accept",
             "ip6 daddr fd00:1::/48 accept",
             "ip daddr 0.0.0.0/8 counter name \"tunnel_to_private\" drop",
-        ], forward.Take(6));
+        ], forward.Take(7));
     }
 
     [Fact]
@@ -92,8 +93,29 @@ public class NodeFirewallTests
         var forward = Chain(table, NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule).ToList();
 
         var refuse = forward.IndexOf("meta nfproto ipv6 counter name \"tunnel_ipv6_refused\" reject with icmpx admin-prohibited");
-        Assert.Equal(1, refuse);
+        Assert.Equal(2, refuse); // after the invalid and tunnel-to-tunnel drops
         Assert.True(refuse < forward.IndexOf("ip6 daddr fd00:1::/48 accept"));
+    }
+
+    [Fact]
+    public void Build_InvalidPackets_DroppedBeforeAnythingIsAcceptedOrTranslated()
+    {
+        var table = FirewallSamples.Table();
+
+        Assert.Equal("ct state invalid counter name \"invalid\" drop", NftRuleset.RenderRule(Chain(table, NodeFirewall.TunnelForwardChain).Rules[0]));
+        var forward = Chain(table, "forward").Rules.Select(NftRuleset.RenderRule).ToList();
+        Assert.True(forward.IndexOf("oifname \"wg0\" ct state invalid counter name \"invalid\" drop")
+            < forward.IndexOf("oifname \"wg0\" ct state established,related accept"));
+    }
+
+    [Theory]
+    [InlineData("64:ff9b::/96")] // NAT64: would reach private IPv4 and 169.254.169.254 through a NAT64 gateway
+    [InlineData("2002::/16")] // 6to4 embeds IPv4 too
+    [InlineData("::/96")] // IPv4-compatible, incl. :: and ::1
+    public void Build_Ipv6PrefixesEmbeddingIpv4_Blocked(string prefix)
+    {
+        Assert.Contains(Chain(FirewallSamples.Table(), NodeFirewall.TunnelForwardChain).Rules.Select(NftRuleset.RenderRule),
+            r => r == $"ip6 daddr {prefix} counter name \"tunnel_to_private\" drop");
     }
 
     [Fact]
@@ -191,6 +213,7 @@ public class NodeFirewallTests
             counter tunnel_spoofed_source {}
             counter outside_spoofed_pool {}
             counter inbound_to_tunnel {}
+            counter invalid {}
             chain tunnel_input {
                 ct state established,related accept
                 ip daddr 10.64.0.1 udp dport 53 accept
@@ -202,6 +225,7 @@ public class NodeFirewallTests
                 counter name "tunnel_to_node" drop
             }
             chain tunnel_forward {
+                ct state invalid counter name "invalid" drop
                 oifname "wg0" counter name "tunnel_to_tunnel" drop
                 ip daddr 0.0.0.0/8 counter name "tunnel_to_private" drop
                 ip daddr 10.0.0.0/8 counter name "tunnel_to_private" drop
@@ -214,10 +238,12 @@ public class NodeFirewallTests
                 ip daddr 198.18.0.0/15 counter name "tunnel_to_private" drop
                 ip daddr 224.0.0.0/4 counter name "tunnel_to_private" drop
                 ip daddr 240.0.0.0/4 counter name "tunnel_to_private" drop
-                ip6 daddr ::/127 counter name "tunnel_to_private" drop
+                ip6 daddr ::/96 counter name "tunnel_to_private" drop
                 ip6 daddr ::ffff:0:0/96 counter name "tunnel_to_private" drop
+                ip6 daddr 64:ff9b::/96 counter name "tunnel_to_private" drop
                 ip6 daddr 64:ff9b:1::/48 counter name "tunnel_to_private" drop
                 ip6 daddr 100::/64 counter name "tunnel_to_private" drop
+                ip6 daddr 2002::/16 counter name "tunnel_to_private" drop
                 ip6 daddr fc00::/7 counter name "tunnel_to_private" drop
                 ip6 daddr fe80::/10 counter name "tunnel_to_private" drop
                 ip6 daddr fec0::/10 counter name "tunnel_to_private" drop
@@ -245,6 +271,7 @@ public class NodeFirewallTests
             chain forward {
                 type filter hook forward priority 0; policy accept;
                 iifname "wg0" jump tunnel_forward
+                oifname "wg0" ct state invalid counter name "invalid" drop
                 oifname "wg0" ct state established,related accept
                 oifname "wg0" counter name "inbound_to_tunnel" drop
             }

@@ -149,6 +149,11 @@ public class EntryClientTests
         { "address_v6 without address", Body(Peer6(SessionA, KeyA, null, "fd64:6400::2/128", "provisioning")) },
         { "one bad address_v6 among good", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::2/128", "active"),
             Peer6(SessionB, KeyB, "10.64.0.3/32", "fd64:6400::3/120", "active")) },
+        // A repeated name means two things to two parsers: the whole answer is refused, not read "last one wins".
+        { "repeated node_id", "{\"node_id\":\"" + Guid.NewGuid() + "\"," + GoodBody[1..] },
+        { "repeated peers", GoodBody[..^1] + ",\"peers\":[]}" },
+        { "peer with two keys", GoodBody.Replace("\"public_key\":", "\"public_key\":\"" + KeyB + "\",\"public_key\":", StringComparison.Ordinal) },
+        { "peer with two states", GoodBody.Replace("\"state\":\"active\"", "\"state\":\"active\",\"STATE\":\"provisioning\"", StringComparison.Ordinal) },
     };
 
     [Theory]

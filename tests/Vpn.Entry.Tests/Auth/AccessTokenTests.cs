@@ -236,6 +236,94 @@ public sealed class AccessTokenTests : IAsyncLifetime
     [Fact]
     public Task AudienceArrayWithoutUs_Rejected() => AssertRejectedAsync(Jws.Hmac(Header(), With(Claims(), "aud", new[] { "a", "b" }), Secret));
 
+    [Fact]
+    public Task AudienceArrayWithUsAndAnother_Rejected() =>
+        AssertRejectedAsync(Jws.Hmac(Header(), With(Claims(), "aud", new[] { "vpn-api", "other-api" }), Secret));
+
+    [Fact]
+    public async Task AudienceArrayOfUsAlone_Accepted() =>
+        await MeAsync("Bearer " + Jws.Hmac(Header(), With(Claims(), "aud", new[] { "vpn-api" }), Secret), 200);
+
+    [Theory]
+    [InlineData("[\"foo\"]")]
+    [InlineData("[\"exp\"]")]
+    [InlineData("[]")]
+    [InlineData("\"foo\"")]
+    public Task CritHeader_Rejected(string crit)
+    {
+        // RFC 7515 §4.1.11: we understand no extension, so any crit (even an empty or malformed one) is refused.
+        var header = Header();
+        header["crit"] = JsonDocument.Parse(crit).RootElement.Clone();
+        header["foo"] = 1;
+        return AssertRejectedAsync(Jws.Hmac(header, Claims(), Secret));
+    }
+
+    [Fact]
+    public async Task IssuedInTheFuture_WithinSkewAccepted_BeyondRejected()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await MeAsync("Bearer " + Jws.Hmac(Header(), With(With(Claims(), "iat", now + 10), "exp", now + 600), Secret), 200);
+        await AssertRejectedAsync(Jws.Hmac(Header(), With(With(Claims(), "iat", now + 120), "exp", now + 600), Secret));
+    }
+
+    [Theory]
+    [InlineData("exp", "string")]
+    [InlineData("iat", "string")]
+    [InlineData("nbf", "string")]
+    [InlineData("exp", "array")]
+    [InlineData("iat", "bool")]
+    [InlineData("nbf", "object")]
+    public Task NumericDateNotAJsonNumber_Rejected(string claim, string kind)
+    {
+        var seconds = (long)Claims()[claim]!;
+        object value = kind switch
+        {
+            "string" => seconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "array" => new[] { seconds },
+            "bool" => true,
+            _ => new Dictionary<string, long> { ["seconds"] = seconds },
+        };
+        return AssertRejectedAsync(Jws.Hmac(Header(), With(Claims(), claim, value), Secret));
+    }
+
+    [Fact]
+    public async Task LifetimeLongerThanConfigured_Rejected_ExactlyConfiguredAccepted()
+    {
+        var lifetime = (long)_stack.EntryServices.GetRequiredService<AccessTokenService>().Lifetime.TotalSeconds;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await MeAsync("Bearer " + Jws.Hmac(Header(), With(With(Claims(), "iat", now), "exp", now + lifetime), Secret), 200);
+        await AssertRejectedAsync(Jws.Hmac(Header(), With(With(Claims(), "iat", now), "exp", now + lifetime + 1), Secret));
+        // A token "issued" long ago but still unexpired: its exp − iat betrays a lifetime we never grant.
+        await AssertRejectedAsync(Jws.Hmac(Header(), With(With(Claims(), "iat", now - 86_400), "exp", now + 600), Secret));
+    }
+
+    [Theory]
+    [InlineData("payload", "sub")]
+    [InlineData("payload", "aud")]
+    [InlineData("payload", "exp")]
+    [InlineData("header", "kid")]
+    [InlineData("header", "alg")]
+    public async Task RepeatedName_Rejected_SameJsonWithoutRepeatAccepted(string part, string name)
+    {
+        var header = JsonSerializer.Serialize(Header());
+        var claims = Claims();
+        var payload = JsonSerializer.Serialize(claims);
+        await MeAsync("Bearer " + Jws.HmacRaw(header, payload, Secret), 200);
+        // The repeat comes first, so a last-wins parser sees the good value and a first-wins one the other.
+        var other = name switch
+        {
+            "sub" => $"\"{Guid.NewGuid()}\"",
+            "aud" => "\"other-api\"",
+            "exp" => ((long)claims["exp"]! + 86_400).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "kid" => "\"attacker\"",
+            _ => "\"none\"",
+        };
+        var repeated = "{" + $"\"{name}\":{other},";
+        await AssertRejectedAsync(part == "payload"
+            ? Jws.HmacRaw(header, repeated + payload[1..], Secret)
+            : Jws.HmacRaw(repeated + header[1..], payload, Secret));
+    }
+
     [Theory]
     [InlineData("JWT")]
     [InlineData("id_token+jwt")]

@@ -24,6 +24,13 @@ public static class Jws
         return signingInput + "." + Base64Url(signature);
     }
 
+    /// <summary>HS256 over header and payload JSON given as text, for what a serializer would not write (a repeated name).</summary>
+    public static string HmacRaw(string headerJson, string payloadJson, byte[] key)
+    {
+        var signingInput = Base64Url(Encoding.UTF8.GetBytes(headerJson)) + "." + Base64Url(Encoding.UTF8.GetBytes(payloadJson));
+        return signingInput + "." + Base64Url(HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(signingInput)));
+    }
+
     public static string Rsa(IReadOnlyDictionary<string, object?> header, IReadOnlyDictionary<string, object?> payload, RSA key)
     {
         var signingInput = Encode(header) + "." + Encode(payload);

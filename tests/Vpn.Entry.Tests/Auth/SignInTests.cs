@@ -183,6 +183,16 @@ public sealed class SignInTests(OidcProviderFixture fixture) : IClassFixture<Oid
     public Task IssuedInTheFuture_Rejected() =>
         AssertIdTokenRejectedAsync(new Dictionary<string, object?> { ["iat"] = Now + 600, ["exp"] = Now + 4200 });
 
+    [Theory]
+    [InlineData("exp")]
+    [InlineData("iat")]
+    [InlineData("nbf")]
+    public Task NumericDateAsString_Rejected(string claim) =>
+        AssertIdTokenRejectedAsync(new Dictionary<string, object?>
+        {
+            [claim] = (claim == "exp" ? Now + 600 : Now).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+
     [Fact]
     public async Task ExpiryWithinSkew_Accepted()
     {

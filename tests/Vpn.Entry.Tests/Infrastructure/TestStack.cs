@@ -83,6 +83,8 @@ public sealed class TestStack : IAsyncDisposable
             // Bursts in these tests are the point; the rate-limit tests set their own budgets.
             b.UseSetting("APP_RATE_LIMIT_SESSIONS_PER_MIN", "1000000");
             b.UseSetting("APP_RATE_LIMIT_SIGNIN_PER_MIN", "1000000");
+            b.UseSetting("APP_RATE_LIMIT_ADMIN_FAILURES_PER_MIN", "1000000");
+            b.UseSetting("APP_RATE_LIMIT_SESSION_KEY_FAILURES_PER_MIN", "1000000");
             if (databaseUrl is not null)
             {
                 b.UseSetting("DATABASE_URL", databaseUrl);

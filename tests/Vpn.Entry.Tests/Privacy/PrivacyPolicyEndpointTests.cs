@@ -51,7 +51,7 @@ public sealed class PrivacyPolicyEndpointTests
 
         var policy = await PolicyAsync(stack);
 
-        Assert.Equal(["cleanup", "compliance_hints", "environment", "kept_while_live", "log_redaction_mode", "never_stored", "retention", "store"], Names(policy));
+        Assert.Equal(["cleanup", "compliance_hints", "environment", "erasure", "kept_while_live", "log_redaction_mode", "never_stored", "retention", "store"], Names(policy));
         Assert.Equal("development", policy.GetProperty("environment").GetString());
         Assert.Equal("memory", policy.GetProperty("store").GetString());
         var retention = policy.GetProperty("retention");

@@ -3,9 +3,31 @@ using System.Text;
 
 namespace Vpn.Core.Nat.Native;
 
-/// <summary>One nfnetlink batch ready to send, with what each of its messages means (by sequence number) for errors.</summary>
-/// <param name="Sequences">The sequence numbers that ask for an acknowledgement, in order.</param>
-internal sealed record NfTablesBatch(byte[] Bytes, uint BeginSequence, IReadOnlyList<uint> Sequences, IReadOnlyDictionary<uint, string> Meanings);
+/// <summary>
+/// One nfnetlink batch ready to send: begin, the command messages, end, numbered consecutively from
+/// <see cref="BeginSequence"/>. <see cref="Meanings"/>[i] says what message <c>BeginSequence + i</c> does, for errors.
+/// </summary>
+internal sealed record NfTablesBatch(byte[] Bytes, uint BeginSequence, IReadOnlyList<string> Meanings)
+{
+    /// <summary>The command messages' sequence numbers (each asks for an acknowledgement), in order.</summary>
+    public IReadOnlyList<uint> Sequences => Enumerable.Range(1, Meanings.Count - 1).Select(i => unchecked(BeginSequence + (uint)i)).ToList();
+
+    public string MeaningOf(uint sequence) =>
+        unchecked(sequence - BeginSequence) is var index && index < Meanings.Count ? Meanings[(int)index] : $"message {sequence}";
+
+    /// <summary>The same batch numbered from <paramref name="begin"/>: a socket that is kept open needs fresh numbers per batch.</summary>
+    public NfTablesBatch Renumbered(uint begin)
+    {
+        var bytes = (byte[])Bytes.Clone();
+        var sequence = begin;
+        for (var offset = 0; offset < bytes.Length; offset += NetlinkWriter.Align((int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset))))
+        {
+            // nlmsg_seq is at offset 8 of each nlmsghdr.
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(offset + 8), sequence++);
+        }
+        return this with { Bytes = bytes, BeginSequence = begin };
+    }
+}
 
 /// <summary>
 /// Pure encoding of the nf_tables messages the native driver sends, and decoding of the few reply attributes it reads.
@@ -186,34 +208,29 @@ internal static class NfTablesMessages
 
     private sealed class BatchBuilder
     {
+        private const uint Begin = 1;
         private readonly NetlinkWriter _writer = new();
-        private readonly List<uint> _sequences = [];
-        private readonly Dictionary<uint, string> _meanings = [];
-        private readonly uint _begin;
-        private uint _sequence;
+        private readonly List<string> _meanings = ["the nf_tables transaction"];
+        private uint _sequence = Begin;
 
         public BatchBuilder()
         {
             // The batch wrapper's res_id names the subsystem that runs the transaction (big-endian, in nfgenmsg).
-            _begin = ++_sequence;
-            var begin = _writer.BeginMessage(NfTables.BatchBegin, NfTables.NlmFRequest, _begin, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
+            var begin = _writer.BeginMessage(NfTables.BatchBegin, NfTables.NlmFRequest, Begin, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
             _writer.EndMessage(begin);
-            _meanings[_begin] = "the nf_tables transaction";
         }
 
         public void Add(string meaning, Action<NetlinkWriter, uint> write)
         {
-            var sequence = ++_sequence;
-            write(_writer, sequence);
-            _sequences.Add(sequence);
-            _meanings[sequence] = meaning;
+            write(_writer, ++_sequence);
+            _meanings.Add(meaning);
         }
 
         public NfTablesBatch Build()
         {
             var end = _writer.BeginMessage(NfTables.BatchEnd, NfTables.NlmFRequest, ++_sequence, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
             _writer.EndMessage(end);
-            return new NfTablesBatch(_writer.ToArray(), _begin, _sequences, _meanings);
+            return new NfTablesBatch(_writer.ToArray(), Begin, _meanings);
         }
     }
 }

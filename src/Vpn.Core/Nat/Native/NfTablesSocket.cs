@@ -30,9 +30,10 @@ internal sealed class NfTablesSocket : IDisposable
     public IReadOnlyList<(uint Sequence, int Errno, string? Message)> Execute(NfTablesBatch batch)
     {
         // Room for the whole batch in one datagram and for every ack (nft sizes its receive buffer the same way).
-        _socket.EnsureBuffers(Math.Max(batch.Bytes.Length * 2, 256 * 1024), Math.Max(batch.Sequences.Count * 1024, 256 * 1024));
+        var sequences = batch.Sequences;
+        _socket.EnsureBuffers(Math.Max(batch.Bytes.Length * 2, 256 * 1024), Math.Max(sequences.Count * 1024, 256 * 1024));
         _socket.Send("nf_tables batch", batch.Bytes);
-        var pending = new HashSet<uint>(batch.Sequences);
+        var pending = new HashSet<uint>(sequences);
         var failures = new SortedDictionary<uint, (int, string?)>();
         var deadline = Deadline();
         while (pending.Count > 0)

@@ -31,6 +31,9 @@ internal static class RuleExpressions
     // IP_CT_ESTABLISHED and IP_CT_RELATED as ct state bits (NF_CT_STATE_BIT); ct state is a host-order u32.
     private const uint CtStateEstablishedOrRelated = 0x2 | 0x4;
 
+    // NF_CT_STATE_INVALID_BIT.
+    private const uint CtStateInvalid = 0x1;
+
     private const uint NatTypeDnat = 1;
 
     // NFT_REJECT_ICMPX_UNREACH with NFT_REJECT_ICMPX_ADMIN_PROHIBITED: ICMP or ICMPv6, whichever the packet is.
@@ -90,14 +93,10 @@ internal static class RuleExpressions
                     Cmp(writer, CmpEq, [m.Family == IpFamily.Ipv4 ? Icmpv4EchoRequest : Icmpv6EchoRequest]);
                     break;
                 case EstablishedOrRelatedMatch:
-                    var ct = Begin(writer, "ct");
-                    writer.UInt32BigEndian(2 /* NFTA_CT_KEY */, CtState);
-                    writer.UInt32BigEndian(1 /* NFTA_CT_DREG */, Register1);
-                    End(writer, ct);
-                    var mask = new byte[4];
-                    BinaryPrimitives.WriteUInt32LittleEndian(mask, CtStateEstablishedOrRelated);
-                    Bitwise(writer, mask);
-                    Cmp(writer, CmpNeq, new byte[4]);
+                    CtStateAny(writer, CtStateEstablishedOrRelated);
+                    break;
+                case InvalidStateMatch:
+                    CtStateAny(writer, CtStateInvalid);
                     break;
                 default:
                     throw new ArgumentException($"Unknown match {match}.", nameof(rule));
@@ -112,6 +111,19 @@ internal static class RuleExpressions
             End(writer, objref);
         }
         Action(writer, rule.Action);
+    }
+
+    /// <summary><c>ct state S1,S2</c>: any of the state bits in <paramref name="bits"/> (ct state is a host-order u32).</summary>
+    private static void CtStateAny(NetlinkWriter writer, uint bits)
+    {
+        var ct = Begin(writer, "ct");
+        writer.UInt32BigEndian(2 /* NFTA_CT_KEY */, CtState);
+        writer.UInt32BigEndian(1 /* NFTA_CT_DREG */, Register1);
+        End(writer, ct);
+        var mask = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(mask, bits);
+        Bitwise(writer, mask);
+        Cmp(writer, CmpNeq, new byte[4]);
     }
 
     private static void Action(NetlinkWriter writer, FirewallAction action)

@@ -104,8 +104,14 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "sessions_one_live_per_customer")
         {
+            // The winner's id is read on this same connection once our transaction is gone, never on a second pooled
+            // connection while this one is held: with the pool's every connection in a conflicting claim, each would
+            // wait for a second one forever (until the pool's timeout answers 503) — conflicts are the common case of a
+            // retry storm. One connection per request path.
             await transaction.RollbackAsync(CancellationToken.None);
-            return new ClaimResult(ClaimOutcome.Conflict, await GetLiveIdAsync(session.CustomerId, cancellationToken));
+            await using var live = new NpgsqlCommand(LiveIdSql, connection);
+            live.Parameters.AddWithValue("customer", session.CustomerId);
+            return new ClaimResult(ClaimOutcome.Conflict, await live.ExecuteScalarAsync(cancellationToken) is Guid id ? id : null);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
         {

@@ -125,19 +125,29 @@ public class NativeNatDriverTests
     public async Task ReadCountersAsync_SpoofedPacketDropped_ItsCounterCountsIt()
     {
         await using var ns = await CreateNamespaceAsync();
+        await using var outside = await CreateNamespaceAsync();
+        // A neighbour on a veth link (neither the tunnel nor lo) sending from a client pool address: the anti-spoofing
+        // chain drops it as outside_spoofed_pool before routing.
+        await NetworkNamespace.ConnectAsync(outside, "10.64.9.2/24", ns, "10.64.9.1/24");
         var driver = Driver(ns);
         await driver.ApplyAsync(TestContext.Current.CancellationToken);
-        // A pool address on the loopback: a datagram to it comes back in on "lo" with a client source address, which
-        // the anti-spoofing chain drops as outside_spoofed_pool before routing.
-        await ns.ExecCheckedAsync("ip", "addr", "add", "10.64.9.9/32", "dev", "lo");
 
-        NetworkNamespaceThread.Run(PathOf(ns), () =>
+        NetworkNamespaceThread.Run(PathOf(outside), () =>
         {
             using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            socket.SendTo(new byte[12], new IPEndPoint(IPAddress.Parse("10.64.9.9"), 9));
+            socket.SendTo(new byte[12], new IPEndPoint(IPAddress.Parse("10.64.9.1"), 9));
         });
 
-        var counters = (await driver.ReadCountersAsync(TestContext.Current.CancellationToken)).ToDictionary(c => c.Name);
+        // The datagram waits for ARP, so it arrives a moment after the send returns.
+        var counters = new Dictionary<string, FirewallCounter>();
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); DateTime.UtcNow < deadline; await Task.Delay(20, TestContext.Current.CancellationToken))
+        {
+            counters = (await driver.ReadCountersAsync(TestContext.Current.CancellationToken)).ToDictionary(c => c.Name);
+            if (counters[NodeFirewall.Counters.OutsideSpoofedPool].Packets > 0)
+            {
+                break;
+            }
+        }
         Assert.Equal(1ul, counters[NodeFirewall.Counters.OutsideSpoofedPool].Packets);
         Assert.Equal(20ul + 8 + 12, counters[NodeFirewall.Counters.OutsideSpoofedPool].Bytes);
         Assert.All(counters.Values.Where(c => c.Name != NodeFirewall.Counters.OutsideSpoofedPool), c => Assert.Equal(0ul, c.Packets));
@@ -175,6 +185,76 @@ public class NativeNatDriverTests
         Assert.Contains("(errno 2)", error.Message);
         Assert.Equal(2, Assert.IsType<NetlinkException>(error.InnerException).Errno);
         Assert.Equal(before, await ListTableAsync(ns, Table.Name, keepCounterValues: true));
+    }
+
+    /// <summary>
+    /// Without a namespace path the driver keeps one socket, opened in the namespace of the thread that first uses it
+    /// (the process's, in core). Here that first call runs on a thread inside the test's namespace; later calls come
+    /// from ordinary threads and still reach that namespace, never the host's.
+    /// </summary>
+    [Fact]
+    public async Task SharedSocket_FirstCallInsideNamespace_EveryLaterCallReachesIt()
+    {
+        await using var ns = await CreateNamespaceAsync();
+        var table = NodeFirewall.Build(FirewallSamples.Options(table: NetworkNamespace.UniqueName("shared")));
+        using var driver = new NativeNatDriver(table, NullLogger<NativeNatDriver>.Instance);
+        NetworkNamespaceThread.Run(PathOf(ns), () => driver.ApplyAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult());
+        var first = await ListTableAsync(ns, table.Name);
+
+        for (var i = 0; i < 200; i++)
+        {
+            await driver.ApplyAsync(TestContext.Current.CancellationToken);
+        }
+        var again = await ListTableAsync(ns, table.Name);
+        var present = await driver.IsPresentAsync(TestContext.Current.CancellationToken);
+        var counters = await driver.ReadCountersAsync(TestContext.Current.CancellationToken);
+        await driver.RemoveAsync(TestContext.Current.CancellationToken);
+        var removed = await driver.IsPresentAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal(first, again);
+        Assert.Equal((true, false), (present, removed));
+        Assert.Equal(NodeFirewall.Counters.All.Order(), counters.Select(c => c.Name).Order());
+        Assert.Equal("", await ns.ExecCheckedAsync("nft", "list", "ruleset"));
+        Assert.DoesNotContain(table.Name, (await ProcessRunner.RunAsync("nft", "list", "tables")).StandardOutput);
+    }
+
+    [Fact]
+    public async Task SharedSocket_KernelRejectsBatchTwice_SameErrorBothTimesAndGoodDriverUnaffected()
+    {
+        await using var ns = await CreateNamespaceAsync();
+        var bad = Table with
+        {
+            Chains = [.. Table.Chains, new FirewallChain("broken", null, [new FirewallRule([], null, new JumpAction("no_such_chain"))])],
+        };
+
+        var (messages, listing) = NetworkNamespaceThread.Run(PathOf(ns), () =>
+        {
+            using var good = new NativeNatDriver(Table, NullLogger<NativeNatDriver>.Instance);
+            using var broken = new NativeNatDriver(bad, NullLogger<NativeNatDriver>.Instance);
+            good.ApplyAsync(CancellationToken.None).GetAwaiter().GetResult();
+            var errors = new[]
+            {
+                Assert.Throws<NatException>(() => broken.ApplyAsync(CancellationToken.None).GetAwaiter().GetResult()).Message,
+                Assert.Throws<NatException>(() => broken.ApplyAsync(CancellationToken.None).GetAwaiter().GetResult()).Message,
+            };
+            good.ApplyAsync(CancellationToken.None).GetAwaiter().GetResult();
+            return (errors, good.IsPresentAsync(CancellationToken.None).GetAwaiter().GetResult());
+        });
+
+        Assert.Equal(messages[0], messages[1]);
+        Assert.Contains("'add rule to chain broken: jump no_such_chain'", messages[0]);
+        Assert.True(listing);
+        Assert.DoesNotContain("broken", await ns.ExecCheckedAsync("nft", "list", "ruleset"));
+    }
+
+    [Fact]
+    public async Task Dispose_ThenApply_ThrowsObjectDisposed()
+    {
+        var driver = new NativeNatDriver(Table, NullLogger<NativeNatDriver>.Instance);
+
+        driver.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => driver.ApplyAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact]

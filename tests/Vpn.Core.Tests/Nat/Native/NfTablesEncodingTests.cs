@@ -70,7 +70,23 @@ public class NfTablesEncodingTests
         Assert.All(inner, m => Assert.Equal(0x4 | 0x1, m.Flags & 0x5));
         Assert.Equal(inner.Select(m => m.Sequence), batch.Sequences);
         Assert.Equal(Enumerable.Range(2, inner.Count).Select(i => (uint)i), batch.Sequences);
-        Assert.Equal(["create table inet vpn_core", "delete table inet vpn_core", "add table inet vpn_core"], batch.Sequences.Take(3).Select(s => batch.Meanings[s]));
+        Assert.Equal(["create table inet vpn_core", "delete table inet vpn_core", "add table inet vpn_core"], batch.Sequences.Take(3).Select(batch.MeaningOf));
+    }
+
+    [Fact]
+    public void Renumbered_FromAnyStart_EveryHeaderRenumberedAndNothingElse()
+    {
+        var batch = NfTablesMessages.Apply(FirewallSamples.Table());
+
+        var renumbered = batch.Renumbered(uint.MaxValue - 2);
+
+        var before = NetlinkCapture.Split(batch.Bytes);
+        var after = NetlinkCapture.Split(renumbered.Bytes);
+        // Wraps past zero like the kernel's u32; meanings follow their messages.
+        Assert.Equal(before.Select((_, i) => unchecked(uint.MaxValue - 2 + (uint)i)), after.Select(m => m.Sequence));
+        Assert.Equal(before.Select(m => (m.Type, m.Flags, m.PayloadHex)), after.Select(m => (m.Type, m.Flags, m.PayloadHex)));
+        Assert.Equal(batch.Sequences.Select(batch.MeaningOf), renumbered.Sequences.Select(renumbered.MeaningOf));
+        Assert.Equal(1u, batch.BeginSequence);
     }
 
     [Fact]
@@ -169,7 +185,7 @@ public class NfTablesEncodingTests
     }
 
     private static string Meaning(NfTablesBatch batch, int index) =>
-        index == 0 ? "batch begin" : index - 1 < batch.Sequences.Count ? batch.Meanings[batch.Sequences[index - 1]] : "batch end";
+        index < batch.Meanings.Count ? batch.MeaningOf(batch.BeginSequence + (uint)index) : "batch end";
 
     private static byte[] Hex(params string[] parts) => Convert.FromHexString(string.Concat(parts).Replace(" ", "", StringComparison.Ordinal));
 

@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Vpn.Domain.WireGuard;
+using Vpn.Entry.Configuration;
+using Vpn.Entry.Data;
+using Vpn.Entry.Devices;
+using Vpn.Entry.Nodes;
+using Vpn.Entry.Sessions;
+
+namespace Vpn.Entry.Tests.Sessions;
+
+/// <summary>The sweeper's age and interval come from APP_PROVISIONING_TIMEOUT_SECS and APP_PROVISIONING_SWEEP_SECS.</summary>
+public sealed class ProvisioningSweeperTests
+{
+    private static readonly DateTimeOffset T0 = new(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Sweeper_ConfiguredTimeoutAndInterval_FailsRowAtFirstSweepPastTheTimeoutNotBefore()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["APP_PROVISIONING_TIMEOUT_SECS"] = "10",
+            ["APP_PROVISIONING_SWEEP_SECS"] = "3",
+        }).Build();
+        var options = EntryOptions.Load(configuration, out var errors);
+        Assert.Empty(errors);
+        var fake = new FakeTimeProvider(T0);
+        var time = new TimerSignal(fake);
+        var store = new InMemoryStore();
+        var customer = Guid.NewGuid();
+        var (node, _) = await store.UpsertAsync(new NodeRegistration("node-a", "eu-west", "DE", "fra", "default", "203.0.113.7:51820",
+            WireGuardKey.Generate().ToBase64(), "core.test:50051", 10), T0, Ct);
+        var device = new Device(Guid.NewGuid(), customer, "laptop", WireGuardKey.Generate(), T0);
+        await store.CreateAsync(device, 5, Ct);
+        var session = new NewSession(Guid.CreateVersion7(), customer, device.Id, device.PublicKey, node.Id, RandomNumberGenerator.GetBytes(32),
+            "eu-west", null, null, null, T0);
+        Assert.Equal(ClaimOutcome.Claimed, (await store.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
+        using var sweeper = new ProvisioningSweeper(store, options, time, NullLogger<ProvisioningSweeper>.Instance);
+        await sweeper.StartAsync(Ct);
+        await time.TimerCreated.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        // Sweeps at 3, 6 and 9 s: the row is younger than 10 s at each of them.
+        for (var i = 0; i < 3; i++)
+        {
+            fake.Advance(TimeSpan.FromSeconds(3));
+            await Task.Delay(50, Ct);
+            Assert.Equal(session.Id, await store.GetLiveIdAsync(customer, Ct));
+        }
+
+        // The sweep at 12 s is the first past the timeout.
+        fake.Advance(TimeSpan.FromSeconds(3));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (await store.GetLiveIdAsync(customer, Ct) is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20, Ct);
+        }
+        Assert.Null(await store.GetLiveIdAsync(customer, Ct));
+        await sweeper.StopAsync(Ct);
+    }
+
+    /// <summary>The fake clock, telling when the sweeper has created its timer (its loop starts on a thread of its own).</summary>
+    private sealed class TimerSignal(FakeTimeProvider inner) : TimeProvider
+    {
+        private readonly TaskCompletionSource _created = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task TimerCreated => _created.Task;
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = inner.CreateTimer(callback, state, dueTime, period);
+            _created.TrySetResult();
+            return timer;
+        }
+    }
+}
