@@ -97,6 +97,32 @@ public abstract class ConsumerTunnelTests<TFixture>(TFixture stack) : IClassFixt
     }
 
     [Fact(Timeout = 90_000)]
+    public async Task Filter_table_flushed_by_another_program_is_back_within_seconds_and_isolates_again()
+    {
+        Stack.EnsureReady();
+        var a = Lab.A;
+        var b = Lab.B;
+        await Stack.CheckAsync(b.TunnelIp is not null, $"{b} has no tunnel address");
+
+        // What a host's nftables.service restart does (Debian's /etc/nftables.conf starts with "flush ruleset").
+        await Lab.Node.ExecCheckedAsync("nft", "flush", "ruleset");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var back = false;
+        while (!back && watch.Elapsed < TimeSpan.FromSeconds(40))
+        {
+            await Task.Delay(500, TestContext.Current.CancellationToken);
+            back = (await Lab.Node.ExecAsync("nft", "list", "table", "inet", "vpn_core")).ExitCode == 0;
+        }
+        Out($"table back after {watch.Elapsed.TotalSeconds:0.0}s");
+        await Stack.CheckAsync(back, "core did not apply its table again within 40 s of a flush");
+
+        var ping = await a.ExecAsync(TimeSpan.FromSeconds(15), "ping", "-c", "2", "-W", "1", b.TunnelIp!);
+        await Stack.CheckAsync(ping.ExitCode != 0, $"after the table came back A still reaches B's tunnel address: {ping.StandardOutput}");
+        var (ok, body, attempts) = await CurlUntilSuccessAsync(a, 4, TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+        await Stack.CheckAsync(ok && ConsumerStackFixture.SameAddress(body, ConsumerLab.NodeUplinkIp), $"A cannot fetch through NAT after the table came back (body '{body}'):\n{attempts}");
+    }
+
+    [Fact(Timeout = 90_000)]
     public async Task Client_reaches_no_other_client_node_service_management_network_or_metadata_and_drops_are_counted()
     {
         Stack.EnsureReady();

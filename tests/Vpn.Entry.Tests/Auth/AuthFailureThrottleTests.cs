@@ -84,7 +84,7 @@ public sealed class AuthFailureThrottleTests
         {
             Assert.Null(e.Subject);
             Assert.Equal("wrong", e.Details["reason"]);
-            Assert.Equal("/v1/admin/nodes", e.Details["route"]);
+            Assert.Equal("/v1/admin/nodes/", e.Details["route"]);
             var all = JsonSerializer.Serialize(e);
             Assert.DoesNotContain(WrongToken, all, StringComparison.Ordinal);
             Assert.DoesNotContain("203.0.113.5", all, StringComparison.Ordinal);

@@ -136,6 +136,19 @@ public sealed class DuplicateJsonKeyTests : IAsyncLifetime
         await _stack.SendJsonAsync(TestStack.AsCustomer(_customer.Id, HttpMethod.Get, "/v1/sessions/current"), 404);
     }
 
+    [Theory]
+    [InlineData("/v1/admin/subscriptions?status=active&status=canceled")]
+    [InlineData("/v1/admin/subscriptions/count?plan_code=basic&plan_code=other")]
+    [InlineData("/v1/admin/subscriptions?limit=10&limit=500")]
+    [InlineData("/v1/admin/core/status?node_id={node}&node_id={node}")]
+    public async Task RepeatedQueryParameter_InvalidRequest_NotFirstOrLastWins(string path)
+    {
+        // The same differential as a repeated JSON name: the binder joins repeats ("active,canceled"), which no field accepts.
+        using var request = _stack.Admin(HttpMethod.Get, path.Replace("{node}", _customer.NodeId.ToString(), StringComparison.Ordinal));
+        var problem = await _stack.SendJsonAsync(request, 400);
+        Assert.Equal("invalid_request", problem.GetProperty("code").GetString());
+    }
+
     [Fact]
     public void SerializerOptions_RefuseDuplicateProperties()
     {
