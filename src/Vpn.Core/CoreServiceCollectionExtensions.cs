@@ -27,18 +27,10 @@ public static class CoreServiceCollectionExtensions
         {
             ListenGrpc(kestrel, options);
             // Prometheus scrapes over HTTP/1.1, which the HTTP/2-only gRPC endpoint cannot speak. Its connections are
-            // marked, so /metrics answers on them only (UseCoreMetricsEndpoint), never on the gRPC port.
+            // recognised by their local endpoint, so /metrics answers on them only (UseCoreMetricsEndpoint), never on the gRPC port.
             if (options.MetricsListen is { } metrics)
             {
-                kestrel.Listen(IPEndPoint.Parse(metrics), o =>
-                {
-                    o.Protocols = HttpProtocols.Http1;
-                    o.Use(next => connection =>
-                    {
-                        connection.Items[MetricsConnectionItem] = true;
-                        return next(connection);
-                    });
-                });
+                kestrel.Listen(IPEndPoint.Parse(metrics), o => o.Protocols = HttpProtocols.Http1);
             }
         });
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(Reconciliation.ReconcileMetrics.MeterName).AddPrometheusExporter());
@@ -86,15 +78,18 @@ public static class CoreServiceCollectionExtensions
     public static WebApplication UseCoreMetricsEndpoint(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        if (app.Services.GetRequiredService<CoreOptions>().MetricsListen is not null)
+        if (app.Services.GetRequiredService<CoreOptions>().MetricsListen is { } listen)
         {
+            // The local endpoint the connection was accepted on: a client can send any Host or :authority, not this.
+            var endpoint = IPEndPoint.Parse(listen);
             app.UseOpenTelemetryPrometheusScrapingEndpoint(http => http.Request.Path == "/metrics"
-                && http.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionItemsFeature>()?.Items.ContainsKey(MetricsConnectionItem) == true);
+                && http.Connection.LocalPort == endpoint.Port
+                && http.Connection.LocalIpAddress is { } local
+                && (endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any)
+                    || local.Equals(endpoint.Address) || (local.IsIPv4MappedToIPv6 && local.MapToIPv4().Equals(endpoint.Address))));
         }
         return app;
     }
-
-    private const string MetricsConnectionItem = "vpn.core.metrics_listener";
 
     // gRPC over cleartext needs an endpoint that speaks HTTP/2 only (no ALPN to negotiate it).
     private static void ListenGrpc(KestrelServerOptions kestrel, CoreOptions options)

@@ -108,6 +108,7 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();
         services.AddReadinessChecks();
+        services.AddSingleton<ReadyzProbe>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();

@@ -58,11 +58,12 @@ public sealed class Ipv6ClientNetwork
             error = $"'{text}' has host bits set; the network is {ToAddress(value & ~(UInt128.MaxValue >> prefix))}/{prefix}.";
             return false;
         }
-        // Unique local (fc00::/7) or global unicast (2000::/3) only: never loopback, link-local, multicast or IPv4-mapped.
-        var top = (byte)(value >> 120);
-        if ((top & 0xfe) != 0xfc && (top & 0xe0) != 0x20)
+        // Never link-local, multicast or IPv4-mapped space. (::/N stays allowed: its gateway is ::1, which keeps a test core's
+        // resolver check on loopback; a production pool is a ULA or global prefix.)
+        var top16 = (ushort)(value >> 112);
+        if ((top16 & 0xffc0) == 0xfe80 || (top16 & 0xff00) == 0xff00 || (value >> 32) == 0xffff)
         {
-            error = $"'{text}' is neither a unique local (fc00::/7) nor a global unicast (2000::/3) network.";
+            error = $"'{text}' is link-local, multicast or IPv4-mapped space; use a unique local (fc00::/7) or global prefix.";
             return false;
         }
         if (hostBits < 32 - pool4.PrefixLength)
