@@ -373,6 +373,74 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
         await stack.ExpectClientTrafficAsync("after entry was started again", TimeSpan.FromSeconds(30), ct);
     }
 
+    // ------------------------------------------------------------------------------------------------------------ 6
+
+    [Fact(Timeout = 300_000)]
+    public async Task Core_restarted_after_failed_starts_the_first_start_after_it_succeeds()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await stack.PrepareAsync(ct);
+        // Entry reaches core over TCP here, as in production: Grpc.Net.Client keeps a connectivity state (and a reconnect
+        // backoff) only for TCP endpoints, which the fixture's unix socket would hide. A loopback port forwarded to core's
+        // socket, closed and opened with the core process, is that TCP endpoint.
+        await using var front = Vpn.TestSupport.TcpForwarder.ToUnixSocket(stack.CoreSocketPath);
+        front.Open();
+        await SetCoreEndpointAsync($"http://127.0.0.1:{front.Port}", ct);
+        try
+        {
+            var devices = await stack.CreateCustomersWithDevicesAsync(4, ct);
+            var before = await stack.StartSessionAsync(devices[0], ct);
+            await stack.CheckAsync(before.Status == HttpStatusCode.Created, $"start over TCP before the restart: {VpnStackFixture.WithoutSessionKey(before)}");
+
+            await stack.StopCoreAsync();
+            await front.CloseAsync();
+            // Starts while core is down fail cleanly; they used to leave entry's channel in a reconnect backoff.
+            foreach (var device in devices.Skip(1).Take(2))
+            {
+                var down = await stack.StartSessionAsync(device, ct);
+                Out($"start with core down: {VpnStackFixture.WithoutSessionKey(down)}");
+                await stack.CheckAsync(down.Status == HttpStatusCode.BadGateway, $"a start with core down: {VpnStackFixture.WithoutSessionKey(down)}");
+            }
+            var restartedAt = DateTimeOffset.UtcNow;
+            await stack.StartCoreAsync(cancellationToken: ct);
+            // The node is a candidate again only once core has synced and said so in a heartbeat (until then starts
+            // answer 503 by design); then its TCP port opens and the very next start must go through.
+            await stack.WaitForNodeStatusAsync(s => s.Synced, "synced after restart", Converge, ct);
+            await stack.WaitForNodeHeartbeatAsync(restartedAt, Converge, ct);
+            front.Open();
+            var watch = Stopwatch.StartNew();
+            var after = await stack.StartSessionAsync(devices[3], ct);
+            Out($"first start after the restart ({VpnStackFixture.Seconds(watch.Elapsed)}): {VpnStackFixture.WithoutSessionKey(after)}");
+            await stack.CheckAsync(after.Status == HttpStatusCode.Created,
+                $"the first start after core's restart did not answer 201: {VpnStackFixture.WithoutSessionKey(after)}");
+            var (converged, _) = await stack.WaitForConvergenceAsync("after the restart and the first start", Converge, ct);
+            await stack.CheckAsync(converged.ContainsKey(devices[3].Keys.PublicKey), "the session started after the restart has no peer on the node");
+        }
+        finally
+        {
+            await SetCoreEndpointAsync(stack.CoreEndpoint, ct);
+        }
+    }
+
+    /// <summary>Re-registers the fixture's node (same name, so the same row) with another core endpoint.</summary>
+    private async Task SetCoreEndpointAsync(string coreEndpoint, CancellationToken ct)
+    {
+        var node = await stack.EntryClient.AdminAsync(HttpMethod.Post, "/v1/admin/nodes", new
+        {
+            Name = VpnStackFixture.NodeName,
+            Region = VpnStackFixture.Region,
+            CountryCode = "DE",
+            CityCode = "fra",
+            Pool = "default",
+            PublicEndpoint = stack.NodeLab.NodeEndpoint,
+            PublicKey = stack.NodeKeys.PublicKey,
+            CoreEndpoint = coreEndpoint,
+            Capacity = 100,
+        }, ct);
+        await stack.ExpectStatusAsync(node, HttpStatusCode.OK);
+        stack.Step($"node's core endpoint set to {coreEndpoint}");
+    }
+
     // ------------------------------------------------------------------------------------------------------------ helpers
 
     /// <summary>Starts sessions for new customers until at least <paramref name="count"/> are active on the node.</summary>

@@ -74,7 +74,18 @@ public sealed partial class SessionService(
             var node = await SelectAsync(nodeRequest, excluded, cancellationToken);
             var session = new NewSession(Guid.CreateVersion7(), customerId, device.Id, device.PublicKey, node.Id, SHA256.HashData(sessionKey),
                 nodeRequest.Region, nodeRequest.CountryCode, nodeRequest.CityCode, nodeRequest.Pool, time.GetUtcNow());
-            var claim = await sessions.ClaimAsync(session, replace, cancellationToken);
+            ClaimResult claim;
+            try
+            {
+                claim = await sessions.ClaimAsync(session, replace, cancellationToken);
+            }
+            catch (Exception)
+            {
+                // A commit whose answer was lost (or was cancelled) may have claimed the slot after all: release it (a
+                // no-op otherwise), so the customer's retry is not blocked until the sweeper.
+                await MarkFailedQuietlyAsync(session.Id);
+                throw;
+            }
             switch (claim.Outcome)
             {
                 case ClaimOutcome.Conflict:
@@ -146,7 +157,8 @@ public sealed partial class SessionService(
             catch (Exception e)
             {
                 // The store failed after the new node added the peer: the database still has the session on its old
-                // node (the move is one statement, so it either committed or not — an error means not), so the new peer goes.
+                // node (the move commits as a whole or not at all), so the new peer goes. Should the commit have landed
+                // with only its answer lost, both nodes' reconciliation converges to the database.
                 var removed = await DisconnectQuietlyAsync(node, session.Id);
                 LogMoveUndone(logger, node.Id, e.GetType().Name, removed);
                 throw;
