@@ -181,7 +181,7 @@ public sealed class CoreOptions
             problems.Add("WG_PRIVATE_KEY or WG_PRIVATE_KEY_FILE is required with WG_DATAPLANE=linux.");
         }
         var iface = configuration["WG_INTERFACE"] ?? "wg0";
-        if (iface.Length is 0 or > 15 || !iface.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
+        if (!Netlink.InterfaceNames.IsValid(iface))
         {
             problems.Add("WG_INTERFACE must be 1-15 letters, digits, '_', '-' or '.'.");
         }
@@ -198,7 +198,7 @@ public sealed class CoreOptions
             pool6 = DefaultPool6(pool);
         }
         var uplink = configuration["WG_UPLINK_INTERFACE"] is { Length: > 0 } uplinkText ? uplinkText : null;
-        if (uplink is not null && (uplink.Length > 15 || !uplink.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.') || uplink is "." or ".."))
+        if (uplink is not null && !Netlink.InterfaceNames.IsValid(uplink))
         {
             problems.Add("WG_UPLINK_INTERFACE must be 1-15 letters, digits, '_', '-' or '.'.");
             uplink = null;

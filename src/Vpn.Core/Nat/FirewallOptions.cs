@@ -60,8 +60,7 @@ public sealed partial class FirewallOptions
 
     private static void CheckInterface(string name, string what, List<string> errors)
     {
-        // Linux also rejects "." and ".." as interface names.
-        if (!InterfaceNamePattern().IsMatch(name) || name is "." or "..")
+        if (!Netlink.InterfaceNames.IsValid(name))
         {
             errors.Add($"{what} name '{name}' must be 1-15 characters of A-Z a-z 0-9 _ . -.");
         }
@@ -80,9 +79,6 @@ public sealed partial class FirewallOptions
     }
 
     // \z rather than $: $ also matches before a trailing newline.
-    [GeneratedRegex(@"^[A-Za-z0-9_.-]{1,15}\z")]
-    private static partial Regex InterfaceNamePattern();
-
     [GeneratedRegex(@"^[A-Za-z][A-Za-z0-9_]{0,31}\z")]
     private static partial Regex TableNamePattern();
 }

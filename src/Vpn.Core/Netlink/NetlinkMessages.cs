@@ -19,10 +19,16 @@ internal static class NetlinkMessages
     public const ushort RtmGetLink = 18;
     public const ushort RtmNewAddr = 20;
 
+    public const ushort NlmsgDone = 3;
+
     public const ushort NlmFRequest = 0x1;
+    public const ushort NlmFMulti = 0x2;
     public const ushort NlmFAck = 0x4;
+    public const ushort NlmFDumpIntr = 0x10;
     public const ushort NlmFReplace = 0x100;
+    public const ushort NlmFDump = 0x300;
     public const ushort NlmFCreate = 0x400;
+    public const ushort NlmFAppend = 0x800;
 
     // Flags the kernel sets on an NLMSG_ERROR reply when NETLINK_CAP_ACK / NETLINK_EXT_ACK are on.
     public const ushort NlmFCapped = 0x100;
@@ -46,10 +52,12 @@ internal static class NetlinkMessages
     public static byte[] GetLink(uint sequence, string interfaceName)
     {
         var name = EncodeInterfaceName(interfaceName);
-        var builder = new Builder(RtmGetLink, NlmFRequest | NlmFAck, sequence);
-        builder.WriteIfInfo(index: 0, flags: 0, change: 0);
-        builder.WriteAttribute(IflaIfname, name);
-        return builder.ToArray();
+        var writer = new NetlinkWriter();
+        var message = writer.BeginMessage(RtmGetLink, NlmFRequest | NlmFAck, sequence);
+        WriteIfInfo(writer, index: 0, flags: 0, change: 0);
+        writer.Attribute(IflaIfname, name);
+        writer.EndMessage(message);
+        return writer.ToArray();
     }
 
     /// <summary>
@@ -70,37 +78,39 @@ internal static class NetlinkMessages
         ArgumentOutOfRangeException.ThrowIfGreaterThan(prefixLength, bits);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interfaceIndex);
         var bytes = address.GetAddressBytes();
-        var builder = new Builder(RtmNewAddr, NlmFRequest | NlmFAck | NlmFCreate | NlmFReplace, sequence);
+        var writer = new NetlinkWriter();
+        var message = writer.BeginMessage(RtmNewAddr, NlmFRequest | NlmFAck | NlmFCreate | NlmFReplace, sequence);
         // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope (0 = universe); u32 index; }
-        builder.WriteByte(family);
-        builder.WriteByte((byte)prefixLength);
-        builder.WriteByte(noDad ? IfaFNoDad : (byte)0);
-        builder.WriteByte(0);
-        builder.WriteUInt32((uint)interfaceIndex);
-        builder.WriteAttribute(IfaLocal, bytes);
-        builder.WriteAttribute(IfaAddress, bytes);
-        return builder.ToArray();
+        Span<byte> header = [family, (byte)prefixLength, noDad ? IfaFNoDad : (byte)0, 0, 0, 0, 0, 0];
+        MemoryMarshal.Write(header[4..], (uint)interfaceIndex);
+        writer.Bytes(header);
+        writer.Attribute(IfaLocal, bytes);
+        writer.Attribute(IfaAddress, bytes);
+        writer.EndMessage(message);
+        return writer.ToArray();
     }
 
     /// <summary>RTM_NEWLINK on an existing index changes only the flag bits selected by ifi_change.</summary>
     public static byte[] SetLinkUp(uint sequence, int interfaceIndex)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interfaceIndex);
-        var builder = new Builder(RtmNewLink, NlmFRequest | NlmFAck, sequence);
-        builder.WriteIfInfo(interfaceIndex, flags: IffUp, change: IffUp);
-        return builder.ToArray();
+        var writer = new NetlinkWriter();
+        var message = writer.BeginMessage(RtmNewLink, NlmFRequest | NlmFAck, sequence);
+        WriteIfInfo(writer, interfaceIndex, flags: IffUp, change: IffUp);
+        writer.EndMessage(message);
+        return writer.ToArray();
     }
 
     public static byte[] SetMtu(uint sequence, int interfaceIndex, int mtu)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interfaceIndex);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(mtu);
-        var builder = new Builder(RtmNewLink, NlmFRequest | NlmFAck, sequence);
-        builder.WriteIfInfo(interfaceIndex, flags: 0, change: 0);
-        Span<byte> value = stackalloc byte[4];
-        MemoryMarshal.Write(value, (uint)mtu);
-        builder.WriteAttribute(IflaMtu, value);
-        return builder.ToArray();
+        var writer = new NetlinkWriter();
+        var message = writer.BeginMessage(RtmNewLink, NlmFRequest | NlmFAck, sequence);
+        WriteIfInfo(writer, interfaceIndex, flags: 0, change: 0);
+        writer.UInt32(IflaMtu, (uint)mtu);
+        writer.EndMessage(message);
+        return writer.ToArray();
     }
 
     /// <summary>Splits the first message off a received datagram; false when the buffer is exhausted.</summary>
@@ -190,49 +200,14 @@ internal static class NetlinkMessages
 
     public readonly record struct MessageHeader(uint Length, ushort Type, ushort Flags, uint Sequence);
 
-    private sealed class Builder
+    // struct ifinfomsg { u8 family (AF_UNSPEC); u8 pad; u16 type; s32 index; u32 flags; u32 change; }
+    private static void WriteIfInfo(NetlinkWriter writer, int index, uint flags, uint change)
     {
-        private readonly byte[] _buffer = new byte[128];
-        private int _length = HeaderLength;
-
-        public Builder(ushort type, ushort flags, uint sequence)
-        {
-            MemoryMarshal.Write(_buffer.AsSpan(4), type);
-            MemoryMarshal.Write(_buffer.AsSpan(6), flags);
-            MemoryMarshal.Write(_buffer.AsSpan(8), sequence);
-            // nlmsg_pid stays 0: the kernel fills in the sender's port id.
-        }
-
-        public void WriteByte(byte value) => _buffer[_length++] = value;
-
-        public void WriteUInt32(uint value)
-        {
-            MemoryMarshal.Write(_buffer.AsSpan(_length), value);
-            _length += 4;
-        }
-
-        // struct ifinfomsg { u8 family (AF_UNSPEC); u8 pad; u16 type; s32 index; u32 flags; u32 change; }
-        public void WriteIfInfo(int index, uint flags, uint change)
-        {
-            _length += 4;
-            WriteUInt32((uint)index);
-            WriteUInt32(flags);
-            WriteUInt32(change);
-        }
-
-        // struct rtattr { u16 len (header + value, unpadded); u16 type; } then the value, padded to 4.
-        public void WriteAttribute(ushort type, ReadOnlySpan<byte> value)
-        {
-            MemoryMarshal.Write(_buffer.AsSpan(_length), (ushort)(4 + value.Length));
-            MemoryMarshal.Write(_buffer.AsSpan(_length + 2), type);
-            value.CopyTo(_buffer.AsSpan(_length + 4));
-            _length += Align(4 + value.Length);
-        }
-
-        public byte[] ToArray()
-        {
-            MemoryMarshal.Write(_buffer, (uint)_length);
-            return _buffer[.._length];
-        }
+        Span<byte> header = stackalloc byte[IfInfoLength];
+        header.Clear();
+        MemoryMarshal.Write(header[4..], index);
+        MemoryMarshal.Write(header[8..], flags);
+        MemoryMarshal.Write(header[12..], change);
+        writer.Bytes(header);
     }
 }

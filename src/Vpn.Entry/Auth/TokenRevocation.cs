@@ -82,24 +82,7 @@ public sealed class RevokedCustomerCache(TimeProvider time)
         return revocation.Erased || (issuedAt is { } iat && iat <= revocation.Before);
     }
 
-    public void PruneIfDue()
-    {
-        var now = time.GetUtcNow();
-        var due = Interlocked.Read(ref _nextPrune);
-        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextPrune, (now + TimeSpan.FromSeconds(10)).UtcTicks, due) != due)
-        {
-            return;
-        }
-        // The same margin as for single tokens: the entry outlives the last covered token's last valid moment.
-        var cutoff = now - TimeSpan.FromMinutes(2);
-        foreach (var (key, revocation) in _revoked)
-        {
-            if (revocation.ExpiresAt < cutoff)
-            {
-                _revoked.TryRemove(key, out _);
-            }
-        }
-    }
+    public void PruneIfDue() => RevocationPruning.PruneIfDue(_revoked, r => r.ExpiresAt, time, ref _nextPrune);
 }
 
 /// <summary>jti → exp, pruned as entries expire so the cache never outgrows the tokens still alive.</summary>
@@ -118,21 +101,28 @@ public sealed class RevokedTokenCache(TimeProvider time)
         PruneIfDue();
     }
 
-    public void PruneIfDue()
+    public void PruneIfDue() => RevocationPruning.PruneIfDue(_revoked, expiresAt => expiresAt, time, ref _nextPrune);
+}
+
+/// <summary>The pruning both revocation caches share: at most every 10 s, entries past their expiry plus a margin.</summary>
+internal static class RevocationPruning
+{
+    public static void PruneIfDue<TValue>(ConcurrentDictionary<string, TValue> entries, Func<TValue, DateTimeOffset> expiresAt,
+        TimeProvider time, ref long nextPrune)
     {
         var now = time.GetUtcNow();
-        var due = Interlocked.Read(ref _nextPrune);
-        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextPrune, (now + TimeSpan.FromSeconds(10)).UtcTicks, due) != due)
+        var due = Interlocked.Read(ref nextPrune);
+        if (now.UtcTicks < due || Interlocked.CompareExchange(ref nextPrune, (now + TimeSpan.FromSeconds(10)).UtcTicks, due) != due)
         {
             return;
         }
         // Keep a margin beyond exp: validation tolerates clock skew, so the entry must outlive the token's last valid moment.
         var cutoff = now - TimeSpan.FromMinutes(2);
-        foreach (var (jti, expiresAt) in _revoked)
+        foreach (var (key, value) in entries)
         {
-            if (expiresAt < cutoff)
+            if (expiresAt(value) < cutoff)
             {
-                _revoked.TryRemove(jti, out _);
+                entries.TryRemove(key, out _);
             }
         }
     }

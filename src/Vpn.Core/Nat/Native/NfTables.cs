@@ -28,15 +28,6 @@ internal static class NfTables
     public const byte FamilyIpv4 = 2;
     public const byte FamilyIpv6 = 10;
 
-    public const ushort NlmFRequest = 0x1;
-    public const ushort NlmFMulti = 0x2;
-    public const ushort NlmFAck = 0x4;
-    public const ushort NlmFDumpIntr = 0x10;
-    public const ushort NlmFDump = 0x300;
-    public const ushort NlmFCreate = 0x400;
-    public const ushort NlmFAppend = 0x800;
-    public const ushort NlmsgError = 2;
-    public const ushort NlmsgDone = 3;
 
     public const ushort TableName = 1;
     public const ushort TableFlags = 2;
@@ -86,4 +77,17 @@ internal static class NfTables
     };
 
     public static string TypeName(Nat.ChainType type) => type == Nat.ChainType.Nat ? "nat" : "filter";
+}
+
+/// <summary>nfnetlink's framing on top of the shared <see cref="Netlink.NetlinkWriter"/>.</summary>
+internal static class NfNetlinkWriter
+{
+    /// <summary>struct nlmsghdr, then struct nfgenmsg { u8 family; u8 version (NFNETLINK_V0); be16 res_id; }.</summary>
+    /// <returns>The message's start, for <see cref="Netlink.NetlinkWriter.EndMessage"/>.</returns>
+    public static int BeginNfMessage(this Netlink.NetlinkWriter writer, ushort type, ushort flags, uint sequence, byte family, ushort resourceId = 0)
+    {
+        var start = writer.BeginMessage(type, flags, sequence);
+        writer.Bytes([family, 0, (byte)(resourceId >> 8), (byte)resourceId]);
+        return start;
+    }
 }

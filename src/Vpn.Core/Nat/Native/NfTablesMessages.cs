@@ -1,3 +1,4 @@
+using Vpn.Core.Netlink;
 using System.Buffers.Binary;
 using System.Text;
 
@@ -37,7 +38,7 @@ internal sealed record NfTablesBatch(byte[] Bytes, uint BeginSequence, IReadOnly
 internal static class NfTablesMessages
 {
     // A batch message's flags: NLM_F_ACK on each, so success is confirmed message by message, not inferred from silence.
-    private const ushort CreateFlags = NfTables.NlmFRequest | NfTables.NlmFAck | NfTables.NlmFCreate;
+    private const ushort CreateFlags = NetlinkMessages.NlmFRequest | NetlinkMessages.NlmFAck | NetlinkMessages.NlmFCreate;
 
     /// <summary>
     /// Replaces the table in one transaction: declaring it first makes the delete succeed when it does not exist, and
@@ -83,7 +84,7 @@ internal static class NfTablesMessages
     // NEWTABLE without NLM_F_EXCL updates an existing table instead of failing; flags 0 as nft sends them.
     public static void NewTable(NetlinkWriter writer, uint sequence, string name)
     {
-        var message = writer.BeginMessage(NfTables.Type(NfTables.NewTable), CreateFlags, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.NewTable), CreateFlags, sequence, NfTables.FamilyInet);
         writer.String(NfTables.TableName, name);
         writer.UInt32BigEndian(NfTables.TableFlags, 0);
         writer.EndMessage(message);
@@ -91,7 +92,7 @@ internal static class NfTablesMessages
 
     public static void DeleteTable(NetlinkWriter writer, uint sequence, string name)
     {
-        var message = writer.BeginMessage(NfTables.Type(NfTables.DelTable), NfTables.NlmFRequest | NfTables.NlmFAck, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.DelTable), NetlinkMessages.NlmFRequest | NetlinkMessages.NlmFAck, sequence, NfTables.FamilyInet);
         writer.String(NfTables.TableName, name);
         writer.EndMessage(message);
     }
@@ -100,7 +101,7 @@ internal static class NfTablesMessages
     public static void NewChain(NetlinkWriter writer, uint sequence, string table, FirewallChain chain)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        var message = writer.BeginMessage(NfTables.Type(NfTables.NewChain), CreateFlags, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.NewChain), CreateFlags, sequence, NfTables.FamilyInet);
         writer.String(NfTables.ChainTable, table);
         writer.String(NfTables.ChainName, chain.Name);
         if (chain.Base is { } hook)
@@ -118,7 +119,7 @@ internal static class NfTablesMessages
     /// <summary>A named counter object starting at zero packets and bytes.</summary>
     public static void NewCounter(NetlinkWriter writer, uint sequence, string table, string name)
     {
-        var message = writer.BeginMessage(NfTables.Type(NfTables.NewObj), CreateFlags, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.NewObj), CreateFlags, sequence, NfTables.FamilyInet);
         writer.String(NfTables.ObjTable, table);
         writer.String(NfTables.ObjName, name);
         writer.UInt32BigEndian(NfTables.ObjType, NfTables.ObjectCounter);
@@ -132,7 +133,7 @@ internal static class NfTablesMessages
     /// <summary>NLM_F_APPEND: each rule goes after the chain's previous ones.</summary>
     public static void NewRule(NetlinkWriter writer, uint sequence, string table, string chain, FirewallRule rule)
     {
-        var message = writer.BeginMessage(NfTables.Type(NfTables.NewRule), CreateFlags | NfTables.NlmFAppend, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.NewRule), CreateFlags | NetlinkMessages.NlmFAppend, sequence, NfTables.FamilyInet);
         writer.String(NfTables.RuleTable, table);
         writer.String(NfTables.RuleChain, chain);
         var expressions = writer.BeginNested(NfTables.RuleExpressions);
@@ -145,7 +146,7 @@ internal static class NfTablesMessages
     public static byte[] GetTable(uint sequence, string name)
     {
         var writer = new NetlinkWriter();
-        var message = writer.BeginMessage(NfTables.Type(NfTables.GetTable), NfTables.NlmFRequest | NfTables.NlmFAck, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(NfTables.GetTable), NetlinkMessages.NlmFRequest | NetlinkMessages.NlmFAck, sequence, NfTables.FamilyInet);
         writer.String(NfTables.TableName, name);
         writer.EndMessage(message);
         return writer.ToArray();
@@ -200,7 +201,7 @@ internal static class NfTablesMessages
     private static byte[] Dump(ushort type, uint sequence, Action<NetlinkWriter> filter)
     {
         var writer = new NetlinkWriter();
-        var message = writer.BeginMessage(NfTables.Type(type), NfTables.NlmFRequest | NfTables.NlmFDump, sequence, NfTables.FamilyInet);
+        var message = writer.BeginNfMessage(NfTables.Type(type), NetlinkMessages.NlmFRequest | NetlinkMessages.NlmFDump, sequence, NfTables.FamilyInet);
         filter(writer);
         writer.EndMessage(message);
         return writer.ToArray();
@@ -216,7 +217,7 @@ internal static class NfTablesMessages
         public BatchBuilder()
         {
             // The batch wrapper's res_id names the subsystem that runs the transaction (big-endian, in nfgenmsg).
-            var begin = _writer.BeginMessage(NfTables.BatchBegin, NfTables.NlmFRequest, Begin, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
+            var begin = _writer.BeginNfMessage(NfTables.BatchBegin, NetlinkMessages.NlmFRequest, Begin, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
             _writer.EndMessage(begin);
         }
 
@@ -228,7 +229,7 @@ internal static class NfTablesMessages
 
         public NfTablesBatch Build()
         {
-            var end = _writer.BeginMessage(NfTables.BatchEnd, NfTables.NlmFRequest, ++_sequence, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
+            var end = _writer.BeginNfMessage(NfTables.BatchEnd, NetlinkMessages.NlmFRequest, ++_sequence, NfTables.FamilyUnspec, NfTables.SubsystemNfTables);
             _writer.EndMessage(end);
             return new NfTablesBatch(_writer.ToArray(), Begin, _meanings);
         }

@@ -41,7 +41,7 @@ internal sealed class NfTablesSocket : IDisposable
             ReadOnlySpan<byte> datagram = _socket.Buffer.AsSpan(0, _socket.Receive("nf_tables batch", deadline));
             while (NetlinkMessages.TryReadMessage(ref datagram, out var header, out var payload))
             {
-                if (header.Type != NfTables.NlmsgError)
+                if (header.Type != NetlinkMessages.NlmsgError)
                 {
                     continue;
                 }
@@ -80,14 +80,14 @@ internal sealed class NfTablesSocket : IDisposable
                 {
                     continue;
                 }
-                consistent &= (header.Flags & NfTables.NlmFDumpIntr) == 0;
+                consistent &= (header.Flags & NetlinkMessages.NlmFDumpIntr) == 0;
                 switch (header.Type)
                 {
-                    case NfTables.NlmsgDone:
+                    case NetlinkMessages.NlmsgDone:
                         // NLMSG_DONE carries the dump's final status as an int (0 or a negated errno).
                         var status = payload.Length >= 4 ? -BitConverter.ToInt32(payload) : 0;
                         return status == 0 ? consistent : throw NetlinkException.FromErrno(operation, status);
-                    case NfTables.NlmsgError:
+                    case NetlinkMessages.NlmsgError:
                         var (errno, message) = NetlinkMessages.ReadError(header.Flags, payload);
                         if (errno != 0)
                         {
@@ -112,7 +112,7 @@ internal sealed class NfTablesSocket : IDisposable
             ReadOnlySpan<byte> datagram = _socket.Buffer.AsSpan(0, _socket.Receive(operation, deadline));
             while (NetlinkMessages.TryReadMessage(ref datagram, out var header, out var payload))
             {
-                if (header.Sequence != sequence || header.Type != NfTables.NlmsgError)
+                if (header.Sequence != sequence || header.Type != NetlinkMessages.NlmsgError)
                 {
                     continue;
                 }

@@ -1,3 +1,4 @@
+using Vpn.Core.Netlink;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;

@@ -1,3 +1,4 @@
+using Vpn.Core.Netlink;
 using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
 

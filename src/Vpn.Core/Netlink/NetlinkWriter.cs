@@ -2,17 +2,16 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Vpn.Core.Nat.Native;
+namespace Vpn.Core.Netlink;
 
 /// <summary>
-/// Appends nfnetlink messages to one growing buffer, so a whole batch goes to the kernel in a single sendto.
-/// Headers and attribute headers are host order; nf_tables attribute values are big-endian (the kernel reads them
-/// with ntohl), except where the kernel compares raw register bytes (cmp/bitwise data, which follow the packet).
+/// Appends netlink messages (rtnetlink, nfnetlink) to one growing buffer, so a whole batch goes to the kernel in a
+/// single sendto. Message and attribute headers are host order; what follows the header (ifinfomsg, nfgenmsg…) and the
+/// attribute values are each family's own: nf_tables values are big-endian (the kernel reads them with ntohl), except
+/// where the kernel compares raw register bytes (cmp/bitwise data, which follow the packet).
 /// </summary>
 internal sealed class NetlinkWriter
 {
-    // struct nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid; } + struct nfgenmsg { u8 family; u8 version; be16 res_id; }
-    private const int MessageHeaderLength = 16 + 4;
     private const ushort NlaFNested = 0x8000;
 
     private byte[] _buffer = new byte[4096];
@@ -24,20 +23,22 @@ internal sealed class NetlinkWriter
 
     public byte[] ToArray() => _buffer[.._length];
 
+    /// <summary>Starts a message with its struct nlmsghdr; the family's own header follows with <see cref="Bytes"/>.</summary>
     /// <returns>The message's start, for <see cref="EndMessage"/>.</returns>
-    public int BeginMessage(ushort type, ushort flags, uint sequence, byte family, ushort resourceId = 0)
+    public int BeginMessage(ushort type, ushort flags, uint sequence)
     {
         var start = _length;
-        var header = Reserve(MessageHeaderLength);
+        // struct nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid; }
+        var header = Reserve(NetlinkMessages.HeaderLength);
         MemoryMarshal.Write(header[4..], type);
         MemoryMarshal.Write(header[6..], flags);
         MemoryMarshal.Write(header[8..], sequence);
         // nlmsg_pid stays 0: the kernel fills in the sender's port id.
-        header[16] = family;
-        header[17] = 0; // NFNETLINK_V0
-        BinaryPrimitives.WriteUInt16BigEndian(header[18..], resourceId);
         return start;
     }
+
+    /// <summary>Raw bytes (a family header such as ifinfomsg or nfgenmsg), zero-padded to 4.</summary>
+    public void Bytes(ReadOnlySpan<byte> value) => value.CopyTo(Reserve(Align(value.Length)));
 
     public void EndMessage(int start) => MemoryMarshal.Write(_buffer.AsSpan(start), (uint)(_length - start));
 
@@ -82,7 +83,15 @@ internal sealed class NetlinkWriter
 
     public void Byte(ushort type, byte value) => Attribute(type, [value]);
 
-    public static int Align(int length) => (length + 3) & ~3;
+    /// <summary>A host-order u32 attribute (rtnetlink's convention).</summary>
+    public void UInt32(ushort type, uint value)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        MemoryMarshal.Write(bytes, value);
+        Attribute(type, bytes);
+    }
+
+    public static int Align(int length) => NetlinkMessages.Align(length);
 
     // Fresh space is zeroed: padding and reserved header fields must be zero on the wire.
     private Span<byte> Reserve(int count)
