@@ -43,8 +43,8 @@ internal static class FilterThroughputBenchmark
             var client = await AddAsync(namespaces, "vbfc");
             var node = await AddAsync(namespaces, "vbfn");
             var internet = await AddAsync(namespaces, "vbfi");
-            await LinkAsync(client, ClientHome + "/24", node, NodeHome + "/24");
-            var uplink = await LinkAsync(internet, InternetIp + "/24", node, NodeUplinkIp + "/24");
+            await NetworkNamespace.ConnectAsync(client, ClientHome + "/24", node, NodeHome + "/24");
+            var (_, uplink) = await NetworkNamespace.ConnectAsync(internet, InternetIp + "/24", node, NodeUplinkIp + "/24");
             await node.ExecCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1");
 
             var nodeWg = await WireGuardGo.StartAsync(node, NetworkNamespace.UniqueName("wgbn"));
@@ -133,19 +133,6 @@ internal static class FilterThroughputBenchmark
         var ns = await NetworkNamespace.CreateAsync(prefix);
         namespaces.Add(ns);
         return ns;
-    }
-
-    /// <summary>A veth pair with unique names; returns b's end.</summary>
-    private static async Task<string> LinkAsync(NetworkNamespace a, string aAddress, NetworkNamespace b, string bAddress)
-    {
-        var aIf = NetworkNamespace.UniqueName("vfa");
-        var bIf = NetworkNamespace.UniqueName("vfb");
-        await ProcessRunner.RunCheckedAsync("ip", "link", "add", aIf, "netns", a.Name, "type", "veth", "peer", "name", bIf, "netns", b.Name);
-        await a.ExecCheckedAsync("ip", "addr", "add", aAddress, "dev", aIf);
-        await a.ExecCheckedAsync("ip", "link", "set", aIf, "up");
-        await b.ExecCheckedAsync("ip", "addr", "add", bAddress, "dev", bIf);
-        await b.ExecCheckedAsync("ip", "link", "set", bIf, "up");
-        return bIf;
     }
 
     private static async Task<(string PrivateKey, string PublicKey)> KeyPairAsync()

@@ -167,7 +167,7 @@ public sealed partial class ConsumerLab : INodeLab
 
         // Uplink: IPv4 always; IPv6 global addresses only with an IPv6 uplink; link-local next hops always (nodad: no
         // duplicate address detection delay, the addresses are ours alone).
-        (NodeUplink, var internetUplink) = await ConnectAsync(Node, Internet);
+        (NodeUplink, var internetUplink) = await NetworkNamespace.ConnectAsync(Node, Internet);
         await Node.ExecCheckedAsync("ip", "addr", "add", NodeUplinkIp + "/24", "dev", NodeUplink);
         await Internet.ExecCheckedAsync("ip", "addr", "add", InternetUplinkIp + "/24", "dev", internetUplink);
         await AddIpv6Async(Node, "fe80::1/64", NodeUplink);
@@ -195,7 +195,7 @@ public sealed partial class ConsumerLab : INodeLab
         await Internet.ExecCheckedAsync("ip", "-6", "route", "add", "2001:db8:a::/64", "via", "fe80::1", "dev", internetUplink);
         await Internet.ExecCheckedAsync("ip", "-6", "route", "add", "2001:db8:b::/64", "via", "fe80::1", "dev", internetUplink);
 
-        var (nodeManagement, management) = await ConnectAsync(Node, Management);
+        var (nodeManagement, management) = await NetworkNamespace.ConnectAsync(Node, Management);
         await Node.ExecCheckedAsync("ip", "addr", "add", NodeManagementIp + "/24", "dev", nodeManagement);
         await AddIpv6Async(Node, NodeManagementIp6 + "/64", nodeManagement);
         await Management.ExecCheckedAsync("ip", "addr", "add", ManagementServiceIp + "/24", "dev", management);
@@ -243,17 +243,6 @@ public sealed partial class ConsumerLab : INodeLab
         return ns;
     }
 
-    /// <summary>A veth pair with unique names, created directly inside both namespaces and up. Returns (a's end, b's end).</summary>
-    private static async Task<(string A, string B)> ConnectAsync(NetworkNamespace a, NetworkNamespace b)
-    {
-        var aIf = NetworkNamespace.UniqueName("va");
-        var bIf = NetworkNamespace.UniqueName("vb");
-        await ProcessRunner.RunCheckedAsync("ip", "link", "add", aIf, "netns", a.Name, "type", "veth", "peer", "name", bIf, "netns", b.Name);
-        await a.ExecCheckedAsync("ip", "link", "set", aIf, "up");
-        await b.ExecCheckedAsync("ip", "link", "set", bIf, "up");
-        return (aIf, bIf);
-    }
-
     private static async Task AddIpv6Async(NetworkNamespace ns, string prefix, string device) =>
         await ns.ExecCheckedAsync("ip", "-6", "addr", "add", prefix, "dev", device, "nodad");
 
@@ -261,7 +250,7 @@ public sealed partial class ConsumerLab : INodeLab
         string home6, string wrapper)
     {
         var ns = await AddNamespaceAsync(prefix);
-        var (nodeSide, clientSide) = await ConnectAsync(Node, ns);
+        var (nodeSide, clientSide) = await NetworkNamespace.ConnectAsync(Node, ns);
         await Node.ExecCheckedAsync("ip", "addr", "add", $"{nodeHome}/{length}", "dev", nodeSide);
         await AddIpv6Async(Node, nodeHome6 + "/64", nodeSide);
         await ns.ExecCheckedAsync("ip", "addr", "add", $"{home}/{length}", "dev", clientSide);
@@ -415,21 +404,12 @@ public sealed partial class ConsumerLab : INodeLab
 
     public async Task RestartNodeWireGuardAsync()
     {
-        if (NodeWireGuard is not null)
-        {
-            await NodeWireGuard.DisposeAsync();
-        }
-        NodeWireGuard = null;
-        await VpnLab.WaitUntilAsync(async () => !(await Node.ExecAsync("ip", "link", "show", NodeInterface)).StandardOutput.Contains(NodeInterface, StringComparison.Ordinal),
-            TimeSpan.FromSeconds(10), () => $"{NodeInterface} still exists after wireguard-go was killed");
-        NodeWireGuard = await WireGuardGo.StartAsync(Node, NodeInterface);
+        var crashed = NodeWireGuard;
+        NodeWireGuard = null; // disposed by the restart, so not again by DisposeAsync should the restart fail
+        NodeWireGuard = await LabCommands.RestartWireGuardAsync(Node, NodeInterface, crashed);
     }
 
-    public async Task<IReadOnlyList<string>> NodeWgShowPeersAsync()
-    {
-        var output = await Node.ExecCheckedAsync("wg", "show", NodeInterface, "peers");
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    }
+    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => LabCommands.WgShowPeersAsync(Node, NodeInterface);
 
     public override string ToString() =>
         $"internet={Internet?.Name} management={Management?.Name} A={A?.Namespace.Name}/{A?.Interface} B={B?.Namespace.Name}/{B?.Interface} ipv6-uplink={Ipv6Uplink}";
@@ -437,22 +417,7 @@ public sealed partial class ConsumerLab : INodeLab
     public async Task<string> DescribeAsync()
     {
         var sb = new StringBuilder();
-        async Task Add(NetworkNamespace? ns, params string[] command)
-        {
-            if (ns is null)
-            {
-                return;
-            }
-            try
-            {
-                var r = await ns.ExecAsync(command[0], command[1..]);
-                sb.AppendLine($"--- [{ns.Name}] {string.Join(' ', command)} (exit {r.ExitCode})").AppendLine(r.StandardOutput.TrimEnd()).Append(r.StandardError);
-            }
-            catch (Exception e) when (e is TimeoutException or InvalidOperationException or System.ComponentModel.Win32Exception)
-            {
-                sb.AppendLine($"--- [{ns.Name}] {string.Join(' ', command)}: {e.Message}");
-            }
-        }
+        Task Add(NetworkNamespace? ns, params string[] command) => LabCommands.AppendAsync(sb, ns, command);
         await Add(Node, "wg", "show", NodeInterface);
         await Add(Node, "ip", "-br", "addr");
         await Add(Node, "ip", "route");

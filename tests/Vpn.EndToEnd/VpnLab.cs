@@ -97,8 +97,8 @@ public sealed class VpnLab : INodeLab
         Node = await AddNamespaceAsync("en");
         Client = await AddNamespaceAsync("ec");
         Inet = await AddNamespaceAsync("ei");
-        await ConnectAsync(Client, ClientIp + "/24", Node, NodeClientSideIp + "/24");
-        NodeUplink = await ConnectAsync(Inet, InetIp + "/24", Node, NodeInetSideIp + "/24");
+        await NetworkNamespace.ConnectAsync(Client, ClientIp + "/24", Node, NodeClientSideIp + "/24");
+        (_, NodeUplink) = await NetworkNamespace.ConnectAsync(Inet, InetIp + "/24", Node, NodeInetSideIp + "/24");
         // Deliberately no route from inet to 10.64.0.0/24: only NAT on the node can bring replies back.
 
         _inetServer = Inet.Start("python3", ["-c", EchoServerScript, InetIp, InetPort.ToString(), ProcessLifetimeCap.TotalSeconds.ToString()]);
@@ -116,43 +116,18 @@ public sealed class VpnLab : INodeLab
         return ns;
     }
 
-    /// <summary>
-    /// A veth pair with its own unique names (the node has two links, so names derived from namespace names
-    /// would clash). Both ends are created directly inside their namespaces. Returns b's interface name.
-    /// </summary>
-    private static async Task<string> ConnectAsync(NetworkNamespace a, string aAddress, NetworkNamespace b, string bAddress)
-    {
-        var aIf = NetworkNamespace.UniqueName("va");
-        var bIf = NetworkNamespace.UniqueName("vb");
-        await ProcessRunner.RunCheckedAsync("ip", "link", "add", aIf, "netns", a.Name, "type", "veth", "peer", "name", bIf, "netns", b.Name);
-        await a.ExecCheckedAsync("ip", "addr", "add", aAddress, "dev", aIf);
-        await a.ExecCheckedAsync("ip", "link", "set", aIf, "up");
-        await b.ExecCheckedAsync("ip", "addr", "add", bAddress, "dev", bIf);
-        await b.ExecCheckedAsync("ip", "link", "set", bIf, "up");
-        return bIf;
-    }
-
     public override string ToString() => $"client={Client?.Name}/{ClientInterface} inet={Inet?.Name}";
 
     /// <summary>wireguard-go on the node crashes (SIGKILL) and comes back empty, as after a process restart.</summary>
     public async Task RestartNodeWireGuardAsync()
     {
-        if (NodeWireGuard is not null)
-        {
-            await NodeWireGuard.DisposeAsync();
-        }
-        NodeWireGuard = null;
-        await WaitUntilAsync(async () => !(await Node.ExecAsync("ip", "link", "show", NodeInterface)).StandardOutput.Contains(NodeInterface, StringComparison.Ordinal),
-            TimeSpan.FromSeconds(10), () => $"{NodeInterface} still exists after wireguard-go was killed");
-        NodeWireGuard = await WireGuardGo.StartAsync(Node, NodeInterface);
+        var crashed = NodeWireGuard;
+        NodeWireGuard = null; // disposed by the restart, so not again by DisposeAsync should the restart fail
+        NodeWireGuard = await LabCommands.RestartWireGuardAsync(Node, NodeInterface, crashed);
     }
 
     /// <summary>Public keys of the peers the node's WireGuard device has right now.</summary>
-    public async Task<IReadOnlyList<string>> NodeWgShowPeersAsync()
-    {
-        var output = await Node.ExecCheckedAsync("wg", "show", NodeInterface, "peers");
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    }
+    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => LabCommands.WgShowPeersAsync(Node, NodeInterface);
 
     /// <summary>One HTTP GET from the client namespace to the inet echo server.</summary>
     public Task<ProcessResult> ClientCurlAsync(TimeSpan maxTime) =>
@@ -230,22 +205,7 @@ public sealed class VpnLab : INodeLab
     public async Task<string> DescribeAsync()
     {
         var sb = new StringBuilder();
-        async Task Add(NetworkNamespace? ns, params string[] command)
-        {
-            if (ns is null)
-            {
-                return;
-            }
-            try
-            {
-                var r = await ns.ExecAsync(command[0], command[1..]);
-                sb.AppendLine($"--- [{ns.Name}] {string.Join(' ', command)} (exit {r.ExitCode})").AppendLine(r.StandardOutput.TrimEnd()).Append(r.StandardError);
-            }
-            catch (Exception e) when (e is TimeoutException or InvalidOperationException or System.ComponentModel.Win32Exception)
-            {
-                sb.AppendLine($"--- [{ns.Name}] {string.Join(' ', command)}: {e.Message}");
-            }
-        }
+        Task Add(NetworkNamespace? ns, params string[] command) => LabCommands.AppendAsync(sb, ns, command);
         await Add(Node, "wg", "show", NodeInterface);
         await Add(Node, "ip", "-br", "addr");
         await Add(Node, "ip", "route");

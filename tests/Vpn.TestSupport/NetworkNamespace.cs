@@ -36,17 +36,34 @@ public sealed class NetworkNamespace : IAsyncDisposable
     public BackgroundProcess Start(string fileName, IEnumerable<string> arguments, IDictionary<string, string?>? environment = null) =>
         new("ip", ["netns", "exec", Name, fileName, .. arguments], environment);
 
-    /// <summary>Creates a veth pair between two namespaces and addresses both ends (CIDR strings, e.g. "10.201.0.1/24").</summary>
-    public static async Task ConnectAsync(NetworkNamespace a, string aAddress, NetworkNamespace b, string bAddress)
+    /// <summary>
+    /// A veth pair between two namespaces, each end created directly inside its namespace, given its address when one is
+    /// passed (CIDR, e.g. "10.201.0.1/24") and set up. The names are unique, so a namespace can have several links.
+    /// Returns (a's end, b's end).
+    /// </summary>
+    public static async Task<(string A, string B)> ConnectAsync(NetworkNamespace a, string? aAddress, NetworkNamespace b, string? bAddress)
     {
-        var aIf = $"v{a.Name}"[..Math.Min(15, a.Name.Length + 1)];
-        var bIf = $"v{b.Name}"[..Math.Min(15, b.Name.Length + 1)];
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        var aIf = UniqueName("va");
+        var bIf = UniqueName("vb");
         await ProcessRunner.RunCheckedAsync("ip", "link", "add", aIf, "netns", a.Name, "type", "veth", "peer", "name", bIf, "netns", b.Name);
-        await a.ExecCheckedAsync("ip", "addr", "add", aAddress, "dev", aIf);
-        await a.ExecCheckedAsync("ip", "link", "set", aIf, "up");
-        await b.ExecCheckedAsync("ip", "addr", "add", bAddress, "dev", bIf);
-        await b.ExecCheckedAsync("ip", "link", "set", bIf, "up");
+        await UpAsync(a, aIf, aAddress);
+        await UpAsync(b, bIf, bAddress);
+        return (aIf, bIf);
+
+        static async Task UpAsync(NetworkNamespace ns, string device, string? address)
+        {
+            if (address is not null)
+            {
+                await ns.ExecCheckedAsync("ip", "addr", "add", address, "dev", device);
+            }
+            await ns.ExecCheckedAsync("ip", "link", "set", device, "up");
+        }
     }
+
+    /// <summary>A veth pair with unique names, both ends up and without addresses. Returns (a's end, b's end).</summary>
+    public static Task<(string A, string B)> ConnectAsync(NetworkNamespace a, NetworkNamespace b) => ConnectAsync(a, null, b, null);
 
     public async ValueTask DisposeAsync() => await ProcessRunner.RunAsync("ip", "netns", "del", Name);
 }

@@ -279,9 +279,7 @@ public class ResolverUnboundTests
                 await node.ExecCheckedAsync("ip", "addr", "add", "fd77:7700::1/64", "dev", gateway, "nodad");
                 await node.ExecCheckedAsync("ip", "link", "set", peer, "up");
                 await node.ExecCheckedAsync("ip", "link", "set", gateway, "up");
-                await NetworkNamespace.ConnectAsync(node, "192.0.2.1/30", outside, "192.0.2.2/30");
-                var nodeVeth = $"v{node.Name}"[..Math.Min(15, node.Name.Length + 1)];
-                var outsideVeth = $"v{outside.Name}"[..Math.Min(15, outside.Name.Length + 1)];
+                var (nodeVeth, outsideVeth) = await NetworkNamespace.ConnectAsync(node, "192.0.2.1/30", outside, "192.0.2.2/30");
                 await node.ExecCheckedAsync("ip", "addr", "add", "2001:db8:77::1/64", "dev", nodeVeth, "nodad");
                 await outside.ExecCheckedAsync("ip", "addr", "add", "2001:db8:77::2/64", "dev", outsideVeth, "nodad");
                 await outside.ExecCheckedAsync("ip", "route", "add", "10.77.0.0/24", "via", "192.0.2.1");
