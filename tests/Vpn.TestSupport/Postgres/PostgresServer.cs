@@ -8,8 +8,8 @@ namespace Vpn.TestSupport.Postgres;
 /// <summary>
 /// A throwaway PostgreSQL server for tests.
 /// <list type="bullet">
-/// <item><see cref="SharedAsync"/>: one server per test process, started on first use and stopped (data directory
-/// removed) at process exit. Give each test its own database with <see cref="CreateDatabaseAsync"/>.</item>
+/// <item><see cref="SharedAsync"/>: one server per test process, started on first use and stopped at process exit (its data
+/// directory is removed by the cluster's watchdog just after the process is gone). Give each test its own database with <see cref="CreateDatabaseAsync"/>.</item>
 /// <item><see cref="StartNewAsync"/>: a private server for tests that stop/start it; dispose it.</item>
 /// <item><c>TEST_DATABASE_URL</c> (URL or key=value; the user needs CREATEDB): <see cref="SharedAsync"/> uses that
 /// server instead of starting one; databases created on it are dropped at process exit.</item>
@@ -313,7 +313,9 @@ public sealed class PostgresServer : IAsyncDisposable
         await command.ExecuteNonQueryAsync();
     }
 
-    private async Task DestroyAsync()
+    private async Task DestroyAsync() => await DestroyAsync(atExit: false);
+
+    private async Task DestroyAsync(bool atExit)
     {
         if (Interlocked.Exchange(ref _destroyed, 1) != 0)
         {
@@ -324,7 +326,7 @@ public sealed class PostgresServer : IAsyncDisposable
         {
             if (_cluster is not null)
             {
-                await _cluster.DestroyAsync();
+                await (atExit ? _cluster.DestroyAtExitAsync() : _cluster.DestroyAsync());
             }
             else
             {
@@ -364,7 +366,9 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private static void StopAllAtExit()
     {
-        var stopping = s_live.Keys.Select(server => Task.Run(server.DestroyAsync)).ToArray();
+        // Runs inside the test runner's shutdown grace (xunit.v3: 11 s after the run returns, then exit code 1), so a
+        // local cluster is only stopped here; its watchdog deletes the directory once the process is gone.
+        var stopping = s_live.Keys.Select(server => Task.Run(() => server.DestroyAsync(atExit: true))).ToArray();
         try
         {
             Task.WaitAll(stopping, TimeSpan.FromSeconds(20));
