@@ -422,6 +422,60 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : IClassFixture
         }
     }
 
+    // ------------------------------------------------------------------------------------------------------------ 7
+
+    /// <summary>
+    /// Issue 11 item 2 on real parts: the client's own customer sends 10 parallel replace_existing starts, half to each
+    /// of two entry replicas, with core on real wireguard-go reconciling every second. Each round the customer must end
+    /// with exactly one live session, the node must hold exactly its peer at once (read before reconciliation could mend
+    /// anything, and with reconciliation's counters unchanged: nothing needed mending), and the client, configured from
+    /// that session's wg-quick file, must reach inet through it.
+    /// </summary>
+    [Fact(Timeout = 300_000)]
+    public async Task Parallel_replace_existing_across_two_replicas_leaves_one_session_one_peer_and_a_working_tunnel()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await stack.PrepareAsync(ct);
+        await using var replica = await stack.StartEntryReplicaAsync(ct);
+        var replicas = new[] { stack.EntryClient, replica.Client };
+        var device = stack.CurrentClient!.Device;
+        const int Rounds = 3;
+        const int Parallel = 10;
+        for (var round = 1; round <= Rounds; round++)
+        {
+            var before = await stack.GetNodeStatusAsync(ct);
+            var answers = await Task.WhenAll(Enumerable.Range(0, Parallel).Select(i => replicas[i % 2].CustomerAsync(device.CustomerId, HttpMethod.Post,
+                "/v1/sessions", new { device.DeviceId, Region = VpnStackFixture.Region, ReplaceExisting = true }, cancellationToken: ct)));
+            var after = await stack.GetNodeStatusAsync(ct);
+            var (node, error) = await stack.ReadNodePeersAsync();
+            var database = await stack.DatabaseActivePeersAsync(ct);
+            var sessions = await stack.SessionsOfCustomerAsync(device.CustomerId, ct);
+            var summary = string.Join(", ", answers.GroupBy(a => (int)a.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} x {g.Key}"));
+            Out($"round {round}: {summary}");
+
+            var unexpected = answers.Where(a => a.Status is not (HttpStatusCode.Created or HttpStatusCode.Conflict)
+                || (a.Status == HttpStatusCode.Conflict && a.Text("code") != "session_conflict")).ToList();
+            await stack.CheckAsync(unexpected.Count == 0, $"round {round}: answers other than 201 / 409 session_conflict:\n" +
+                string.Join("\n", unexpected.Select(VpnStackFixture.WithoutSessionKey)) + $"\nentry replica:\n{VpnStackFixture.Tail(replica.Output)}");
+            var created = answers.Where(a => a.Status == HttpStatusCode.Created).ToDictionary(a => Guid.Parse(a.Text("session_id")));
+            var live = sessions.Where(s => s.State is "active" or "provisioning").ToList();
+            await stack.CheckAsync(live is [{ State: "active" }] && created.ContainsKey(live[0].Id),
+                $"round {round}: the customer's live sessions are [{string.Join(", ", live.Select(s => $"{s.Id} {s.State}"))}], " +
+                $"expected exactly one active among the 201s [{string.Join(", ", created.Keys)}]");
+            await stack.CheckAsync(node is not null, $"round {round}: wg show unreadable: {error}");
+            await stack.CheckAsync(VpnStackFixture.DescribeDifference(database, node!) is null,
+                $"round {round}: right after the storm the node differs from the database:\n{VpnStackFixture.DescribeDifference(database, node!)}");
+            await stack.CheckAsync(node!.TryGetValue(device.Keys.PublicKey, out var allowed) && allowed == database[device.Keys.PublicKey],
+                $"round {round}: the device's peer is not the final session's");
+            await stack.CheckAsync((after.ReconcilePeersAdded, after.ReconcilePeersRemoved, after.ReconcilePeersCorrected)
+                    == (before.ReconcilePeersAdded, before.ReconcilePeersRemoved, before.ReconcilePeersCorrected),
+                $"round {round}: reconciliation had to mend the node during the storm: before {VpnStackFixture.Describe(before)}, after {VpnStackFixture.Describe(after)}");
+
+            await stack.UseClientSessionAsync(device, created[live[0].Id]);
+            await stack.ExpectClientTrafficAsync($"round {round}, through the final session", TimeSpan.FromSeconds(30), ct);
+        }
+    }
+
     /// <summary>Re-registers the fixture's node (same name, so the same row) with another core endpoint.</summary>
     private async Task SetCoreEndpointAsync(string coreEndpoint, CancellationToken ct)
     {

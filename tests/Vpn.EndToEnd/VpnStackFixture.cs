@@ -276,6 +276,36 @@ public partial class VpnStackFixture : IAsyncLifetime
         Step("entry ready");
     }
 
+    /// <summary>
+    /// A second entry process on the same database (another loopback port, same settings): a replica as a deployment of
+    /// two would run it. Core keeps pulling from the first; the replica only serves API calls. Dispose stops it.
+    /// </summary>
+    public async Task<EntryReplicaProcess> StartEntryReplicaAsync(CancellationToken cancellationToken = default)
+    {
+        var baseAddress = new Uri($"http://127.0.0.1:{FreeLoopbackPort()}/");
+        var environment = new Dictionary<string, string?>
+        {
+            ["DATABASE_URL"] = DatabaseUrl,
+            ["ADMIN_API_TOKEN"] = AdminToken,
+            ["APP_ENV"] = "development",
+            ["ASPNETCORE_URLS"] = baseAddress.ToString().TrimEnd('/'),
+            ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
+        };
+        AddEntryEnvironment(environment);
+        var process = StartCapped(null, RepoLayout.EntryDll, environment);
+        Step($"entry replica started (pid {process.Id}) on {baseAddress}");
+        try
+        {
+            await WaitForEntryReadyAsync(process, baseAddress, TimeSpan.FromSeconds(30), "entry replica", cancellationToken);
+        }
+        catch
+        {
+            await process.DisposeAsync();
+            throw;
+        }
+        return new EntryReplicaProcess(process, new EntryClient(baseAddress, AdminToken));
+    }
+
     /// <summary>Until entry's GET /readyz answers 200; fails at once (with its output) if the process exits.</summary>
     internal static async Task WaitForEntryReadyAsync(BackgroundProcess process, Uri baseAddress, TimeSpan limit, string name,
         CancellationToken cancellationToken)
@@ -601,7 +631,7 @@ public partial class VpnStackFixture : IAsyncLifetime
         }
     }
 
-    private static string Tail(string text) => text.Length <= OutputTail ? text : "…" + text[^OutputTail..];
+    internal static string Tail(string text) => text.Length <= OutputTail ? text : "…" + text[^OutputTail..];
 
     internal static int FreeLoopbackPort()
     {
@@ -631,5 +661,19 @@ public partial class VpnStackFixture : IAsyncLifetime
             await Postgres.DisposeAsync(); // no-op for the shared server (stopped at process exit)
         }
         GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A second entry process (see <see cref="VpnStackFixture.StartEntryReplicaAsync"/>).</summary>
+public sealed class EntryReplicaProcess(BackgroundProcess process, EntryClient client) : IAsyncDisposable
+{
+    public EntryClient Client { get; } = client;
+
+    public string Output => process.Output;
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await process.DisposeAsync();
     }
 }

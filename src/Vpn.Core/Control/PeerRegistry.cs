@@ -11,7 +11,9 @@ using Vpn.Domain.WireGuard;
 namespace Vpn.Core.Control;
 
 /// <summary>A session's peer on this node: its IPv4 address and the IPv6 address paired with it.</summary>
-public sealed record PeerLease(Guid SessionId, WireGuardKey PublicKey, IPAddress Address, IPAddress Address6);
+/// <param name="ClaimSeq">The order of the session's claim in entry's database (0 = not known): of two sessions with one
+/// device key, the later claim holds the peer.</param>
+public sealed record PeerLease(Guid SessionId, WireGuardKey PublicKey, IPAddress Address, IPAddress Address6, ulong ClaimSeq = 0);
 
 public enum ConnectOutcome
 {
@@ -19,7 +21,7 @@ public enum ConnectOutcome
     PoolExhausted,
     /// <summary>The session id is already connected with another device key.</summary>
     SessionKeyMismatch,
-    /// <summary>The device key is already the peer of another session on this node.</summary>
+    /// <summary>The device key is the peer of another session on this node whose claim is not older (or the order is unknown).</summary>
     KeyInUse,
     /// <summary>Reconciliation is on and has not yet loaded the database's sessions, so free addresses are unknown.</summary>
     NotSynced,
@@ -50,7 +52,7 @@ public sealed class PeerRegistry
     private readonly long _graceTicks;
     private readonly Dictionary<Guid, LeaseState> _bySession = [];
     // The device's desired peers, kept in step with _bySession: unique keys, and unique addresses (the pool holds them).
-    private readonly Dictionary<WireGuardKey, IPAddress> _addressByKey = [];
+    private readonly Dictionary<WireGuardKey, Guid> _sessionByKey = [];
     private readonly Dictionary<Guid, long> _recentlyDisconnected = [];
     // Keys with a Connect/Disconnect change queued but not yet applied: the device state read meanwhile is stale for them.
     private readonly Dictionary<WireGuardKey, int> _inFlight = [];
@@ -109,7 +111,14 @@ public sealed class PeerRegistry
         }
     }
 
-    public async Task<(ConnectOutcome Outcome, PeerLease? Lease)> ConnectAsync(Guid sessionId, WireGuardKey publicKey, CancellationToken cancellationToken)
+    /// <summary>
+    /// Adds (or, for a session already here with the same key, re-applies) the session's peer. A device key held by
+    /// another session is taken over when this claim is the later one (<paramref name="claimSeq"/> above the holder's):
+    /// the holder's lease ends here as if disconnected, and the new session keeps its address, so the device's peer
+    /// does not change at all — the same device replacing its own session keeps its tunnel up.
+    /// </summary>
+    public async Task<(ConnectOutcome Outcome, PeerLease? Lease)> ConnectAsync(Guid sessionId, WireGuardKey publicKey, ulong claimSeq,
+        CancellationToken cancellationToken)
     {
         PeerLease lease;
         bool created;
@@ -131,16 +140,29 @@ public sealed class PeerRegistry
             }
             else
             {
-                if (_addressByKey.ContainsKey(publicKey))
+                var now = _time.GetTimestamp();
+                if (_sessionByKey.TryGetValue(publicKey, out var holderId))
                 {
-                    return (ConnectOutcome.KeyInUse, null);
+                    var holder = _bySession[holderId].Lease;
+                    if (claimSeq == 0 || claimSeq <= holder.ClaimSeq)
+                    {
+                        return (ConnectOutcome.KeyInUse, null);
+                    }
+                    // The later claim of the device: the database has ended the holder (one live session per customer,
+                    // device keys unique), so it goes as a Disconnect would, with its address passing to the successor.
+                    _bySession.Remove(holderId);
+                    _recentlyDisconnected[holderId] = now;
+                    lease = new PeerLease(sessionId, publicKey, holder.Address, holder.Address6, claimSeq);
                 }
-                if (!_pool.TryAllocate(out var address))
+                else if (_pool.TryAllocate(out var address))
+                {
+                    lease = new PeerLease(sessionId, publicKey, address, _ipv6For(address), claimSeq);
+                }
+                else
                 {
                     return (ConnectOutcome.PoolExhausted, null);
                 }
-                lease = new PeerLease(sessionId, publicKey, address, _ipv6For(address));
-                Add(new LeaseState(lease, Confirmed: false, _time.GetTimestamp()));
+                Add(new LeaseState(lease, Confirmed: false, now));
                 _recentlyDisconnected.Remove(sessionId);
                 created = true;
             }
@@ -318,13 +340,13 @@ public sealed class PeerRegistry
     private void Add(LeaseState held)
     {
         _bySession[held.Lease.SessionId] = held;
-        _addressByKey[held.Lease.PublicKey] = held.Lease.Address;
+        _sessionByKey[held.Lease.PublicKey] = held.Lease.SessionId;
     }
 
     private void Drop(PeerLease lease)
     {
         _bySession.Remove(lease.SessionId);
-        _addressByKey.Remove(lease.PublicKey);
+        _sessionByKey.Remove(lease.PublicKey);
         _pool.Release(lease.Address);
     }
 

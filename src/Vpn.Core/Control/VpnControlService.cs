@@ -25,7 +25,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
         (ConnectOutcome Outcome, PeerLease? Lease) result;
         try
         {
-            result = await registry.ConnectAsync(sessionId, key, context.CancellationToken);
+            result = await registry.ConnectAsync(sessionId, key, request.ClaimSeq, context.CancellationToken);
         }
         catch (IOException e)
         {
@@ -42,7 +42,7 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
                 Dns = { registry.GatewayText, registry.Gateway6Text },
             },
             ConnectOutcome.PoolExhausted => throw new RpcException(new Status(StatusCode.ResourceExhausted, "The node's client address pool is exhausted.")),
-            ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is already a peer of another session.")),
+            ConnectOutcome.KeyInUse => throw new RpcException(new Status(StatusCode.AlreadyExists, "The device key is the peer of a session of a later (or unknown) claim.")),
             ConnectOutcome.NotSynced => throw new RpcException(new Status(StatusCode.Unavailable, "The node has not loaded its sessions from the database yet.")),
             _ => throw new RpcException(new Status(StatusCode.FailedPrecondition, "The session is connected with another device key.")),
         };

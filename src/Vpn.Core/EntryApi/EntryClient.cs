@@ -24,7 +24,12 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
 
     // Entry's JSON conventions, and a repeated name ("node_id" twice, a peer with two "public_key"s) makes the answer
     // invalid rather than "last one wins": the set is checked as a whole and must mean one thing.
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { AllowDuplicateProperties = false };
+    // Strict: one spelling per value (no duplicate names, no numbers in strings), as entry writes it.
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        AllowDuplicateProperties = false,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict,
+    };
 
     private readonly HttpClient _http;
     private readonly TimeSpan _fetchTimeout;
@@ -187,7 +192,11 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             {
                 throw Invalid($"session {sessionId} has an address_v6 without an address");
             }
-            sessions.Add(new DesiredSession(sessionId, key, address, state, address6));
+            if (peer.ClaimSeq is < 0)
+            {
+                throw Invalid($"session {sessionId} has a negative claim_seq");
+            }
+            sessions.Add(new DesiredSession(sessionId, key, address, state, address6, (ulong)(peer.ClaimSeq ?? 0)));
         }
         return new DesiredSnapshot(body.GeneratedAt ?? DateTimeOffset.MinValue, sessions);
     }
@@ -250,5 +259,6 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         [property: JsonPropertyName("public_key")] string? PublicKey,
         [property: JsonPropertyName("address")] string? Address,
         [property: JsonPropertyName("state")] string? State,
-        [property: JsonPropertyName("address_v6")] string? AddressV6 = null);
+        [property: JsonPropertyName("address_v6")] string? AddressV6 = null,
+        [property: JsonPropertyName("claim_seq")] long? ClaimSeq = null);
 }

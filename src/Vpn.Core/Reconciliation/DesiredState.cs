@@ -16,7 +16,9 @@ public enum DesiredSessionState
 /// <param name="Address">The client's tunnel address (a /32); null while provisioning.</param>
 /// <param name="Address6">The client's IPv6 tunnel address as the database holds it; null for sessions started before
 /// dual stack (core pairs one with the IPv4 address either way).</param>
-public sealed record DesiredSession(Guid SessionId, WireGuardKey PublicKey, IPAddress? Address, DesiredSessionState State, IPAddress? Address6 = null);
+/// <param name="ClaimSeq">The order of the session's claim (0 = not known; see <see cref="Control.PeerLease"/>).</param>
+public sealed record DesiredSession(Guid SessionId, WireGuardKey PublicKey, IPAddress? Address, DesiredSessionState State, IPAddress? Address6 = null,
+    ulong ClaimSeq = 0);
 
 /// <summary>The database's view of this node at <paramref name="GeneratedAt"/> (entry's clock).</summary>
 public sealed record DesiredSnapshot(DateTimeOffset GeneratedAt, IReadOnlyList<DesiredSession> Sessions);

@@ -120,7 +120,7 @@ public static class ReconcileRules
         {
             // Every lease that clashes with it over its key or address was dropped above, so both are free.
             var address = session.Address!;
-            adopted.Add(new LeaseState(new PeerLease(session.SessionId, session.PublicKey, address, input.ClientNetwork6.AddressFor(address)),
+            adopted.Add(new LeaseState(new PeerLease(session.SessionId, session.PublicKey, address, input.ClientNetwork6.AddressFor(address), session.ClaimSeq),
                 Confirmed: true, now));
             addressByKey[session.PublicKey] = address;
         }
@@ -164,7 +164,7 @@ public static class ReconcileRules
                 && held.Add(value))
             {
                 var address = only.BaseAddress;
-                adopted.Add(new LeaseState(new PeerLease(session.SessionId, session.PublicKey, address, input.ClientNetwork6.AddressFor(address)),
+                adopted.Add(new LeaseState(new PeerLease(session.SessionId, session.PublicKey, address, input.ClientNetwork6.AddressFor(address), session.ClaimSeq),
                     Confirmed: false, input.Now));
                 addressByKey.Add(session.PublicKey, address);
                 sessions.Add(session.SessionId);

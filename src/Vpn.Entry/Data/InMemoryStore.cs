@@ -17,6 +17,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
     private readonly Dictionary<Guid, Device> _devices = [];
     private readonly Dictionary<Guid, Node> _nodes = [];
     private readonly Dictionary<Guid, SessionRecord> _sessions = [];
+    private long _lastClaimSeq;
 
     public Task<Plan> UpsertPlanAsync(Plan plan, CancellationToken cancellationToken)
     {
@@ -201,7 +202,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         lock (_gate)
         {
             return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. _sessions.Values.Where(s => s.NodeId == nodeId && IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6))]);
+                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq))]);
         }
     }
 
@@ -233,7 +234,8 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
                 return Task.FromResult(new ClaimResult(ClaimOutcome.DeviceGone));
             }
             var live = _sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && IsLive(s));
-            if (live is not null && !replaceExisting)
+            // Only an active session is replaced; a start still provisioning belongs to another request (as in PostgreSQL).
+            if (live is not null && (!replaceExisting || live.State != SessionState.Active))
             {
                 return Task.FromResult(new ClaimResult(ClaimOutcome.Conflict, live.Id));
             }
@@ -245,8 +247,9 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
                 SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt)
             {
                 KeyHash = session.KeyHash,
+                ClaimSeq = ++_lastClaimSeq,
             };
-            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed, Replaced: live));
+            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed, Replaced: live, ClaimSeq: _lastClaimSeq));
         }
     }
 

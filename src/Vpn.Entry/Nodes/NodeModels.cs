@@ -35,7 +35,8 @@ public sealed record NodeWithLoad(Node Node, int LiveSessions);
 /// A session the database says belongs on a node. Address (IPv4 "/32") is null while the session is still provisioning;
 /// AddressV6 ("/128") is null then too, and for sessions that have no IPv6 address (started before dual stack).
 /// </summary>
-public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State, string? AddressV6);
+/// ClaimSeq orders the claims of one device key (core keeps the later one).
+public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State, string? AddressV6, long ClaimSeq);
 
 public interface INodeStore
 {

@@ -37,6 +37,9 @@ public sealed record SessionRecord(
 
     /// <summary>The client's IPv6 tunnel prefix, e.g. "fd64:6400::2/128"; null when the session has none.</summary>
     public string? AssignedAddressV6 { get; init; }
+
+    /// <summary>The order of the session's claim (0 when unknown): core keeps the later of two claims of one device key.</summary>
+    public long ClaimSeq { get; init; }
 }
 
 /// <summary>A new session about to be provisioned; KeyHash is SHA-256 of the session key.</summary>
@@ -67,7 +70,8 @@ public enum ClaimOutcome
 }
 
 /// <summary>Replaced is the session terminated by replace_existing, whose peer must now be removed.</summary>
-public sealed record ClaimResult(ClaimOutcome Outcome, Guid? ActiveSessionId = null, SessionRecord? Replaced = null);
+/// <param name="ClaimSeq">The claim's place in the order of all claims (Claimed only).</param>
+public sealed record ClaimResult(ClaimOutcome Outcome, Guid? ActiveSessionId = null, SessionRecord? Replaced = null, long ClaimSeq = 0);
 
 public enum MoveOutcome
 {

@@ -96,7 +96,7 @@ public sealed partial class SessionService(
                     excluded.Add(node.Id);
                     continue;
             }
-            var connected = await ConnectAsync(node, session, claim.Replaced, cancellationToken);
+            var connected = await ConnectAsync(node, session, claim, cancellationToken);
             return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node, connected), session.KeyHash);
         }
         throw NoNodes(new Dictionary<NodeRejection, int> { [NodeRejection.AtCapacity] = excluded.Count });
@@ -143,7 +143,7 @@ public sealed partial class SessionService(
         for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
         {
             var node = await SelectAsync(request, excluded, cancellationToken);
-            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
+            if ((await TryConnectAsync(node, session.Id, session.DevicePublicKey, session.ClaimSeq, cancellationToken)).Assigned is not { } assigned)
             {
                 excluded.Add(node.Id);
                 continue;
@@ -285,26 +285,43 @@ public sealed partial class SessionService(
     /// success leaves nothing behind — whatever failed (core, the store, a bug), the claim is marked failed and the peer
     /// removed before the error is answered, so the customer's slot is free for a retry at once (not after the sweeper).
     /// </summary>
-    private async Task<TunnelAssignment> ConnectAsync(Node node, NewSession session, SessionRecord? replaced, CancellationToken cancellationToken)
+    private async Task<TunnelAssignment> ConnectAsync(Node node, NewSession session, ClaimResult claim, CancellationToken cancellationToken)
     {
         // Until Connect has answered, a failure leaves no peer (TryConnectAsync removes one a failed call may have added).
         var peerMayExist = false;
         try
         {
-            if (replaced is not null)
+            if (claim.Replaced is { } replaced)
             {
-                await RemovePeerAsync(replaced.NodeId, replaced.Id);
+                if (replaced.NodeId == node.Id && replaced.DevicePublicKey == session.DevicePublicKey)
+                {
+                    // Same device on the same node: the Connect below takes the peer over (its claim is the later one)
+                    // in the same device write, so there is no gap and no second round trip.
+                    metrics.SessionsTerminated.Add(1);
+                }
+                else
+                {
+                    await RemovePeerAsync(replaced.NodeId, replaced.Id);
+                }
             }
-            if (await TryConnectAsync(node, session.Id, session.DevicePublicKey, cancellationToken) is not { } assigned)
+            var (assigned, superseded) = await TryConnectAsync(node, session.Id, session.DevicePublicKey, claim.ClaimSeq, cancellationToken);
+            if (superseded)
+            {
+                // Core holds the device key for a later claim of the same device: that start won (without a live
+                // winner in the database, the node holds a stale peer: a node failure, which reconciliation repairs).
+                throw await LiveIdQuietlyAsync(session.CustomerId, session.Id) is { } winner ? Conflict(winner) : NodeUnavailable();
+            }
+            if (assigned is null)
             {
                 throw NodeUnavailable();
             }
             peerMayExist = true;
             if (!await sessions.ActivateAsync(session.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None))
             {
-                // The address is held by another live session on the node (core state diverged from the database), or the
-                // row was terminated meanwhile (device deleted, replaced, swept): undo.
-                throw NodeUnavailable();
+                // The row was terminated meanwhile (replaced by a later start, device deleted, swept), or its address is
+                // held by another live session on the node (core state diverged from the database): undo. A later start
+                // of the customer that replaced this one is the conflict its client is told about.
+                throw await LiveIdQuietlyAsync(session.CustomerId, session.Id) is { } winner ? Conflict(winner) : NodeUnavailable();
             }
             metrics.SessionsStarted.Add(1);
             LogStarted(logger, node.Id);
@@ -332,6 +349,20 @@ public sealed partial class SessionService(
         if (peerMayExist || !rowFailed.Result)
         {
             LogStartUndone(logger, nodeId, reason is ApiProblemException problem ? problem.Code : reason.GetType().Name, rowFailed.Result, peerRemoved.Result);
+        }
+    }
+
+    /// <summary>The customer's live session if it is another than <paramref name="own"/>; null when none (or unreadable).</summary>
+    private async Task<Guid?> LiveIdQuietlyAsync(Guid customerId, Guid own)
+    {
+        try
+        {
+            using var deadline = new CancellationTokenSource(options.CoreCallTimeout, time);
+            return await sessions.GetLiveIdAsync(customerId, deadline.Token) is { } live && live != own ? live : null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;
         }
     }
 
@@ -391,30 +422,37 @@ public sealed partial class SessionService(
 
     /// <summary>
     /// Core Connect and its answer checked; on failure, or an answer that is not a valid assignment, the peer is removed
-    /// again (a deadline may expire after core added it) and null returned.
+    /// again (a deadline may expire after core added it) and no assignment returned. Superseded: core refused because it
+    /// holds the device key for a later claim (ALREADY_EXISTS; nothing was added).
     /// </summary>
-    private async Task<TunnelAssignment?> TryConnectAsync(Node node, Guid sessionId, Domain.WireGuard.WireGuardKey devicePublicKey, CancellationToken cancellationToken)
+    private async Task<(TunnelAssignment? Assigned, bool Superseded)> TryConnectAsync(Node node, Guid sessionId,
+        Domain.WireGuard.WireGuardKey devicePublicKey, long claimSeq, CancellationToken cancellationToken)
     {
         ConnectResponse response;
         try
         {
-            var request = new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64() };
+            var request = new ConnectRequest { SessionId = sessionId.ToString(), DevicePublicKey = devicePublicKey.ToBase64(), ClaimSeq = (ulong)claimSeq };
             response = await CallCoreAsync(node, (client, deadline) =>
                 client.ConnectAsync(request, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.AlreadyExists)
+        {
+            LogConnectFailed(logger, node.Id, e.StatusCode.ToString());
+            return (null, true);
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
             LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
             await TryDisconnectAsync(node, sessionId);
-            return null;
+            return (null, false);
         }
         if (!TunnelAssignment.TryRead(response, out var assigned, out var badField))
         {
             LogMalformedAssignment(logger, node.Id, badField);
             await TryDisconnectAsync(node, sessionId);
-            return null;
+            return (null, false);
         }
-        return assigned;
+        return (assigned, false);
     }
 
     private async Task TryDisconnectAsync(Node node, Guid sessionId)

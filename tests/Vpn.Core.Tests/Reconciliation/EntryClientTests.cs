@@ -96,6 +96,20 @@ public class EntryClientTests
     }
 
     [Fact]
+    public async Task FetchAsync_ClaimSeqGiven_CarriedPerSessionAndZeroWhereMissing()
+    {
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(200, Body(
+            new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", claim_seq = 9_000_000_000L },
+            Peer(SessionB, KeyB, null, "provisioning")));
+        using var client = new EntryClient(Options(entry.Url));
+
+        var snapshot = await client.FetchAsync(Token);
+
+        Assert.Equal(new[] { 9_000_000_000UL, 0UL }, snapshot.Sessions.Select(s => s.ClaimSeq));
+    }
+
+    [Fact]
     public async Task FetchAsync_OverTcp_ReadsTheDesiredSet()
     {
         await using var entry = await FakeEntry.StartAsync(unixSocket: false);
@@ -149,6 +163,8 @@ public class EntryClientTests
         { "address_v6 without address", Body(Peer6(SessionA, KeyA, null, "fd64:6400::2/128", "provisioning")) },
         { "one bad address_v6 among good", Body(Peer6(SessionA, KeyA, "10.64.0.2/32", "fd64:6400::2/128", "active"),
             Peer6(SessionB, KeyB, "10.64.0.3/32", "fd64:6400::3/120", "active")) },
+        { "negative claim_seq", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", claim_seq = -1 }) },
+        { "text claim_seq", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", claim_seq = "1" }) },
         // A repeated name means two things to two parsers: the whole answer is refused, not read "last one wins".
         { "repeated node_id", "{\"node_id\":\"" + Guid.NewGuid() + "\"," + GoodBody[1..] },
         { "repeated peers", GoodBody[..^1] + ",\"peers\":[]}" },

@@ -26,7 +26,7 @@ public class ReconcilerTests
         Assert.Equal("entry_unavailable", outcome.FailureReason);
         Assert.Equal(Expected((unknown, "10.64.0.9")), await rig.DeviceAsync());
         Assert.False(rig.Registry.IsSynced);
-        Assert.Equal(ConnectOutcome.NotSynced, (await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), Token)).Outcome);
+        Assert.Equal(ConnectOutcome.NotSynced, (await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), 0, Token)).Outcome);
         Assert.Equal(new ReconcileStatus(false, 1, 1, 0, 0, 0, 0, 0), rig.Metrics.Snapshot());
     }
 
@@ -95,7 +95,7 @@ public class ReconcilerTests
         rig.Desired.Set();
         await rig.PassAsync();
         var key = Key();
-        var (_, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), key, Token);
+        var (_, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), key, 0, Token);
         rig.Desired.Fail();
         rig.Clock.Advance(Grace * 3);
 
@@ -144,7 +144,7 @@ public class ReconcilerTests
         await rig.PassAsync();
         var key = Key();
         var session = Guid.NewGuid();
-        var (_, lease) = await rig.Registry.ConnectAsync(session, key, Token);
+        var (_, lease) = await rig.Registry.ConnectAsync(session, key, 0, Token);
 
         rig.Clock.Advance(Grace - TimeSpan.FromSeconds(1));
         await rig.PassAsync();
@@ -157,7 +157,7 @@ public class ReconcilerTests
         Assert.Empty(await rig.DeviceAsync());
         Assert.Null(rig.Registry.Find(session));
         Assert.Contains(rig.Log.Entries, e => e.Id.Id == 603 && e.Message.Contains(session.ToString(), StringComparison.Ordinal));
-        var (_, next) = await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), Token);
+        var (_, next) = await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), 0, Token);
         Assert.NotEqual(lease!.Address, next!.Address);
     }
 
@@ -169,7 +169,7 @@ public class ReconcilerTests
         await rig.PassAsync();
         var key = Key();
         var session = Guid.NewGuid();
-        await rig.Registry.ConnectAsync(session, key, Token);
+        await rig.Registry.ConnectAsync(session, key, 0, Token);
         rig.Desired.Set(Provisioning(key, session));
 
         await rig.PassAsync();
@@ -193,7 +193,7 @@ public class ReconcilerTests
         await rig.PassAsync();
 
         Assert.Equal(Expected((key, "10.64.0.2")), await rig.DeviceAsync());
-        Assert.Equal("10.64.0.3", (await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), Token)).Lease!.Address.ToString());
+        Assert.Equal("10.64.0.3", (await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), 0, Token)).Lease!.Address.ToString());
         Assert.Equal("10.64.0.2", rig.Registry.Find(session)!.Address.ToString());
 
         rig.Clock.Advance(Grace);
@@ -211,7 +211,7 @@ public class ReconcilerTests
         await rig.PassAsync();
         var key = Key();
         var session = Guid.NewGuid();
-        var (_, lease) = await rig.Registry.ConnectAsync(session, key, Token);
+        var (_, lease) = await rig.Registry.ConnectAsync(session, key, 0, Token);
         rig.Desired.Set(Active(key, $"{lease!.Address}", session));
         await rig.PassAsync();
 
@@ -254,7 +254,7 @@ public class ReconcilerTests
         rig.Desired.Set(Active(key, "10.64.0.2", old));
         await rig.PassAsync();
         await rig.Registry.DisconnectAsync(old, Token);
-        var (outcome, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), key, Token);
+        var (outcome, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), key, 0, Token);
         Assert.Equal(ConnectOutcome.Connected, outcome);
 
         await rig.PassAsync();
@@ -272,7 +272,7 @@ public class ReconcilerTests
         var addresses = new List<IPAddress>();
         for (var i = 0; i < 3; i++)
         {
-            addresses.Add((await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), Token)).Lease!.Address);
+            addresses.Add((await rig.Registry.ConnectAsync(Guid.NewGuid(), Key(), 0, Token)).Lease!.Address);
         }
 
         Assert.Equal(["10.64.0.4", "10.64.0.6", "10.64.0.7"], addresses.Select(a => a.ToString()));
@@ -285,7 +285,7 @@ public class ReconcilerTests
         rig.Desired.Set();
         await rig.PassAsync();
         var fresh = Key();
-        var (_, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), fresh, Token);
+        var (_, lease) = await rig.Registry.ConnectAsync(Guid.NewGuid(), fresh, 0, Token);
         var owner = Key();
         rig.Desired.Set(Active(owner, lease!.Address.ToString()));
 
@@ -341,7 +341,7 @@ public class ReconcilerTests
         {
             hooked.AfterRead = null;
             await rig.Registry.DisconnectAsync(leaving, Token);
-            await rig.Registry.ConnectAsync(Guid.NewGuid(), joiningKey, Token);
+            await rig.Registry.ConnectAsync(Guid.NewGuid(), joiningKey, 0, Token);
         };
 
         // The snapshot predates both changes: it still lists the leaving session and not the joining one.
@@ -392,7 +392,7 @@ public class ReconcilerTests
         var options = new Vpn.Core.Configuration.CoreOptions { ClientPool = Domain.Addressing.Ipv4Network.Parse("10.64.0.0/24") };
         var registry = new PeerRegistry(options, new FailingAddDataplane(new NoopDataplane()), new ManualClock(), signal);
 
-        await Assert.ThrowsAsync<UapiException>(() => registry.ConnectAsync(Guid.NewGuid(), Key(), Token));
+        await Assert.ThrowsAsync<UapiException>(() => registry.ConnectAsync(Guid.NewGuid(), Key(), 0, Token));
 
         Assert.True(await signal.WaitAsync(TimeSpan.Zero, Token));
         Assert.Equal(0, registry.Count);

@@ -470,7 +470,7 @@ public abstract class StoreContractTests
         var node = await NewNodeAsync(s, "node-a");
         var (customer, device) = await NewCustomerWithDeviceAsync(s);
         var session = NewSession(customer, device, node);
-        Assert.Equal(new ClaimResult(ClaimOutcome.Claimed), await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct));
+        Assert.Equal(ClaimOutcome.Claimed, (await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
         Assert.Null(await s.Sessions.GetActiveAsync(customer, Ct));
         Assert.Equal(session.Id, await s.Sessions.GetLiveIdAsync(customer, Ct));
 
@@ -544,8 +544,11 @@ public abstract class StoreContractTests
         var (dual, dualDevice) = await NewCustomerWithDeviceAsync(s);
         var (legacy, legacyDevice) = await NewCustomerWithDeviceAsync(s);
         var session = NewSession(dual, dualDevice, node);
-        Assert.Equal(ClaimOutcome.Claimed, (await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
+        var claim = await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct);
+        Assert.Equal(ClaimOutcome.Claimed, claim.Outcome);
         var v4Only = await ClaimAndActivateAsync(s, legacy, legacyDevice, node, "10.64.0.3/32");
+        var v4OnlySeq = (await s.Sessions.GetActiveAsync(legacy, Ct))!.ClaimSeq;
+        Assert.True(claim.ClaimSeq > 0 && v4OnlySeq > claim.ClaimSeq, $"claims in order: {claim.ClaimSeq}, {v4OnlySeq}");
 
         Assert.True(await s.Sessions.ActivateAsync(session.Id, "10.64.0.2/32", "fd64:6400::2/128", ["10.64.0.1", "fd64:6400::1"], T0.AddSeconds(1), Ct));
 
@@ -558,8 +561,8 @@ public abstract class StoreContractTests
         Assert.Equal(
             new[]
             {
-                new DesiredPeer(session.Id, dualDevice.PublicKey.ToBase64(), "10.64.0.2/32", SessionState.Active, "fd64:6400::2/128"),
-                new DesiredPeer(v4Only.Id, legacyDevice.PublicKey.ToBase64(), "10.64.0.3/32", SessionState.Active, null),
+                new DesiredPeer(session.Id, dualDevice.PublicKey.ToBase64(), "10.64.0.2/32", SessionState.Active, "fd64:6400::2/128", claim.ClaimSeq),
+                new DesiredPeer(v4Only.Id, legacyDevice.PublicKey.ToBase64(), "10.64.0.3/32", SessionState.Active, null, v4OnlySeq),
             }.OrderBy(p => p.SessionId),
             await s.Nodes.ListDesiredPeersAsync(node.Id, Ct));
         var terminated = await s.Sessions.TerminateActiveAsync(dual, "customer_request", T0.AddMinutes(1), Ct);
@@ -697,7 +700,7 @@ public abstract class StoreContractTests
         Assert.Equal(0, await LoadAsync(s, node));
         Assert.False(await s.Sessions.ActivateAsync(abandoned.Id, "10.64.0.2/32", null, [], T0.AddSeconds(2), Ct));
         var retry = NewSession(customer, device, node);
-        Assert.Equal(new ClaimResult(ClaimOutcome.Claimed), await s.Sessions.ClaimAsync(retry, replaceExisting: false, Ct));
+        Assert.Equal(ClaimOutcome.Claimed, (await s.Sessions.ClaimAsync(retry, replaceExisting: false, Ct)).Outcome);
         Assert.Equal(retry.Id, await s.Sessions.GetLiveIdAsync(customer, Ct));
     }
 
@@ -788,11 +791,31 @@ public abstract class StoreContractTests
         new(Guid.CreateVersion7(), customer, device.Id, device.PublicKey, node.Id, RandomNumberGenerator.GetBytes(32),
             "eu-west", "DE", "fra", "default", T0);
 
+    [Fact]
+    public async Task ClaimAsync_ReplaceExisting_ReplacesActiveButNotAStartInProgress()
+    {
+        await using var s = await CreateStoresAsync();
+        var node = await NewNodeAsync(s, "node-a");
+        var (customer, device) = await NewCustomerWithDeviceAsync(s);
+        var active = await ClaimAndActivateAsync(s, customer, device, node, "10.64.0.2/32");
+        var activeSeq = (await s.Sessions.GetActiveAsync(customer, Ct))!.ClaimSeq;
+
+        var replacing = NewSession(customer, device, node);
+        var replaced = await s.Sessions.ClaimAsync(replacing, replaceExisting: true, Ct);
+        Assert.Equal((ClaimOutcome.Claimed, active.Id), (replaced.Outcome, replaced.Replaced?.Id));
+        Assert.True(replaced.ClaimSeq > activeSeq, $"the later claim has the higher number: {replaced.ClaimSeq} after {activeSeq}");
+
+        // The replacing start is still provisioning: a second replace meets it instead of undoing it.
+        var second = await s.Sessions.ClaimAsync(NewSession(customer, device, node), replaceExisting: true, Ct);
+        Assert.Equal(new ClaimResult(ClaimOutcome.Conflict, replacing.Id), second);
+        Assert.Equal(replacing.Id, await s.Sessions.GetLiveIdAsync(customer, Ct));
+    }
+
     private static async Task<NewSession> ClaimAndActivateAsync(StoreSet s, Guid customer, Device device, Node node, string address,
         string? addressV6 = null)
     {
         var session = NewSession(customer, device, node);
-        Assert.Equal(new ClaimResult(ClaimOutcome.Claimed), await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct));
+        Assert.Equal(ClaimOutcome.Claimed, (await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
         Assert.True(await s.Sessions.ActivateAsync(session.Id, address, addressV6, ["10.64.0.1"], T0.AddSeconds(1), Ct));
         return session;
     }

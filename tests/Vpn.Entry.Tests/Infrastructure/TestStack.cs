@@ -59,6 +59,9 @@ public sealed class TestStack : IAsyncDisposable
     /// <summary>Each distinct core_endpoint is its own in-process core (noop dataplane), created on first use.</summary>
     public NoopDataplane CoreFor(string coreEndpoint) => (NoopDataplane)_cores.Get(coreEndpoint).Services.GetRequiredService<IDataplane>();
 
+    /// <summary>The lease registry of the core behind <paramref name="coreEndpoint"/>: which session holds which peer.</summary>
+    public PeerRegistry RegistryFor(string coreEndpoint = DefaultCoreEndpoint) => _cores.Get(coreEndpoint).Services.GetRequiredService<PeerRegistry>();
+
     /// <summary>Set to make the in-process core refuse every call (a node whose agent is down).</summary>
     public bool CoreDown { get; set; }
 

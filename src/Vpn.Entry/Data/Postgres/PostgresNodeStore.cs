@@ -40,7 +40,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         """;
 
     private const string DesiredPeersSql = """
-        select id, device_public_key, assigned_address, state, assigned_address_v6 from sessions
+        select id, device_public_key, assigned_address, state, assigned_address_v6, claim_seq from sessions
         where node_id = @node and state in ('provisioning', 'active')
         order by id
         """;
@@ -54,7 +54,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         while (await reader.ReadAsync(cancellationToken))
         {
             peers.Add(new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4)));
+                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)));
         }
         return peers;
     }

@@ -6,7 +6,7 @@ namespace Vpn.Entry.Data.Postgres;
 
 public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISessionStore
 {
-    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash, assigned_address_v6";
+    internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash, assigned_address_v6, claim_seq";
 
     // The node row lock serializes claims on one node so the live count cannot overshoot capacity. The count is a
     // separate statement on purpose: under READ COMMITTED a subquery in the locking statement would use the snapshot
@@ -18,6 +18,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     private const string InsertSql = """
         insert into sessions (id, customer_id, device_id, device_public_key, node_id, state, session_key_hash, region, country_code, city_code, pool, created_at, updated_at)
         values (@id, @customer, @device, @key, @node, 'provisioning', @hash, @region, @country, @city, @pool, @now, @now)
+        returning claim_seq
         """;
 
     private const string LiveIdSql = "select id from sessions where customer_id = @customer and state in ('provisioning', 'active')";
@@ -40,11 +41,13 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         returning {Columns}
         """;
 
-    // Terminates whatever live session the customer has, in the claim's transaction: other requests see either the
-    // old session or the new claim, never neither or both.
+    // Terminates the customer's active session, in the claim's transaction: other requests see either the old session
+    // or the new claim, never neither or both. A start still provisioning is not replaced: it is another request's,
+    // about to answer its own client, so the insert below meets it and this request answers 409 (a storm of replaces
+    // then ends with the one start that got there first, instead of each undoing the one before it).
     private const string ReplaceSql = $"""
         update sessions set state = 'terminated', terminated_at = @now, updated_at = @now, terminate_reason = 'replaced'
-        where customer_id = @customer and state in ('provisioning', 'active')
+        where customer_id = @customer and state = 'active'
         returning {Columns}
         """;
 
@@ -98,9 +101,9 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             insert.Parameters.AddWithValue("city", (object?)session.CityCode ?? DBNull.Value);
             insert.Parameters.AddWithValue("pool", (object?)session.Pool ?? DBNull.Value);
             insert.Parameters.AddWithValue("now", session.CreatedAt);
-            await insert.ExecuteNonQueryAsync(cancellationToken);
+            var seq = (long)(await insert.ExecuteScalarAsync(cancellationToken))!;
             await transaction.CommitAsync(cancellationToken);
-            return new ClaimResult(ClaimOutcome.Claimed, Replaced: replaced);
+            return new ClaimResult(ClaimOutcome.Claimed, Replaced: replaced, ClaimSeq: seq);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "sessions_one_live_per_customer")
         {
@@ -205,7 +208,10 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         where state = 'provisioning' and created_at < @cutoff
         """;
 
-    private const string TerminateOutsidePlanSql = $"""
+    // Columns, qualified for the join below (derived, so a column added to Columns cannot be missed here).
+    private static readonly string QualifiedColumns = string.Join(", ", Columns.Split(", ").Select(c => "s." + c));
+
+    private static readonly string TerminateOutsidePlanSql = $"""
         update sessions s set state = 'terminated', terminated_at = @now, updated_at = @now, terminate_reason = 'entitlement_changed'
         from customer_subscriptions cs
         where cs.customer_id = s.customer_id and cs.ended_at is null and cs.plan_code = @plan
@@ -213,8 +219,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         returning {QualifiedColumns}
         """;
 
-    // The same columns as Columns, qualified for the join above.
-    private const string QualifiedColumns = "s.id, s.customer_id, s.device_id, s.device_public_key, s.node_id, s.state, s.assigned_address, s.dns, s.region, s.country_code, s.city_code, s.pool, s.created_at, s.session_key_hash, s.assigned_address_v6";
 
     public async Task<IReadOnlyList<SessionRecord>> TerminateOutsidePlanRegionsAsync(string planCode, IReadOnlyList<string> allowedRegions,
         DateTimeOffset now, CancellationToken cancellationToken)
@@ -292,5 +296,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     {
         KeyHash = r.GetFieldValue<byte[]>(13),
         AssignedAddressV6 = r.IsDBNull(14) ? null : r.GetString(14),
+        ClaimSeq = r.GetInt64(15),
     };
 }
