@@ -59,6 +59,11 @@ public sealed class PeerRegistry
     // Keys changed since reconciliation read the device; null while it is not reading.
     private HashSet<WireGuardKey>? _touchedSinceRead;
     private bool _synced;
+    private readonly TaskCompletionSource _firstSync = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>How long a Connect that arrives before the first sync waits for it (core just started; entry's view of
+    /// the node, from its last heartbeat, may still be fresh).</summary>
+    public static readonly TimeSpan FirstSyncWait = TimeSpan.FromSeconds(5);
 
     public PeerRegistry(CoreOptions options, IDataplane dataplane, TimeProvider time, ReconcileSignal signal)
     {
@@ -78,6 +83,10 @@ public sealed class PeerRegistry
         _graceTicks = (long)(options.ReconcileGrace.TotalSeconds * time.TimestampFrequency);
         // Without a truth to pull, local knowledge is all there is.
         _synced = !options.ReconcileEnabled;
+        if (_synced)
+        {
+            _firstSync.SetResult();
+        }
     }
 
     public IPAddress Gateway => _pool.Gateway;
@@ -117,6 +126,28 @@ public sealed class PeerRegistry
     /// the holder's lease ends here as if disconnected, and the new session keeps its address, so the device's peer
     /// does not change at all — the same device replacing its own session keeps its tunnel up.
     /// </summary>
+    /// <summary>
+    /// Before the first sync: asks for a reconciliation pass now and waits for the leases to reflect the database, up to
+    /// <see cref="FirstSyncWait"/> or until <paramref name="cancellationToken"/> (the call's deadline). True once synced.
+    /// </summary>
+    public async Task<bool> WaitForFirstSyncAsync(CancellationToken cancellationToken)
+    {
+        if (_firstSync.Task.IsCompleted)
+        {
+            return true;
+        }
+        _signal.Request();
+        try
+        {
+            await _firstSync.Task.WaitAsync(FirstSyncWait, cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     public async Task<(ConnectOutcome Outcome, PeerLease? Lease)> ConnectAsync(Guid sessionId, WireGuardKey publicKey, ulong claimSeq,
         CancellationToken cancellationToken)
     {
@@ -329,6 +360,7 @@ public sealed class PeerRegistry
         if (decision.Full)
         {
             _synced = true;
+            _firstSync.TrySetResult();
         }
         foreach (var address in decision.Quarantined)
         {

@@ -26,6 +26,12 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
         try
         {
             result = await registry.ConnectAsync(sessionId, key, request.ClaimSeq, context.CancellationToken);
+            // Just restarted: entry may still pick this node on its last heartbeat. Wait (briefly) for the first sync
+            // rather than fail the start.
+            if (result.Outcome == ConnectOutcome.NotSynced && await registry.WaitForFirstSyncAsync(context.CancellationToken))
+            {
+                result = await registry.ConnectAsync(sessionId, key, request.ClaimSeq, context.CancellationToken);
+            }
         }
         catch (IOException e)
         {

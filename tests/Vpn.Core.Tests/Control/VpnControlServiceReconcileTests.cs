@@ -16,16 +16,35 @@ public class VpnControlServiceReconcileTests
     private static ConnectRequest Connect() => new() { SessionId = Guid.NewGuid().ToString(), DevicePublicKey = Key().ToBase64() };
 
     [Fact]
-    public async Task Connect_BeforeFirstSync_IsUnavailable()
+    public async Task Connect_NoSyncBeforeTheCallsDeadline_IsUnavailable()
     {
         using var rig = new ReconcileRig();
         rig.Desired.Fail();
         await rig.PassAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
 
-        var error = await Assert.ThrowsAsync<RpcException>(() => Service(rig).Connect(Connect(), new TestCallContext()));
+        var error = await Assert.ThrowsAsync<RpcException>(() => Service(rig).Connect(Connect(), new TestCallContext(deadline.Token)));
 
         Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         Assert.Empty(await rig.DeviceAsync());
+    }
+
+    [Fact]
+    public async Task Connect_BeforeFirstSync_AsksForAPassWaitsAndConnects()
+    {
+        using var rig = new ReconcileRig();
+        rig.Desired.Fail();
+        await rig.PassAsync();
+        // Drain the request the failed pass may have left, so the one asserted below is the Connect's.
+        await rig.Signal.WaitAsync(TimeSpan.Zero, TestContext.Current.CancellationToken);
+
+        var connect = Service(rig).Connect(Connect(), new TestCallContext());
+        Assert.True(await rig.Signal.WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken), "the waiting Connect asked for a pass");
+        Assert.False(connect.IsCompleted);
+        rig.Desired.Set(Active(Key(), "10.64.0.2"));
+        await rig.PassAsync();
+
+        Assert.Equal("10.64.0.3/32", (await connect).AssignedAddress);
     }
 
     [Fact]
@@ -67,7 +86,7 @@ public class VpnControlServiceReconcileTests
         Assert.Equal(rig.Clock.GetUtcNow().ToUnixTimeMilliseconds(), status.LastReconcileUnixMs);
     }
 
-    private sealed class TestCallContext : ServerCallContext
+    private sealed class TestCallContext(CancellationToken? cancellation = null) : ServerCallContext
     {
         protected override string MethodCore => "/vpn.core.v1.VpnControl/Test";
 
@@ -79,7 +98,7 @@ public class VpnControlServiceReconcileTests
 
         protected override Metadata RequestHeadersCore { get; } = [];
 
-        protected override CancellationToken CancellationTokenCore => TestContext.Current.CancellationToken;
+        protected override CancellationToken CancellationTokenCore => cancellation ?? TestContext.Current.CancellationToken;
 
         protected override Metadata ResponseTrailersCore { get; } = [];
 
