@@ -4,7 +4,6 @@ using Npgsql;
 using OpenTelemetry.Metrics;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
-using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Health;
 using Vpn.Entry.Http;
@@ -56,44 +55,9 @@ public static class EntryServiceCollectionExtensions
         services.AddLogRedaction(options.Privacy);
         services.AddSingleton<RetentionStatus>();
 
-        if (options.DatabaseConnectionString is { } connectionString)
-        {
-            services.AddNpgsqlDataSource(connectionString);
-            services.AddSingleton<Migrator>();
-            services.AddSingleton<IPlanStore, PostgresPlanStore>();
-            services.AddSingleton<IDeviceStore, PostgresDeviceStore>();
-            services.AddSingleton<INodeStore, PostgresNodeStore>();
-            services.AddSingleton<ISessionStore, PostgresSessionStore>();
-            services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
-            services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
-            services.AddSingleton<Audit.IAuditLog>(sp => new Audit.LoggingAuditLog(ActivatorUtilities.CreateInstance<Audit.PostgresAuditLog>(sp),
-                sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
-            services.AddSingleton<IRetentionStore, PostgresRetentionStore>();
-            services.AddSingleton<Auth.IIdentityStore, Auth.PostgresIdentityStore>();
-            services.AddSingleton<Auth.PostgresTokenRevocations>();
-            services.AddSingleton<Auth.ITokenRevocations>(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
-            services.AddSingleton<Accounts.ICustomerErasureStore, Accounts.PostgresCustomerErasureStore>();
-        }
-        else
-        {
-            services.AddSingleton<InMemoryStore>();
-            services.AddSingleton<IPlanStore>(sp => sp.GetRequiredService<InMemoryStore>());
-            services.AddSingleton<IDeviceStore>(sp => sp.GetRequiredService<InMemoryStore>());
-            services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryStore>());
-            services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<InMemoryStore>());
-            services.AddSingleton<InMemoryIdempotencyStore>();
-            services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<InMemoryIdempotencyStore>());
-            services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
-            services.AddSingleton<Audit.InMemoryAuditLog>();
-            services.AddSingleton<Audit.IAuditLog>(sp => new Audit.LoggingAuditLog(sp.GetRequiredService<Audit.InMemoryAuditLog>(),
-                sp.GetRequiredService<LogIdentifiers>(), sp.GetRequiredService<ILogger<Audit.LoggingAuditLog>>()));
-            services.AddSingleton<IRetentionStore>(sp => new InMemoryRetentionStore(sp.GetRequiredService<InMemoryStore>(),
-                sp.GetRequiredService<Audit.InMemoryAuditLog>(), sp.GetRequiredService<InMemoryIdempotencyStore>()));
-            services.AddSingleton<Auth.InMemoryIdentityStore>();
-            services.AddSingleton<Auth.IIdentityStore>(sp => sp.GetRequiredService<Auth.InMemoryIdentityStore>());
-            services.AddSingleton<Auth.ITokenRevocations, Auth.InMemoryTokenRevocations>();
-            services.AddSingleton<Accounts.ICustomerErasureStore, Accounts.InMemoryCustomerErasureStore>();
-        }
+        // StartupTasks first: hosted services start in registration order, and its migrations come before anything reads the database.
+        services.AddHostedService<StartupTasks>();
+        services.AddEntryStores(options.DatabaseConnectionString);
         services.AddSingleton<Auth.AccessTokenService>();
         services.AddSingleton<Auth.OidcSignIn>();
         services.AddHttpClient(Auth.OidcSignIn.HttpClientName, client => client.Timeout = options.Oidc.Timeout * 2)
@@ -112,12 +76,6 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton<SessionService>();
         services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();
-        services.AddHostedService<StartupTasks>();
-        if (options.DatabaseConnectionString is not null)
-        {
-            // After StartupTasks: the revocation table exists once migrations at start have run.
-            services.AddHostedService(sp => sp.GetRequiredService<Auth.PostgresTokenRevocations>());
-        }
         services.AddHostedService<ProvisioningSweeper>();
         services.AddSingleton<RetentionCleanupService>();
         services.AddHostedService(sp => sp.GetRequiredService<RetentionCleanupService>());

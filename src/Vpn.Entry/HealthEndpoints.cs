@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
-using Vpn.Entry.Configuration;
+using Vpn.Entry.Data;
 using Vpn.Entry.Health;
 
 namespace Vpn.Entry;
@@ -42,8 +42,8 @@ public sealed class ReadyzProbe
     private long _startedAt;
 
     // Not the request's token: the probe is shared, and bounded by its own timeout (it never throws).
-    public ReadyzProbe(EntryOptions options, IServiceProvider services, TimeProvider time)
-        : this(() => StoreReadinessCheck.ProbeAsync(options, services, StoreReadinessCheck.ProbeTimeout, CancellationToken.None), time)
+    public ReadyzProbe(IStoreSchema schema, TimeProvider time)
+        : this(() => schema.CheckAsync(StoreReadinessCheck.ProbeTimeout, CancellationToken.None), time)
     {
     }
 

@@ -6,7 +6,7 @@ using Vpn.Entry.Subscriptions;
 namespace Vpn.Entry;
 
 /// <summary>Before serving: apply migrations (development), seed the development plan and node (embedded mode), say where we listen.</summary>
-public sealed partial class StartupTasks(IServiceProvider services, EntryOptions options, IPlanStore plans, INodeStore nodes, TimeProvider time,
+public sealed partial class StartupTasks(IStoreSchema schema, EntryOptions options, IPlanStore plans, INodeSeeder nodeSeeder, TimeProvider time,
     ILogger<StartupTasks> logger) : IHostedService
 {
     /// <summary>Fixed id of the seeded development node so a local core can send its heartbeat without configuration.</summary>
@@ -17,23 +17,16 @@ public sealed partial class StartupTasks(IServiceProvider services, EntryOptions
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (options.DatabaseConnectionString is not null && options.MigrateOnStart)
+        if (options.MigrateOnStart)
         {
-            await services.GetRequiredService<Migrator>().MigrateAsync(cancellationToken);
+            await schema.EnsureMigratedAsync(cancellationToken);
         }
         if (options.SeedDevelopmentData)
         {
             await plans.UpsertPlanAsync(new Plan("dev", "Development", 5, ["local"]), cancellationToken);
             var registration = new NodeRegistration("dev-node-1", "local", "ZZ", "dev", "default", "127.0.0.1:51820",
                 DevelopmentNodePublicKey, options.DevelopmentCoreEndpoint, 100);
-            if (nodes is InMemoryStore memory)
-            {
-                memory.SeedNode(DevelopmentNodeId, registration, time.GetUtcNow());
-            }
-            else
-            {
-                await nodes.UpsertAsync(registration, time.GetUtcNow(), cancellationToken);
-            }
+            await nodeSeeder.SeedAsync(DevelopmentNodeId, registration, time.GetUtcNow(), cancellationToken);
             LogSeeded(logger);
         }
         if (!options.IsProduction && options.AdminToken == EntryOptions.DevelopmentAdminToken)

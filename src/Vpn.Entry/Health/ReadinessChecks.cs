@@ -1,6 +1,5 @@
 using System.Globalization;
 using Grpc.Core;
-using Npgsql;
 using Vpn.Contracts.Core.V1;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Configuration;
@@ -10,17 +9,8 @@ using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Health;
 
-public enum StoreReadiness
-{
-    /// <summary>No DATABASE_URL: the in-memory store, always there.</summary>
-    InMemory,
-    Current,
-    MigrationsPending,
-    Unreachable,
-}
-
 /// <summary><c>store</c>: PostgreSQL answers and every migration is applied — the same probe as GET /readyz.</summary>
-public sealed class StoreReadinessCheck(EntryOptions options, IServiceProvider services) : IReadinessCheck
+public sealed class StoreReadinessCheck(IStoreSchema schema) : IReadinessCheck
 {
     /// <summary>The probe's own deadline (that of /readyz); the check's is a little longer so the probe's answer wins.</summary>
     public static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
@@ -30,36 +20,13 @@ public sealed class StoreReadinessCheck(EntryOptions options, IServiceProvider s
     public TimeSpan Timeout => ProbeTimeout + TimeSpan.FromSeconds(1);
 
     public async Task<ReadinessCheckResult> RunAsync(CancellationToken cancellationToken) =>
-        await ProbeAsync(options, services, ProbeTimeout, cancellationToken) switch
+        await schema.CheckAsync(ProbeTimeout, cancellationToken) switch
         {
             StoreReadiness.InMemory => ReadinessCheckResult.Pass("in-memory store (no DATABASE_URL)"),
             StoreReadiness.Current => ReadinessCheckResult.Pass($"PostgreSQL reachable; schema at {Migrator.LatestVersion}"),
             StoreReadiness.MigrationsPending => ReadinessCheckResult.Fail($"PostgreSQL reachable; migrations pending (this build needs {Migrator.LatestVersion}): run migrate"),
             _ => ReadinessCheckResult.Fail($"PostgreSQL unreachable or no answer within {ProbeTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s"),
         };
-
-    /// <summary>Never throws: an outage is <see cref="StoreReadiness.Unreachable"/>.</summary>
-    public static async Task<StoreReadiness> ProbeAsync(EntryOptions options, IServiceProvider services, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(services);
-        if (options.DatabaseConnectionString is null)
-        {
-            return StoreReadiness.InMemory;
-        }
-        try
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timeout);
-            return await services.GetRequiredService<Migrator>().IsCurrentAsync(deadline.Token)
-                ? StoreReadiness.Current
-                : StoreReadiness.MigrationsPending;
-        }
-        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
-        {
-            return StoreReadiness.Unreachable;
-        }
-    }
 }
 
 /// <summary>

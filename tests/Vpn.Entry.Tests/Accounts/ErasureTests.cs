@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Auth;
+using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Tests.Auth;
 using Vpn.Entry.Tests.Infrastructure;
 using Vpn.TestSupport.Postgres;

@@ -1,4 +1,4 @@
-using Vpn.Entry.Data;
+using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Data;
 
@@ -7,7 +7,7 @@ public sealed class InMemoryStoreContractTests : StoreContractTests
 {
     protected override Task<StoreSet> CreateStoresAsync()
     {
-        var store = new InMemoryStore();
-        return Task.FromResult(new StoreSet(store, store, store, store));
+        var stores = new InMemoryStores();
+        return Task.FromResult(new StoreSet(stores.Plans, stores.Devices, stores.Nodes, stores.Sessions));
     }
 }

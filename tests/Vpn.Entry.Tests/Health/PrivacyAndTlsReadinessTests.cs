@@ -2,10 +2,11 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Configuration;
-using Vpn.Entry.Data;
+using Vpn.Entry.Data.InMemory;
 using Vpn.Entry.Health;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
+using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Health;
 
@@ -20,7 +21,7 @@ public class PrivacyAndTlsReadinessTests
         return EntryOptions.Load(configuration, out _);
     }
 
-    private static async Task RegisterAsync(InMemoryStore store, string name, string coreEndpoint) =>
+    private static async Task RegisterAsync(InMemoryNodeStore store, string name, string coreEndpoint) =>
         await store.UpsertAsync(new NodeRegistration(name, "eu", null, null, null, "203.0.113.1:51820",
             Convert.ToBase64String(new byte[32].Select((_, i) => (byte)(i + 1)).ToArray()), coreEndpoint, 10), DateTimeOffset.UtcNow, Token);
 
@@ -41,7 +42,7 @@ public class PrivacyAndTlsReadinessTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
-        var cleanup = new RetentionCleanupService(new FailingRetentionStore(), Options().Privacy, status, new Audit.InMemoryAuditLog(),
+        var cleanup = new RetentionCleanupService(new FailingRetentionStore(), Options().Privacy, status, new InMemoryAuditLog(),
             Metrics(), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.StartAsync(Token);
         // ExecuteAsync starts on another thread: keep the fake clock moving until its first pass has run.
@@ -64,8 +65,8 @@ public class PrivacyAndTlsReadinessTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
         var options = Options(("APP_PRIVACY_CLEANUP_SECS", "60"));
-        var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryStore(), new Audit.InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
-            options.Privacy, status, new Audit.InMemoryAuditLog(), Metrics(), time,
+        var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryDatabase(), new InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
+            options.Privacy, status, new InMemoryAuditLog(), Metrics(), time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.RunOnceAsync(Token);
         Assert.True((await new PrivacyReadinessCheck(options, status, time).RunAsync(Token)).Ok);
@@ -96,7 +97,7 @@ public class PrivacyAndTlsReadinessTests
     [Fact]
     public async Task CoreTls_NotRequired_Ok()
     {
-        var store = new InMemoryStore();
+        var store = new InMemoryStores().Nodes;
         await RegisterAsync(store, "plain", "http://127.0.0.1:50051");
 
         Assert.True((await new CoreTlsReadinessCheck(store, Options()).RunAsync(Token)).Ok);
@@ -105,7 +106,7 @@ public class PrivacyAndTlsReadinessTests
     [Fact]
     public async Task CoreTls_RequiredAndACleartextNode_NotOkNamingIt()
     {
-        var store = new InMemoryStore();
+        var store = new InMemoryStores().Nodes;
         await RegisterAsync(store, "tls-node", "https://core.example:50051");
         await RegisterAsync(store, "local-node", "unix:/run/core.sock");
         var options = Options(("APP_REQUIRE_CORE_TLS", "true"));

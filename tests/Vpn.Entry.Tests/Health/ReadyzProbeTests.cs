@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
-using Vpn.Entry.Health;
+using Vpn.Entry.Data;
 
 namespace Vpn.Entry.Tests.Health;
 

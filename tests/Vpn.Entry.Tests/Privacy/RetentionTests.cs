@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
 using Vpn.Entry.Audit;
+using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Privacy;
 using Vpn.Entry.Tests.Infrastructure;
 

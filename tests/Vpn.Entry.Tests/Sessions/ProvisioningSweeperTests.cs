@@ -4,10 +4,10 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Vpn.Domain.WireGuard;
 using Vpn.Entry.Configuration;
-using Vpn.Entry.Data;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
+using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Sessions;
 
@@ -30,16 +30,16 @@ public sealed class ProvisioningSweeperTests
         Assert.Empty(errors);
         var fake = new FakeTimeProvider(T0);
         var time = new TimerSignal(fake);
-        var store = new InMemoryStore();
+        var stores = new InMemoryStores();
         var customer = Guid.NewGuid();
-        var (node, _) = await store.UpsertAsync(new NodeRegistration("node-a", "eu-west", "DE", "fra", "default", "203.0.113.7:51820",
+        var (node, _) = await stores.Nodes.UpsertAsync(new NodeRegistration("node-a", "eu-west", "DE", "fra", "default", "203.0.113.7:51820",
             WireGuardKey.Generate().ToBase64(), "core.test:50051", 10), T0, Ct);
         var device = new Device(Guid.NewGuid(), customer, "laptop", WireGuardKey.Generate(), T0);
-        await store.CreateAsync(device, 5, Ct);
+        await stores.Devices.CreateAsync(device, 5, Ct);
         var session = new NewSession(Guid.CreateVersion7(), customer, device.Id, device.PublicKey, node.Id, RandomNumberGenerator.GetBytes(32),
             "eu-west", null, null, null, T0);
-        Assert.Equal(ClaimOutcome.Claimed, (await store.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
-        using var sweeper = new ProvisioningSweeper(store, options, time, NullLogger<ProvisioningSweeper>.Instance);
+        Assert.Equal(ClaimOutcome.Claimed, (await stores.Sessions.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
+        using var sweeper = new ProvisioningSweeper(stores.Sessions, options, time, NullLogger<ProvisioningSweeper>.Instance);
         await sweeper.StartAsync(Ct);
         await time.TimerCreated.WaitAsync(TimeSpan.FromSeconds(10), Ct);
 
@@ -48,17 +48,17 @@ public sealed class ProvisioningSweeperTests
         {
             fake.Advance(TimeSpan.FromSeconds(3));
             await Task.Delay(50, Ct);
-            Assert.Equal(session.Id, await store.GetLiveIdAsync(customer, Ct));
+            Assert.Equal(session.Id, await stores.Sessions.GetLiveIdAsync(customer, Ct));
         }
 
         // The sweep at 12 s is the first past the timeout.
         fake.Advance(TimeSpan.FromSeconds(3));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (await store.GetLiveIdAsync(customer, Ct) is not null && DateTime.UtcNow < deadline)
+        while (await stores.Sessions.GetLiveIdAsync(customer, Ct) is not null && DateTime.UtcNow < deadline)
         {
             await Task.Delay(20, Ct);
         }
-        Assert.Null(await store.GetLiveIdAsync(customer, Ct));
+        Assert.Null(await stores.Sessions.GetLiveIdAsync(customer, Ct));
         await sweeper.StopAsync(Ct);
     }
 

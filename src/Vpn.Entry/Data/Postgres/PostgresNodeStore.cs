@@ -3,7 +3,7 @@ using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Data.Postgres;
 
-public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
+public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore, INodeSeeder
 {
     private const string Columns = """
         id, name, region, country_code, city_code, pool, public_endpoint, public_key, core_endpoint, capacity,
@@ -78,6 +78,10 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore
         await reader.ReadAsync(cancellationToken);
         return (Read(reader), reader.GetBoolean(14));
     }
+
+    /// <summary>Registers the node by name like any other: the id is the database's own.</summary>
+    public async Task SeedAsync(Guid id, NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await UpsertAsync(registration, now, cancellationToken);
 
     public async Task<bool> IsNodePublicKeyAsync(string publicKey, CancellationToken cancellationToken)
     {
