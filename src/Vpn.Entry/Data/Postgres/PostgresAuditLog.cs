@@ -27,14 +27,8 @@ public sealed class PostgresAuditLog(NpgsqlDataSource dataSource) : IAuditLog
     {
         await using var command = dataSource.CreateCommand(RecentSql);
         command.Parameters.AddWithValue("limit", limit);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var events = new List<AuditEvent>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            events.Add(new AuditEvent(reader.GetFieldValue<DateTimeOffset>(0), reader.GetString(1), reader.GetString(2),
-                reader.IsDBNull(3) ? null : reader.GetString(3),
-                JsonSerializer.Deserialize<Dictionary<string, string?>>(reader.GetString(4)) ?? []));
-        }
-        return events;
+        return await command.ReadAllAsync(reader => new AuditEvent(reader.GetFieldValue<DateTimeOffset>(0), reader.GetString(1), reader.GetString(2),
+            reader.IsDBNull(3) ? null : reader.GetString(3),
+            JsonSerializer.Deserialize<Dictionary<string, string?>>(reader.GetString(4)) ?? []), cancellationToken);
     }
 }

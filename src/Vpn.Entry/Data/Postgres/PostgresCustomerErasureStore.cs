@@ -40,17 +40,13 @@ public sealed class PostgresCustomerErasureStore(NpgsqlDataSource dataSource) : 
             lockRow.Parameters.AddWithValue("customer", customerId);
             found = await lockRow.ExecuteScalarAsync(cancellationToken) is Guid;
         }
-        var live = new List<ErasedSession>();
+        IReadOnlyList<ErasedSession> live = [];
         if (found)
         {
             await using (var select = new NpgsqlCommand(LiveSessionsSql, connection, transaction))
             {
                 select.Parameters.AddWithValue("customer", customerId);
-                await using var reader = await select.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    live.Add(new ErasedSession(reader.GetGuid(0), reader.GetGuid(1)));
-                }
+                live = await select.ReadAllAsync(reader => new ErasedSession(reader.GetGuid(0), reader.GetGuid(1)), cancellationToken);
             }
             await using (var audit = new NpgsqlCommand(AuditSql, connection, transaction))
             {

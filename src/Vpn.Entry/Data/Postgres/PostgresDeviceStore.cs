@@ -74,13 +74,7 @@ public sealed class PostgresDeviceStore(NpgsqlDataSource dataSource) : IDeviceSt
     {
         await using var command = dataSource.CreateCommand(ListSql);
         command.Parameters.AddWithValue("customer", customerId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var devices = new List<Device>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            devices.Add(Read(reader));
-        }
-        return devices;
+        return await command.ReadAllAsync(Read, cancellationToken);
     }
 
     public async Task<Device?> GetAsync(Guid customerId, Guid deviceId, CancellationToken cancellationToken)
@@ -88,8 +82,7 @@ public sealed class PostgresDeviceStore(NpgsqlDataSource dataSource) : IDeviceSt
         await using var command = dataSource.CreateCommand(GetSql);
         command.Parameters.AddWithValue("customer", customerId);
         command.Parameters.AddWithValue("id", deviceId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await command.ReadFirstOrDefaultAsync(Read, cancellationToken);
     }
 
     public async Task<(bool Deleted, SessionRecord? TerminatedSession)> DeleteAsync(Guid customerId, Guid deviceId, DateTimeOffset now, CancellationToken cancellationToken)
@@ -107,17 +100,13 @@ public sealed class PostgresDeviceStore(NpgsqlDataSource dataSource) : IDeviceSt
             }
             publicKey = key;
         }
-        SessionRecord? terminated = null;
+        SessionRecord? terminated;
         await using (var terminate = new NpgsqlCommand(TerminateDeviceSessionSql, connection, transaction))
         {
             terminate.Parameters.AddWithValue("customer", customerId);
             terminate.Parameters.AddWithValue("key", publicKey);
             terminate.Parameters.AddWithValue("now", now);
-            await using var reader = await terminate.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                terminated = PostgresSessionStore.Read(reader);
-            }
+            terminated = await terminate.ReadFirstOrDefaultAsync(PostgresSessionStore.Read, cancellationToken);
         }
         await transaction.CommitAsync(cancellationToken);
         return (true, terminated);

@@ -49,14 +49,8 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
     {
         await using var command = dataSource.CreateCommand(DesiredPeersSql);
         command.Parameters.AddWithValue("node", nodeId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var peers = new List<DesiredPeer>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            peers.Add(new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)));
-        }
-        return peers;
+        return await command.ReadAllAsync(reader => new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+            reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)), cancellationToken);
     }
 
     public async Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)
@@ -93,21 +87,14 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
     public async Task<IReadOnlyList<Node>> ListAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ListSql);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var nodes = new List<Node>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            nodes.Add(Read(reader));
-        }
-        return nodes;
+        return await command.ReadAllAsync(Read, cancellationToken);
     }
 
     public async Task<Node?> GetAsync(Guid nodeId, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(GetSql);
         command.Parameters.AddWithValue("id", nodeId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await command.ReadFirstOrDefaultAsync(Read, cancellationToken);
     }
 
     public async Task<bool> RecordHeartbeatAsync(Guid nodeId, bool healthy, int activePeerCount, DateTimeOffset now, CancellationToken cancellationToken)
@@ -123,13 +110,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
     public async Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ListWithLoadSql);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var nodes = new List<NodeWithLoad>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            nodes.Add(new NodeWithLoad(Read(reader), reader.GetInt32(14)));
-        }
-        return nodes;
+        return await command.ReadAllAsync(reader => new NodeWithLoad(Read(reader), reader.GetInt32(14)), cancellationToken);
     }
 
     private static Node Read(NpgsqlDataReader r) => new(

@@ -48,13 +48,8 @@ public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
     public async Task<IReadOnlyList<Plan>> ListPlansAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ListPlansSql);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var plans = new List<Plan>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            plans.Add(new Plan(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<string[]>(3)));
-        }
-        return plans;
+        return await command.ReadAllAsync(reader => new Plan(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<string[]>(3)),
+            cancellationToken);
     }
 
     public async Task<Subscription?> SetSubscriptionAsync(Guid customerId, string planCode, string status, DateTimeOffset now, CancellationToken cancellationToken)
@@ -103,13 +98,11 @@ public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
     {
         await using var command = new NpgsqlCommand(LatestSql, connection, transaction);
         command.Parameters.AddWithValue("customer", customerId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return null;
-        }
-        return new Subscription(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
-            reader.GetFieldValue<string[]>(4), reader.GetFieldValue<DateTimeOffset>(5),
-            reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
+        return await command.ReadFirstOrDefaultAsync(ReadSubscription, cancellationToken);
     }
+
+    // A subscription period: columns 0-6 in this order, here and in the reports (whose SequentialAccess readers must read them in order).
+    internal static Subscription ReadSubscription(NpgsqlDataReader reader) =>
+        new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetFieldValue<string[]>(4),
+            reader.GetFieldValue<DateTimeOffset>(5), reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
 }

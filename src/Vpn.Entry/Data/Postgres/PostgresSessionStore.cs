@@ -81,11 +81,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             await using var replace = new NpgsqlCommand(ReplaceSql, connection, transaction);
             replace.Parameters.AddWithValue("customer", session.CustomerId);
             replace.Parameters.AddWithValue("now", session.CreatedAt);
-            await using var reader = await replace.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                replaced = Read(reader);
-            }
+            replaced = await replace.ReadFirstOrDefaultAsync(Read, cancellationToken);
         }
         try
         {
@@ -127,8 +123,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     {
         await using var command = dataSource.CreateCommand(FindByKeySql);
         command.Parameters.AddWithValue("hash", keyHash);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await command.ReadFirstOrDefaultAsync(Read, cancellationToken);
     }
 
     public async Task<bool> RotateKeyAsync(Guid sessionId, byte[] oldHash, byte[] newHash, DateTimeOffset now, CancellationToken cancellationToken)
@@ -227,13 +222,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         command.Parameters.AddWithValue("plan", planCode);
         command.Parameters.AddWithValue("regions", allowedRegions.Select(r => r.ToLowerInvariant()).ToArray());
         command.Parameters.AddWithValue("now", now);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var terminated = new List<SessionRecord>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            terminated.Add(Read(reader));
-        }
-        return terminated;
+        return await command.ReadAllAsync(Read, cancellationToken);
     }
 
     public async Task<int> FailStaleProvisioningAsync(DateTimeOffset olderThan, DateTimeOffset now, CancellationToken cancellationToken)
@@ -248,8 +237,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     {
         await using var command = dataSource.CreateCommand(ActiveSql);
         command.Parameters.AddWithValue("customer", customerId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await command.ReadFirstOrDefaultAsync(Read, cancellationToken);
     }
 
     public async Task<Guid?> GetLiveIdAsync(Guid customerId, CancellationToken cancellationToken)
@@ -265,8 +253,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         command.Parameters.AddWithValue("customer", customerId);
         command.Parameters.AddWithValue("reason", reason);
         command.Parameters.AddWithValue("now", now);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await command.ReadFirstOrDefaultAsync(Read, cancellationToken);
     }
 
     /// <summary>Locks the node row; null when the node is gone, false when it is full, true when one more session fits.</summary>

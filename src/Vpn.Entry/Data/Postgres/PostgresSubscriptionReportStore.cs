@@ -39,13 +39,7 @@ public sealed class PostgresSubscriptionReportStore(NpgsqlDataSource dataSource)
         ArgumentNullException.ThrowIfNull(filter);
         await using var command = CurrentCommand(filter, after, " limit @limit");
         command.Parameters.AddWithValue("limit", limit);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var page = new List<Subscription>(Math.Min(limit, 512));
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            page.Add(ReadSubscription(reader));
-        }
-        return page;
+        return await command.ReadAllAsync(PostgresPlanStore.ReadSubscription, cancellationToken);
     }
 
     public async Task<long> CountCurrentAsync(SubscriptionFilter filter, CancellationToken cancellationToken)
@@ -66,7 +60,7 @@ public sealed class PostgresSubscriptionReportStore(NpgsqlDataSource dataSource)
         await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var subscription = ReadSubscription(reader);
+            var subscription = PostgresPlanStore.ReadSubscription(reader);
             yield return new SubscriptionExportRow(subscription, reader.GetString(7));
         }
     }
@@ -75,13 +69,7 @@ public sealed class PostgresSubscriptionReportStore(NpgsqlDataSource dataSource)
     {
         await using var command = dataSource.CreateCommand(HistorySql);
         command.Parameters.AddWithValue("customer", customerId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var items = new List<Subscription>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            items.Add(ReadSubscription(reader));
-        }
-        return items;
+        return await command.ReadAllAsync(PostgresPlanStore.ReadSubscription, cancellationToken);
     }
 
     private NpgsqlCommand CurrentCommand(SubscriptionFilter filter, Guid? after, string suffix)
@@ -109,9 +97,4 @@ public sealed class PostgresSubscriptionReportStore(NpgsqlDataSource dataSource)
             command.Parameters.AddWithValue("plan", plan);
         }
     }
-
-    // Columns 0-6 in this order; SequentialAccess readers must read them in order.
-    private static Subscription ReadSubscription(NpgsqlDataReader reader) =>
-        new(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3), reader.GetFieldValue<string[]>(4),
-            reader.GetFieldValue<DateTimeOffset>(5), reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6));
 }
