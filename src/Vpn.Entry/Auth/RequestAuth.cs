@@ -50,78 +50,8 @@ public static class RequestAuth
     public static IApplicationBuilder UseRequestAuthentication(this IApplicationBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        return app.Use(async (http, next) =>
-        {
-            var metadata = http.GetEndpoint()?.Metadata;
-            if (metadata?.GetMetadata<RequiresAdmin>() is not null)
-            {
-                await AuthenticateAdminAsync(http);
-            }
-            else if (metadata?.GetMetadata<RequiresCustomer>() is not null)
-            {
-                await AuthenticateCustomerAsync(http);
-            }
-            await next(http);
-        });
+        return app.UseMiddleware<Authentication>();
     }
-
-    private static async Task AuthenticateAdminAsync(HttpContext http)
-    {
-        var throttle = http.RequestServices.GetRequiredService<AuthFailureThrottle>();
-        // Before the comparison: a spent budget answers 429 to the right token too, or the answers would still tell a guess apart.
-        throttle.ThrowIfBlocked(GuessedCredential.AdminToken, http);
-        var options = http.RequestServices.GetRequiredService<EntryOptions>();
-        var header = http.Request.Headers[AdminHeader];
-        if (header.Count != 1 || !ConstantTimeEquals(header[0] ?? "", options.AdminToken))
-        {
-            await throttle.RecordFailureAsync(GuessedCredential.AdminToken, http, header.Count == 0 ? "missing" : "wrong", http.RequestAborted);
-            throw ApiProblemException.Unauthorized(ErrorCodes.Unauthorized, "A valid admin token is required.");
-        }
-    }
-
-    private static async Task AuthenticateCustomerAsync(HttpContext http)
-    {
-        var authorization = http.Request.Headers.Authorization;
-        if (authorization.Count > 0)
-        {
-            if (authorization.Count != 1 || authorization[0] is not { } value
-                || !value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || value.Length <= 7)
-            {
-                throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The Authorization header must be 'Bearer <access token>'.");
-            }
-            var tokens = http.RequestServices.GetRequiredService<AccessTokenService>();
-            var raw = value[7..].Trim();
-            var token = await tokens.ValidateAsync(raw);
-            var revocations = http.RequestServices.GetRequiredService<ITokenRevocations>();
-            if (await revocations.IsRevokedAsync(token.Jti, http.RequestAborted)
-                || await revocations.IsCustomerRevokedAsync(token.CustomerId, IssuedAt(raw), http.RequestAborted))
-            {
-                throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "The access token has been revoked; sign in again.");
-            }
-            http.Items[CustomerItem] = token.CustomerId;
-            http.Items[TokenItem] = token;
-            return;
-        }
-        var options = http.RequestServices.GetRequiredService<EntryOptions>();
-        var header = http.Request.Headers[CustomerHeader];
-        if (header.Count == 0 || !options.AllowLegacyCustomerHeader)
-        {
-            throw ApiProblemException.Unauthorized(ErrorCodes.MissingToken, "Authentication is required.");
-        }
-        if (header.Count != 1 || !Guid.TryParseExact(header[0], "D", out var customerId) || customerId == Guid.Empty)
-        {
-            throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The customer credential is not valid.");
-        }
-        // An erased customer's id does not come back through the legacy header either.
-        if (await http.RequestServices.GetRequiredService<ITokenRevocations>().IsCustomerRevokedAsync(customerId, null, http.RequestAborted))
-        {
-            throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "This customer no longer exists.");
-        }
-        http.Items[CustomerItem] = customerId;
-    }
-
-    // The token is valid (signature, claims, iat required) by now; iat is whole seconds (RFC 7519 NumericDate).
-    private static DateTimeOffset IssuedAt(string token) => new(DateTime.SpecifyKind(new JsonWebToken(token).IssuedAt, DateTimeKind.Utc));
 
     /// <summary>The validated bearer token of this request; null when the legacy header authenticated it.</summary>
     public static AccessToken? AccessToken(this HttpContext context)
@@ -152,4 +82,76 @@ public static class RequestAuth
     // Hash both sides first so the comparison time depends on neither length nor content.
     private static bool ConstantTimeEquals(string given, string expected) =>
         CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+
+    /// <summary>The authentication middleware; what it checks against (all singletons) comes by constructor injection.</summary>
+    private sealed class Authentication(RequestDelegate next, AuthFailureThrottle throttle, EntryOptions options, AccessTokenService tokens,
+        ITokenRevocations revocations)
+    {
+        public async Task InvokeAsync(HttpContext http)
+        {
+            var metadata = http.GetEndpoint()?.Metadata;
+            if (metadata?.GetMetadata<RequiresAdmin>() is not null)
+            {
+                await AuthenticateAdminAsync(http);
+            }
+            else if (metadata?.GetMetadata<RequiresCustomer>() is not null)
+            {
+                await AuthenticateCustomerAsync(http);
+            }
+            await next(http);
+        }
+
+        private async Task AuthenticateAdminAsync(HttpContext http)
+        {
+            // Before the comparison: a spent budget answers 429 to the right token too, or the answers would still tell a guess apart.
+            throttle.ThrowIfBlocked(GuessedCredential.AdminToken, http);
+            var header = http.Request.Headers[AdminHeader];
+            if (header.Count != 1 || !ConstantTimeEquals(header[0] ?? "", options.AdminToken))
+            {
+                await throttle.RecordFailureAsync(GuessedCredential.AdminToken, http, header.Count == 0 ? "missing" : "wrong", http.RequestAborted);
+                throw ApiProblemException.Unauthorized(ErrorCodes.Unauthorized, "A valid admin token is required.");
+            }
+        }
+
+        private async Task AuthenticateCustomerAsync(HttpContext http)
+        {
+            var authorization = http.Request.Headers.Authorization;
+            if (authorization.Count > 0)
+            {
+                if (authorization.Count != 1 || authorization[0] is not { } value
+                    || !value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || value.Length <= 7)
+                {
+                    throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The Authorization header must be 'Bearer <access token>'.");
+                }
+                var raw = value[7..].Trim();
+                var token = await tokens.ValidateAsync(raw);
+                if (await revocations.IsRevokedAsync(token.Jti, http.RequestAborted)
+                    || await revocations.IsCustomerRevokedAsync(token.CustomerId, IssuedAt(raw), http.RequestAborted))
+                {
+                    throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "The access token has been revoked; sign in again.");
+                }
+                http.Items[CustomerItem] = token.CustomerId;
+                http.Items[TokenItem] = token;
+                return;
+            }
+            var header = http.Request.Headers[CustomerHeader];
+            if (header.Count == 0 || !options.AllowLegacyCustomerHeader)
+            {
+                throw ApiProblemException.Unauthorized(ErrorCodes.MissingToken, "Authentication is required.");
+            }
+            if (header.Count != 1 || !Guid.TryParseExact(header[0], "D", out var customerId) || customerId == Guid.Empty)
+            {
+                throw ApiProblemException.Unauthorized(ErrorCodes.InvalidToken, "The customer credential is not valid.");
+            }
+            // An erased customer's id does not come back through the legacy header either.
+            if (await revocations.IsCustomerRevokedAsync(customerId, null, http.RequestAborted))
+            {
+                throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "This customer no longer exists.");
+            }
+            http.Items[CustomerItem] = customerId;
+        }
+
+        // The token is valid (signature, claims, iat required) by now; iat is whole seconds (RFC 7519 NumericDate).
+        private static DateTimeOffset IssuedAt(string token) => new(DateTime.SpecifyKind(new JsonWebToken(token).IssuedAt, DateTimeKind.Utc));
+    }
 }
