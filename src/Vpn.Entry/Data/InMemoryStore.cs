@@ -1,3 +1,4 @@
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
@@ -202,7 +203,7 @@ public sealed class InMemoryStore : IPlanStore, IDeviceStore, INodeStore, ISessi
         lock (_gate)
         {
             return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. _sessions.Values.Where(s => s.NodeId == nodeId && IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq))]);
+                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State.ToName(), s.AssignedAddressV6, s.ClaimSeq))]);
         }
     }
 
