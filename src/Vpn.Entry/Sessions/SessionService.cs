@@ -257,28 +257,36 @@ public sealed partial class SessionService(
         }
     }
 
-    /// <summary>The start's device and node filters; the failure when a field is malformed.</summary>
+    /// <summary>The start's device and node filters; the failure when a field is malformed (the first one, in field order).</summary>
     private static SessionFailure.InvalidRequest? ReadStart(StartSessionRequest request, out Guid deviceId, out NodeRequest nodeRequest)
     {
+        (deviceId, nodeRequest) = (default, null!);
+        string region;
+        string? country, city, pool;
         try
         {
             deviceId = Validation.RequireGuid(request.DeviceId, "device_id");
-            nodeRequest = new NodeRequest(
-                Validation.RequireCode(request.Region, "region"),
-                Validation.OptionalCountry(request.CountryCode, "country_code"),
-                Validation.OptionalCode(request.CityCode, "city_code"),
-                Validation.OptionalCode(request.Pool, "pool"),
-                request.NodeHint is null ? null
-                    : Guid.TryParseExact(request.NodeHint, "D", out var hint) ? hint
-                    : throw ApiProblemException.BadRequest("'node_hint' must be a node UUID.", ErrorCodes.InvalidNodeHint));
-            return null;
+            region = Validation.RequireCode(request.Region, "region");
+            country = Validation.OptionalCountry(request.CountryCode, "country_code");
+            city = Validation.OptionalCode(request.CityCode, "city_code");
+            pool = Validation.OptionalCode(request.Pool, "pool");
         }
         catch (ApiProblemException e) when (e.Status == StatusCodes.Status400BadRequest)
         {
             // The shared field validators throw; here the answer is an outcome like every other.
-            (deviceId, nodeRequest) = (default, null!);
             return new SessionFailure.InvalidRequest(e.Message, e.Code);
         }
+        Guid? hint = null;
+        if (request.NodeHint is not null)
+        {
+            if (!Guid.TryParseExact(request.NodeHint, "D", out var parsed))
+            {
+                return new SessionFailure.InvalidRequest("'node_hint' must be a node UUID.", ErrorCodes.InvalidNodeHint);
+            }
+            hint = parsed;
+        }
+        nodeRequest = new NodeRequest(region, country, city, pool, hint);
+        return null;
     }
 
     /// <summary>The policy's choice among the nodes not in <paramref name="excluded"/> (nodes already tried and found full).</summary>
