@@ -142,17 +142,29 @@ public sealed partial class SessionService
     }
 
     /// <summary>Core Disconnect; false (not logged: the caller logs the whole undo once) when it failed.</summary>
-    private async Task<bool> DisconnectQuietlyAsync(Node node, Guid sessionId)
+    private async Task<bool> DisconnectQuietlyAsync(Node node, Guid sessionId) => await DisconnectAsync(node, sessionId) is null;
+
+    /// <summary>Core Disconnect; a failure is logged (reconciliation removes the peer).</summary>
+    private async Task TryDisconnectAsync(Node node, Guid sessionId)
+    {
+        if (await DisconnectAsync(node, sessionId) is { } reason)
+        {
+            LogDisconnectFailed(logger, node.Id, reason);
+        }
+    }
+
+    /// <summary>Core Disconnect (idempotent per session id); null when it worked, else why it failed.</summary>
+    private async Task<string?> DisconnectAsync(Node node, Guid sessionId)
     {
         try
         {
             await CallCoreAsync(node, (client, deadline) => client.DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
                 deadline: deadline).ResponseAsync, CancellationToken.None);
-            return true;
+            return null;
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
-            return false;
+            return Reason(e);
         }
     }
 
@@ -200,7 +212,7 @@ public sealed partial class SessionService
         }
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
-            LogConnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+            LogConnectFailed(logger, node.Id, Reason(e));
             await TryDisconnectAsync(node, sessionId);
             return (null, false);
         }
@@ -213,18 +225,8 @@ public sealed partial class SessionService
         return (assigned, false);
     }
 
-    private async Task TryDisconnectAsync(Node node, Guid sessionId)
-    {
-        try
-        {
-            await CallCoreAsync(node, (client, deadline) => client.DisconnectAsync(new DisconnectRequest { SessionId = sessionId.ToString() },
-                deadline: deadline).ResponseAsync, CancellationToken.None);
-        }
-        catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
-        {
-            LogDisconnectFailed(logger, node.Id, e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
-        }
-    }
+    /// <summary>A failed core call as logged: core's status code, or the exception type when core did not answer.</summary>
+    private static string Reason(Exception e) => e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name;
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Session started on node {NodeId}")]
     private static partial void LogStarted(ILogger logger, Guid nodeId);
