@@ -24,7 +24,9 @@ public enum NodeRejection
     AtCapacity,
 }
 
-public sealed record NodeChoice(NodeSnapshot? Node, IReadOnlyDictionary<NodeRejection, int> Rejected);
+/// <summary>The chosen node (null when no node is a candidate) and how many nodes were rejected for each reason.</summary>
+public sealed record NodeChoice<TNode>(TNode? Node, IReadOnlyDictionary<NodeRejection, int> Rejected)
+    where TNode : class;
 
 public static class NodeSelection
 {
@@ -33,49 +35,61 @@ public static class NodeSelection
     /// matching region and every filter, and below capacity. A hint wins only when it is a candidate. Among candidates
     /// the lowest load ratio wins; ties are broken with <paramref name="random"/>.
     /// </summary>
-    public static NodeChoice Select(IEnumerable<NodeSnapshot> nodes, NodeRequest request, DateTimeOffset now, TimeSpan freshness, Random random)
+    public static NodeChoice<NodeSnapshot> Select(IEnumerable<NodeSnapshot> nodes, NodeRequest request, DateTimeOffset now, TimeSpan freshness,
+        Random random) =>
+        Select(nodes, node => node, request, now, freshness, random);
+
+    /// <summary>
+    /// The same policy over the caller's own node values, each seen through <paramref name="describe"/>; the choice is the
+    /// caller's value itself, so nothing has to be looked up again by id.
+    /// </summary>
+    public static NodeChoice<TNode> Select<TNode>(IEnumerable<TNode> nodes, Func<TNode, NodeSnapshot> describe, NodeRequest request,
+        DateTimeOffset now, TimeSpan freshness, Random random)
+        where TNode : class
     {
         ArgumentNullException.ThrowIfNull(nodes);
+        ArgumentNullException.ThrowIfNull(describe);
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(random);
         var rejected = new Dictionary<NodeRejection, int>();
-        var candidates = new List<NodeSnapshot>();
+        var candidates = new List<(TNode Node, NodeSnapshot Facts)>();
         foreach (var node in nodes)
         {
-            var reason = Reject(node, request, now, freshness);
+            var facts = describe(node);
+            var reason = Reject(facts, request, now, freshness);
             if (reason is { } r)
             {
                 rejected[r] = rejected.GetValueOrDefault(r) + 1;
             }
             else
             {
-                candidates.Add(node);
+                candidates.Add((node, facts));
             }
         }
-        if (request.NodeHint is { } hint && candidates.Find(n => n.Id == hint) is { } hinted)
+        if (request.NodeHint is { } hint && candidates.FindIndex(c => c.Facts.Id == hint) is >= 0 and var hinted)
         {
-            return new NodeChoice(hinted, rejected);
+            return new NodeChoice<TNode>(candidates[hinted].Node, rejected);
         }
         if (candidates.Count == 0)
         {
-            return new NodeChoice(null, rejected);
+            return new NodeChoice<TNode>(null, rejected);
         }
         // Compare a/b < c/d as a*d < c*b to avoid floating-point ties that are not ties.
-        var best = new List<NodeSnapshot>();
-        foreach (var node in candidates)
+        var best = new List<(TNode Node, NodeSnapshot Facts)>();
+        foreach (var candidate in candidates)
         {
-            var order = best.Count == 0 ? -1 : CompareLoad(node, best[0]);
+            var order = best.Count == 0 ? -1 : CompareLoad(candidate.Facts, best[0].Facts);
             if (order < 0)
             {
                 best.Clear();
-                best.Add(node);
+                best.Add(candidate);
             }
             else if (order == 0)
             {
-                best.Add(node);
+                best.Add(candidate);
             }
         }
-        return new NodeChoice(best[random.Next(best.Count)], rejected);
+        return new NodeChoice<TNode>(best[random.Next(best.Count)].Node, rejected);
     }
 
     public static NodeRejection? Reject(NodeSnapshot node, NodeRequest request, DateTimeOffset now, TimeSpan freshness)

@@ -23,3 +23,52 @@ public sealed record Entitlement(string PlanCode, string Status, int MaxDevices,
 
     public bool AllowsRegion(string region) => AllowedRegions.Contains(region, StringComparer.OrdinalIgnoreCase);
 }
+
+/// <summary>Why the entitlement check said no.</summary>
+public enum EntitlementDenial
+{
+    /// <summary>The customer has never had a subscription.</summary>
+    NoSubscription,
+
+    /// <summary>The subscription's status (past_due, canceled, expired, or unknown) entitles to nothing.</summary>
+    SubscriptionInactive,
+
+    /// <summary>The subscription entitles, but its plan does not include the region asked for.</summary>
+    RegionNotAllowed,
+}
+
+/// <summary>
+/// The answer of <see cref="Entitlements.Check"/>: allowed, or a denial with its reason code — "no_subscription",
+/// "subscription_{status}" (e.g. "subscription_canceled") or "region_not_allowed", the reason recorded when a live session is
+/// ended for it.
+/// </summary>
+public sealed record EntitlementDecision(EntitlementDenial? Denial, string? ReasonCode)
+{
+    public static readonly EntitlementDecision Allow = new(null, null);
+
+    public bool Allowed => Denial is null;
+}
+
+public static class Entitlements
+{
+    /// <summary>
+    /// The one entitlement rule: a device needs an entitling subscription; a session (<paramref name="region"/> given)
+    /// needs that and a plan that includes its region. <paramref name="entitlement"/> null means no subscription at all.
+    /// </summary>
+    public static EntitlementDecision Check(Entitlement? entitlement, string? region = null)
+    {
+        if (entitlement is null)
+        {
+            return new EntitlementDecision(EntitlementDenial.NoSubscription, "no_subscription");
+        }
+        if (!entitlement.IsEntitled)
+        {
+            return new EntitlementDecision(EntitlementDenial.SubscriptionInactive, "subscription_" + entitlement.Status);
+        }
+        if (region is not null && !entitlement.AllowsRegion(region))
+        {
+            return new EntitlementDecision(EntitlementDenial.RegionNotAllowed, "region_not_allowed");
+        }
+        return EntitlementDecision.Allow;
+    }
+}

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
@@ -34,12 +35,13 @@ public static class DeviceEndpoints
             }
             var customerId = http.CustomerId();
             var subscription = await plans.GetSubscriptionAsync(customerId, ct);
-            if (subscription is null || !subscription.ToEntitlement().IsEntitled)
+            if (Entitlements.Check(subscription?.ToEntitlement()).Denial is { } denial)
             {
-                throw ApiProblemException.Forbidden(ErrorCodes.SubscriptionInactive, "The subscription is not active.");
+                throw EntitlementProblems.For(denial).ToException();
             }
+            // Allowed implies a subscription.
             var result = await devices.CreateAsync(new Device(Guid.CreateVersion7(), customerId, name, key, time.GetUtcNow()),
-                subscription.MaxDevices, ct);
+                subscription!.MaxDevices, ct);
             return result.Outcome switch
             {
                 DeviceCreateOutcome.Created => TypedResults.Created($"/v1/devices/{result.Device!.Id}", DeviceView.From(result.Device)),

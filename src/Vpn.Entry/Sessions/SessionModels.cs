@@ -1,14 +1,7 @@
+using Vpn.Domain.Sessions;
 using Vpn.Domain.WireGuard;
 
 namespace Vpn.Entry.Sessions;
-
-public static class SessionState
-{
-    public const string Provisioning = "provisioning";
-    public const string Active = "active";
-    public const string Terminated = "terminated";
-    public const string Failed = "failed";
-}
 
 /// <summary>
 /// A session row. AssignedAddress (IPv4 "/32") is null until the node's core has allocated one; AssignedAddressV6
@@ -20,7 +13,7 @@ public sealed record SessionRecord(
     Guid? DeviceId,
     WireGuardKey DevicePublicKey,
     Guid NodeId,
-    string State,
+    SessionState State,
     string? AssignedAddress,
     IReadOnlyList<string> Dns,
     string Region,

@@ -1,3 +1,4 @@
+using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Sessions;
 
@@ -14,12 +15,10 @@ public sealed partial class EntitlementEnforcer(ISessionStore sessions, SessionS
     {
         ArgumentNullException.ThrowIfNull(subscription);
         var active = await sessions.GetActiveAsync(subscription.CustomerId, cancellationToken);
-        var entitlement = subscription.ToEntitlement();
-        if (active is null || (entitlement.IsEntitled && entitlement.AllowsRegion(active.Region)))
+        if (active is null || Entitlements.Check(subscription.ToEntitlement(), active.Region) is not { ReasonCode: { } reason })
         {
             return;
         }
-        var reason = entitlement.IsEntitled ? "region_not_allowed" : "subscription_" + subscription.Status;
         var terminated = await sessions.TerminateActiveAsync(subscription.CustomerId, reason, time.GetUtcNow(), cancellationToken);
         if (terminated is not null)
         {

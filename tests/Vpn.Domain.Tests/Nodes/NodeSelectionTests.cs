@@ -288,6 +288,21 @@ public class NodeSelectionTests
         Assert.Empty(choice.Rejected);
     }
 
+    [Fact]
+    public void Select_CallersOwnValues_ReturnsTheChosenValueItself()
+    {
+        Owned[] nodes = [new("busy", Fresh(10, 9)), new("idle", Fresh(10, 1)), new("hinted", Fresh(10, 5)), new("gone", Fresh(10, 0) with { Healthy = false })];
+
+        var lowest = NodeSelection.Select(nodes, n => n.Facts, new NodeRequest("eu-west"), Now, Freshness, new Random(1));
+        var hinted = NodeSelection.Select(nodes, n => n.Facts, new NodeRequest("eu-west", NodeHint: nodes[2].Facts.Id), Now, Freshness, new Random(1));
+
+        Assert.Same(nodes[1], lowest.Node);
+        Assert.Same(nodes[2], hinted.Node);
+        Assert.Equal(1, lowest.Rejected[NodeRejection.Unhealthy]);
+    }
+
+    private sealed record Owned(string Name, NodeSnapshot Facts);
+
     private static NodeSnapshot Fresh(int capacity, int active) =>
         new(Guid.NewGuid(), "eu-west", "DE", "fra", "streaming", capacity, true, Now - TimeSpan.FromSeconds(5), active);
 }

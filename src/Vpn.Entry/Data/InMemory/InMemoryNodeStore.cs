@@ -72,7 +72,7 @@ public sealed class InMemoryNodeStore(InMemoryDatabase db) : INodeStore, INodeSe
         lock (db.Gate)
         {
             return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. db.Sessions.Values.Where(s => s.NodeId == nodeId && InMemoryDatabase.IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq))]);
+                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State.ToName(), s.AssignedAddressV6, s.ClaimSeq))]);
         }
     }
 

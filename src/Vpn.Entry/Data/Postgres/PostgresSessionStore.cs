@@ -1,4 +1,5 @@
 using Npgsql;
+using Vpn.Domain.Sessions;
 using Vpn.Domain.WireGuard;
 using Vpn.Entry.Sessions;
 
@@ -277,7 +278,7 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
 
     internal static SessionRecord Read(NpgsqlDataReader r) => new(
         r.GetGuid(0), r.GetGuid(1), r.IsDBNull(2) ? null : r.GetGuid(2), WireGuardKey.ParseBase64(r.GetString(3)), r.GetGuid(4),
-        r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetFieldValue<string[]>(7), r.GetString(8),
+        SessionStates.Parse(r.GetString(5)), r.IsDBNull(6) ? null : r.GetString(6), r.GetFieldValue<string[]>(7), r.GetString(8),
         r.IsDBNull(9) ? null : r.GetString(9), r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11),
         r.GetFieldValue<DateTimeOffset>(12))
     {
