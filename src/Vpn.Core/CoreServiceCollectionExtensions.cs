@@ -33,7 +33,7 @@ public static class CoreServiceCollectionExtensions
                 kestrel.Listen(IPEndPoint.Parse(metrics), o => o.Protocols = HttpProtocols.Http1);
             }
         });
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(Reconciliation.ReconcileMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ReconcileMetrics.MeterName));
         builder.Services.AddGrpc();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddMetrics();
