@@ -153,9 +153,3 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
     [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Dataplane {Operation} failed: {Reason}")]
     private static partial void LogDataplaneFailed(ILogger logger, string operation, string reason);
 }
-
-/// <summary>
-/// The static facts of this node reported in GetNodeStatus, and its own WireGuard public key (derived once from
-/// WG_PRIVATE_KEY; null without one), which Connect refuses as a device key: wireguard-go ignores such a peer.
-/// </summary>
-public sealed record CoreOptionsView(string ClientPool, string ClientPool6, WireGuardKey? NodePublicKey = null);
