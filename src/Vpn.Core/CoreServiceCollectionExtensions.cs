@@ -9,6 +9,7 @@ using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
 using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core;
 
@@ -101,9 +102,8 @@ public static class CoreServiceCollectionExtensions
         // 1,000 streams, a burst of 10k Connects was measurably slower (bench p1). The limit was never a memory guard —
         // a client may open more connections — and each stream stays bounded by Kestrel's request limits.
         kestrel.Limits.Http2.MaxStreamsPerConnection = 65_536;
-        if (listen.StartsWith("unix:", StringComparison.Ordinal))
+        if (UnixSocketEndpoint.TryGetPath(listen, out var path))
         {
-            var path = listen["unix:".Length..];
             File.Delete(path);
             kestrel.ListenUnixSocket(path, o => o.Protocols = HttpProtocols.Http2);
             return;

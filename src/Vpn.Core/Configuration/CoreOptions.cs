@@ -300,7 +300,7 @@ public sealed class CoreOptions
                 problems.Add("CORE_TLS_CLIENT_CA_FILE needs CORE_TLS_CERT_FILE and CORE_TLS_KEY_FILE (client certificates are asked for over TLS).");
             }
         }
-        var tcp = !grpcListen.StartsWith("unix:", StringComparison.Ordinal);
+        var tcp = !UnixSocketEndpoint.IsUnix(grpcListen);
         if (require && tcp && (string.IsNullOrEmpty(certificateFile) || string.IsNullOrEmpty(caFile)))
         {
             problems.Add("CORE_REQUIRE_TLS needs CORE_TLS_CERT_FILE, CORE_TLS_KEY_FILE and CORE_TLS_CLIENT_CA_FILE for a TCP CORE_GRPC_LISTEN.");
@@ -319,7 +319,7 @@ public sealed class CoreOptions
         var valid = candidate.Scheme switch
         {
             "http" or "https" => !string.IsNullOrEmpty(candidate.Host) && string.IsNullOrEmpty(candidate.Query),
-            "unix" => text.StartsWith("unix:/", StringComparison.Ordinal) && candidate.AbsolutePath.Length > 1,
+            UnixSocketEndpoint.Scheme => text.StartsWith(UnixSocketEndpoint.Prefix + "/", StringComparison.Ordinal) && candidate.AbsolutePath.Length > 1,
             _ => false,
         };
         url = valid ? candidate : null;

@@ -6,6 +6,7 @@ using Vpn.Contracts.Http;
 using Vpn.Core.Configuration;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.WireGuard;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.EntryApi;
 
@@ -112,7 +113,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
     public void Dispose() => _http.Dispose();
 
     internal static Uri BaseAddressFor(Uri entryUrl) =>
-        entryUrl.Scheme == "unix"
+        entryUrl.Scheme == UnixSocketEndpoint.Scheme
             ? new Uri("http://localhost/")
             : new Uri(entryUrl.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/");
 
@@ -124,25 +125,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             AllowAutoRedirect = false,
         };
-        if (entryUrl.Scheme == "unix")
-        {
-            var endPoint = new UnixDomainSocketEndPoint(Uri.UnescapeDataString(entryUrl.AbsolutePath));
-            handler.ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endPoint, cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
-        }
-        return handler;
+        return entryUrl.Scheme == UnixSocketEndpoint.Scheme ? handler.ConnectingTo(Uri.UnescapeDataString(entryUrl.AbsolutePath)) : handler;
     }
 
     /// <summary>Checks the whole answer; any problem rejects all of it.</summary>
