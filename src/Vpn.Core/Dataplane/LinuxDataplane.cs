@@ -138,7 +138,7 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     {
         var state = await _uapi.GetAsync(cancellationToken);
         // A recreated wireguard-go device starts without a key and on port 0. wireguard-go clamps the key it is given.
-        var configured = state.PrivateKey is { IsZero: false } key && key == Clamp(_options.PrivateKey)
+        var configured = state.PrivateKey is { IsZero: false } key && key == _options.PrivateKey?.ClampPrivateKey()
             && state.ListenPort == _options.ListenPort;
         return new DeviceSnapshot(!configured, state.Peers);
     }
@@ -178,19 +178,6 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         {
             NetworkNamespaceThread.Run(_namespacePath, action);
         }
-    }
-
-    private static WireGuardKey? Clamp(WireGuardKey? privateKey)
-    {
-        if (privateKey is not { } key)
-        {
-            return null;
-        }
-        Span<byte> bytes = stackalloc byte[WireGuardKey.Length];
-        key.Bytes.CopyTo(bytes);
-        bytes[0] &= 248;
-        bytes[31] = (byte)((bytes[31] & 127) | 64);
-        return WireGuardKey.FromBytes(bytes);
     }
 
     private Task EnqueueAsync(IReadOnlyList<PeerConfig> peers)
