@@ -54,6 +54,7 @@ public static class CoreServiceCollectionExtensions
         // Registration order is start order: the device is initialized before the first pass reads it.
         builder.Services.AddHostedService<DataplaneInitializer>();
         builder.Services.AddSingleton<ResolverHealth>();
+        builder.Services.AddSingleton<NodeHealth>();
         if (options.ResolverCheck)
         {
             builder.Services.AddSingleton(new ResolverProbe(options.NetworkNamespace, ResolverProbe.DefaultTimeout));

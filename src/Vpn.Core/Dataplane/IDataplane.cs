@@ -41,8 +41,11 @@ public interface IDataplane
     /// <summary>Reads the device now: the peers it holds and whether it lost this node's configuration.</summary>
     Task<DeviceSnapshot> ReadAsync(CancellationToken cancellationToken);
 
-    /// <summary>Peers the device holds right now.</summary>
-    Task<int> CountPeersAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// A round trip to the device that reads nothing (not its peers, not its key); throws an <see cref="IOException"/>
+    /// when the device does not answer. The health check: the peer count comes from the registry, which knows it.
+    /// </summary>
+    Task ProbeAsync(CancellationToken cancellationToken);
 
     /// <summary>The filter's drop counters now; empty without a filter (noop dataplane, WG_NAT_DRIVER=none).</summary>
     Task<IReadOnlyList<FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken);

@@ -82,6 +82,9 @@ public sealed class NoopDataplane : IDataplane
         }
     }
 
+    public Task ProbeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Peers the device holds right now (tests compare it with what the registry and the database say).</summary>
     public Task<int> CountPeersAsync(CancellationToken cancellationToken)
     {
         lock (_gate)

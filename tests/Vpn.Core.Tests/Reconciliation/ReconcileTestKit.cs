@@ -153,7 +153,11 @@ public sealed class HookedDataplane(IDataplane inner) : IDataplane
         return snapshot;
     }
 
-    public Task<int> CountPeersAsync(CancellationToken cancellationToken) => inner.CountPeersAsync(cancellationToken);
+    /// <summary>Returns an exception to fail the device probe with, or null to let it through.</summary>
+    public Func<Exception?>? BeforeProbe { get; set; }
+
+    public Task ProbeAsync(CancellationToken cancellationToken) =>
+        BeforeProbe?.Invoke() is { } failure ? Task.FromException(failure) : inner.ProbeAsync(cancellationToken);
 }
 
 /// <summary>Registry, reconciler and counters over a dataplane, with a manual clock and a fake entry.</summary>

@@ -461,6 +461,6 @@ public class ReconcilerTests
 
         public Task<DeviceSnapshot> ReadAsync(CancellationToken cancellationToken) => inner.ReadAsync(cancellationToken);
 
-        public Task<int> CountPeersAsync(CancellationToken cancellationToken) => inner.CountPeersAsync(cancellationToken);
+        public Task ProbeAsync(CancellationToken cancellationToken) => inner.ProbeAsync(cancellationToken);
     }
 }
