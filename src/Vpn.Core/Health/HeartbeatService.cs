@@ -1,6 +1,7 @@
 using System.Net;
 using Vpn.Core.Configuration;
 using Vpn.Core.EntryApi;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.Health;
 
@@ -8,21 +9,7 @@ namespace Vpn.Core.Health;
 public sealed partial class HeartbeatService(CoreOptions options, NodeHealth health, EntryClient entry, TimeProvider time,
     ILogger<HeartbeatService> logger) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.HeartbeatInterval, time);
-        try
-        {
-            do
-            {
-                await BeatAsync(stoppingToken);
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => PeriodicWork.RunAsync(options.HeartbeatInterval, time, BeatAsync, stoppingToken);
 
     private async Task BeatAsync(CancellationToken cancellationToken)
     {

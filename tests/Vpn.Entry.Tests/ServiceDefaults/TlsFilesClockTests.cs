@@ -2,7 +2,7 @@ using Microsoft.Extensions.Time.Testing;
 using Vpn.ServiceDefaults;
 using Vpn.TestSupport;
 
-namespace Vpn.Entry.Tests.Configuration;
+namespace Vpn.Entry.Tests.ServiceDefaults;
 
 /// <summary>Whether a certificate of ours is usable is judged by the clock it is given.</summary>
 public sealed class TlsFilesClockTests : IDisposable
