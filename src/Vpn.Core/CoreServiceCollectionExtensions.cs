@@ -9,6 +9,7 @@ using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
 using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core;
 
@@ -33,7 +34,7 @@ public static class CoreServiceCollectionExtensions
                 kestrel.Listen(IPEndPoint.Parse(metrics), o => o.Protocols = HttpProtocols.Http1);
             }
         });
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(Reconciliation.ReconcileMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ReconcileMetrics.MeterName));
         builder.Services.AddGrpc();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddMetrics();
@@ -53,6 +54,7 @@ public static class CoreServiceCollectionExtensions
         // Registration order is start order: the device is initialized before the first pass reads it.
         builder.Services.AddHostedService<DataplaneInitializer>();
         builder.Services.AddSingleton<ResolverHealth>();
+        builder.Services.AddSingleton<NodeHealth>();
         if (options.ResolverCheck)
         {
             builder.Services.AddSingleton(new ResolverProbe(options.NetworkNamespace, ResolverProbe.DefaultTimeout));
@@ -101,9 +103,8 @@ public static class CoreServiceCollectionExtensions
         // 1,000 streams, a burst of 10k Connects was measurably slower (bench p1). The limit was never a memory guard —
         // a client may open more connections — and each stream stays bounded by Kestrel's request limits.
         kestrel.Limits.Http2.MaxStreamsPerConnection = 65_536;
-        if (listen.StartsWith("unix:", StringComparison.Ordinal))
+        if (UnixSocketEndpoint.TryGetPath(listen, out var path))
         {
-            var path = listen["unix:".Length..];
             File.Delete(path);
             kestrel.ListenUnixSocket(path, o => o.Protocols = HttpProtocols.Http2);
             return;
@@ -134,12 +135,4 @@ public static class CoreServiceCollectionExtensions
             }
         });
     }
-}
-
-/// <summary>Initializes the dataplane before the gRPC endpoint serves, so the first Connect finds a configured device.</summary>
-public sealed class DataplaneInitializer(IDataplane dataplane) : IHostedService
-{
-    public Task StartAsync(CancellationToken cancellationToken) => dataplane.InitializeAsync(cancellationToken);
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,6 +1,7 @@
 using Vpn.Core;
 using Vpn.Core.Control;
 using Vpn.Core.Dns;
+using Vpn.ServiceDefaults;
 
 // `resolver-config --out PATH`: render the resolver's unbound.conf from the same settings and exit (the pod's init container).
 if (args.Length > 0 && args[0] == ResolverConfigCommand.Name)
@@ -11,6 +12,7 @@ if (args.Length > 0 && args[0] == ResolverConfigCommand.Name)
 // Settings files ship next to the binary: found wherever the service is started from (the default, the working
 // directory, silently dropped appsettings.json when an operator or a supervisor started it from elsewhere).
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.AddServiceDefaults("vpn-core");
 builder.AddCoreServices();
 
 var app = builder.Build();

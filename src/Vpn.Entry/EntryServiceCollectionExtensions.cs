@@ -43,13 +43,9 @@ public static class EntryServiceCollectionExtensions
             json.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        services.AddProblemDetails();
         services.AddExceptionHandler<ProblemExceptionHandler>();
         services.AddOpenApi();
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(EntryMetrics.MeterName)
-            .AddAspNetCoreInstrumentation()
-            .AddPrometheusExporter());
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EntryMetrics.MeterName));
         services.AddSingleton<EntryMetrics>();
         services.AddSingleton(options.Privacy);
         services.AddLogRedaction(options.Privacy);

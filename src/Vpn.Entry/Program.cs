@@ -8,6 +8,7 @@ using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
+using Vpn.ServiceDefaults;
 
 if (args.Length > 0 && args[0] == "migrate")
 {
@@ -18,6 +19,7 @@ if (args.Length > 0 && args[0] == "migrate")
 // Settings files ship next to the binary: found wherever the service is started from (the default, the working
 // directory, silently dropped appsettings.json when an operator or a supervisor started it from elsewhere).
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.AddServiceDefaults("vpn-entry");
 builder.AddEntryServices();
 
 var app = builder.Build();

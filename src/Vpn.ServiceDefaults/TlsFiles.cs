@@ -51,7 +51,8 @@ public static class TlsFiles
             return null;
         }
         var certificate = LoadCertificate(certificateFile, keyFile!, $"{certificateSetting}/{keySetting}", problems);
-        if (certificate is not null && Unusable(certificate, purposeOid) is { } reason)
+        // Options are read before the host, and the TimeProvider it registers, exist.
+        if (certificate is not null && Unusable(certificate, purposeOid, TimeProvider.System) is { } reason)
         {
             problems.Add($"{certificateSetting}: {reason}");
         }
@@ -138,10 +139,11 @@ public static class TlsFiles
             .Any(e => e.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(o => o.Value == purposeOid));
 
     /// <summary>Why a certificate of ours cannot serve <paramref name="purposeOid"/> now (expired, not yet valid, wrong extended key usage), or null.</summary>
-    public static string? Unusable(X509Certificate2 certificate, string purposeOid)
+    public static string? Unusable(X509Certificate2 certificate, string purposeOid, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(certificate);
-        var now = DateTime.UtcNow;
+        ArgumentNullException.ThrowIfNull(time);
+        var now = time.GetUtcNow().UtcDateTime;
         if (certificate.NotAfter.ToUniversalTime() < now)
         {
             return "the certificate has expired.";

@@ -1,31 +1,11 @@
-using System.Collections.Frozen;
 using System.Net;
 using Vpn.Core.Configuration;
 using Vpn.Core.Dataplane;
 using Vpn.Core.Reconciliation;
-using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
-using Vpn.Domain.Reconciliation;
 using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
-
-/// <summary>A session's peer on this node: its IPv4 address and the IPv6 address paired with it.</summary>
-/// <param name="ClaimSeq">The order of the session's claim in entry's database (0 = not known): of two sessions with one
-/// device key, the later claim holds the peer.</param>
-public sealed record PeerLease(Guid SessionId, WireGuardKey PublicKey, IPAddress Address, IPAddress Address6, ulong ClaimSeq = 0);
-
-public enum ConnectOutcome
-{
-    Connected,
-    PoolExhausted,
-    /// <summary>The session id is already connected with another device key.</summary>
-    SessionKeyMismatch,
-    /// <summary>The device key is the peer of another session on this node whose claim is not older (or the order is unknown).</summary>
-    KeyInUse,
-    /// <summary>Reconciliation is on and has not yet loaded the database's sessions, so free addresses are unknown.</summary>
-    NotSynced,
-}
 
 /// <summary>
 /// Sessions on this node: which peer and which client address each holds. Bookkeeping is serialized here, and every
@@ -39,7 +19,7 @@ public enum ConnectOutcome
 /// <see cref="CoreOptions.ReconcileGrace"/>: a lease made by Connect that the database does not list as active yet
 /// (entry commits after Connect answers), and a session removed by Disconnect that the database still lists.
 /// </remarks>
-public sealed class PeerRegistry
+public sealed partial class PeerRegistry
 {
     private readonly Lock _gate = new();
     private readonly IDataplane _dataplane;
@@ -121,12 +101,6 @@ public sealed class PeerRegistry
     }
 
     /// <summary>
-    /// Adds (or, for a session already here with the same key, re-applies) the session's peer. A device key held by
-    /// another session is taken over when this claim is the later one (<paramref name="claimSeq"/> above the holder's):
-    /// the holder's lease ends here as if disconnected, and the new session keeps its address, so the device's peer
-    /// does not change at all — the same device replacing its own session keeps its tunnel up.
-    /// </summary>
-    /// <summary>
     /// Before the first sync: asks for a reconciliation pass now and waits for the leases to reflect the database, up to
     /// <see cref="FirstSyncWait"/> or until <paramref name="cancellationToken"/> (the call's deadline). True once synced.
     /// </summary>
@@ -148,6 +122,12 @@ public sealed class PeerRegistry
         }
     }
 
+    /// <summary>
+    /// Adds (or, for a session already here with the same key, re-applies) the session's peer. A device key held by
+    /// another session is taken over when this claim is the later one (<paramref name="claimSeq"/> above the holder's):
+    /// the holder's lease ends here as if disconnected, and the new session keeps its address, so the device's peer
+    /// does not change at all — the same device replacing its own session keeps its tunnel up.
+    /// </summary>
     public async Task<(ConnectOutcome Outcome, PeerLease? Lease)> ConnectAsync(Guid sessionId, WireGuardKey publicKey, ulong claimSeq,
         CancellationToken cancellationToken)
     {
@@ -281,93 +261,6 @@ public sealed class PeerRegistry
         }
     }
 
-    /// <summary>Reconciliation is about to read the device: remember which keys change until <see cref="Synchronize"/>.</summary>
-    internal void BeginDeviceRead()
-    {
-        lock (_gate)
-        {
-            _touchedSinceRead = [];
-        }
-    }
-
-    internal void EndDeviceRead()
-    {
-        lock (_gate)
-        {
-            _touchedSinceRead = null;
-        }
-    }
-
-    /// <summary>
-    /// One reconciliation step under the lock: decide by the <see cref="ReconcileRules"/> over the leases, the desired
-    /// snapshot (null when it could not be fetched) and the <paramref name="live"/> peers, apply the decision to the
-    /// leases and the pool, and queue its peer change. Keys changed by Connect/Disconnect since the device was read are
-    /// left to their own change.
-    /// </summary>
-    internal SyncPlan Synchronize(DesiredSnapshot? desired, IReadOnlyList<LivePeer> live)
-    {
-        ArgumentNullException.ThrowIfNull(live);
-        lock (_gate)
-        {
-            var decision = ReconcileRules.Decide(new ReconcileInput(_bySession, _recentlyDisconnected, desired, live,
-                _time.GetTimestamp(), _graceTicks, FirstSync: !_synced, _network, _network6, Unsettled()));
-            Apply(decision);
-            var applied = _dataplane.ApplyPeerChangesAsync(decision.PeerChanges(), CancellationToken.None);
-            return new SyncPlan(decision, applied);
-        }
-    }
-
-    private IReadOnlySet<WireGuardKey> Unsettled()
-    {
-        if (_inFlight.Count == 0 && (_touchedSinceRead is null || _touchedSinceRead.Count == 0))
-        {
-            return FrozenSet<WireGuardKey>.Empty;
-        }
-        var keys = new HashSet<WireGuardKey>(_inFlight.Keys);
-        if (_touchedSinceRead is not null)
-        {
-            keys.UnionWith(_touchedSinceRead);
-        }
-        return keys;
-    }
-
-    private void Apply(ReconcileDecision decision)
-    {
-        foreach (var sessionId in decision.ForgottenDisconnects)
-        {
-            _recentlyDisconnected.Remove(sessionId);
-        }
-        foreach (var sessionId in decision.Confirmed)
-        {
-            _bySession[sessionId] = _bySession[sessionId] with { Confirmed = true };
-        }
-        // Dropped first: their addresses are free again before any adopted lease reserves one.
-        foreach (var lease in decision.Dropped)
-        {
-            Drop(lease);
-        }
-        foreach (var held in decision.Adopted)
-        {
-            // The rules hand out only addresses free once the drops are released (a quarantined one included: the
-            // database outranks that), so a refusal means the pool and the leases disagree.
-            if (!_pool.TryReserve(held.Lease.Address))
-            {
-                throw new InvalidOperationException(
-                    $"Address {held.Lease.Address} of {(held.Confirmed ? "an active" : "a provisioning")} session could not be reserved.");
-            }
-            Add(held);
-        }
-        if (decision.Full)
-        {
-            _synced = true;
-            _firstSync.TrySetResult();
-        }
-        foreach (var address in decision.Quarantined)
-        {
-            _pool.QuarantineFree(address);
-        }
-    }
-
     /// <summary>Records a lease whose address the pool already holds for it.</summary>
     private void Add(LeaseState held)
     {
@@ -404,7 +297,3 @@ public sealed class PeerRegistry
         }
     }
 }
-
-/// <summary>What one <see cref="PeerRegistry.Synchronize"/> decided and queued.</summary>
-/// <param name="Applied">Completes when the device has applied the change.</param>
-internal sealed record SyncPlan(ReconcileDecision Decision, Task Applied);

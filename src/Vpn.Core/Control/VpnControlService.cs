@@ -3,6 +3,7 @@ using Grpc.Core;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.Dataplane;
 using Vpn.Core.Dns;
+using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.WireGuard;
 
@@ -10,7 +11,7 @@ namespace Vpn.Core.Control;
 
 /// <summary>The gRPC API entry calls. Errors carry a status code and a short reason, never a key or a UAPI transcript.</summary>
 public sealed partial class VpnControlService(PeerRegistry registry, IDataplane dataplane, CoreOptionsView view, ReconcileMetrics reconcile,
-    ResolverHealth resolver, ILogger<VpnControlService> logger)
+    ResolverHealth resolver, NodeHealth health, ILogger<VpnControlService> logger)
     : VpnControl.VpnControlBase
 {
     public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context)
@@ -89,22 +90,12 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
     public override async Task<NodeStatus> GetNodeStatus(GetNodeStatusRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        // Healthy: the device answers and Connect is accepted (the leases reflect the database).
-        var healthy = registry.IsSynced;
-        uint peers = 0;
-        try
-        {
-            peers = (uint)await dataplane.CountPeersAsync(context.CancellationToken);
-        }
-        catch (IOException)
-        {
-            healthy = false;
-        }
+        var reading = await health.ReadAsync(context.CancellationToken);
         var drift = reconcile.Snapshot();
         var status = new NodeStatus
         {
-            Healthy = healthy,
-            ActivePeers = peers,
+            Healthy = reading.Healthy,
+            ActivePeers = (uint)reading.ActivePeers,
             NatDriver = dataplane.NatDriver,
             DataplaneMode = dataplane.Mode,
             ClientPool = view.ClientPool,
@@ -117,10 +108,8 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
             ReconcilePeersCorrected = (ulong)drift.PeersCorrected,
             LastReconcileUnixMs = drift.LastSuccessUnixMs,
             DeviceReinitializations = (ulong)drift.DeviceReinitializations,
-            // A resolver that does not answer leaves clients connected without names: the node is not healthy (as in the heartbeat).
             Resolver = resolver.ToStatus(),
         };
-        status.Healthy &= resolver.Healthy;
         status.NativeFeatures.AddRange(dataplane.NativeFeatures);
         try
         {
@@ -153,9 +142,3 @@ public sealed partial class VpnControlService(PeerRegistry registry, IDataplane 
     [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Dataplane {Operation} failed: {Reason}")]
     private static partial void LogDataplaneFailed(ILogger logger, string operation, string reason);
 }
-
-/// <summary>
-/// The static facts of this node reported in GetNodeStatus, and its own WireGuard public key (derived once from
-/// WG_PRIVATE_KEY; null without one), which Connect refuses as a device key: wireguard-go ignores such a peer.
-/// </summary>
-public sealed record CoreOptionsView(string ClientPool, string ClientPool6, WireGuardKey? NodePublicKey = null);

@@ -28,6 +28,7 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     private readonly UapiClient _uapi;
     private readonly ILogger<LinuxDataplane> _logger;
     private readonly ILoggerFactory _loggerFactory;
+    private readonly TimeProvider _time;
     private readonly Queue<PendingChange> _changes = new();
     private readonly object _changesLock = new(); // a monitor: the writer waits on it
     private readonly TaskCompletionSource _writerStopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -35,12 +36,14 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     private readonly string? _namespacePath;
     private bool _closed;
 
-    public LinuxDataplane(CoreOptions options, ILoggerFactory loggerFactory)
+    public LinuxDataplane(CoreOptions options, ILoggerFactory loggerFactory, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
+        ArgumentNullException.ThrowIfNull(time);
         _options = options;
         _loggerFactory = loggerFactory;
+        _time = time;
         _logger = loggerFactory.CreateLogger<LinuxDataplane>();
         _uapi = new UapiClient(Path.Combine(options.UapiSocketDirectory, options.InterfaceName + ".sock"));
         // A core may drive a device in another namespace (tests): netlink and /proc/sys are per namespace, the UAPI socket is not.
@@ -138,12 +141,12 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     {
         var state = await _uapi.GetAsync(cancellationToken);
         // A recreated wireguard-go device starts without a key and on port 0. wireguard-go clamps the key it is given.
-        var configured = state.PrivateKey is { IsZero: false } key && key == Clamp(_options.PrivateKey)
+        var configured = state.PrivateKey is { IsZero: false } key && key == _options.PrivateKey?.ClampPrivateKey()
             && state.ListenPort == _options.ListenPort;
         return new DeviceSnapshot(!configured, state.Peers);
     }
 
-    public async Task<int> CountPeersAsync(CancellationToken cancellationToken) => (await _uapi.GetAsync(cancellationToken)).Peers.Count;
+    public Task ProbeAsync(CancellationToken cancellationToken) => _uapi.PingAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -178,19 +181,6 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
         {
             NetworkNamespaceThread.Run(_namespacePath, action);
         }
-    }
-
-    private static WireGuardKey? Clamp(WireGuardKey? privateKey)
-    {
-        if (privateKey is not { } key)
-        {
-            return null;
-        }
-        Span<byte> bytes = stackalloc byte[WireGuardKey.Length];
-        key.Bytes.CopyTo(bytes);
-        bytes[0] &= 248;
-        bytes[31] = (byte)((bytes[31] & 127) | 64);
-        return WireGuardKey.FromBytes(bytes);
     }
 
     private Task EnqueueAsync(IReadOnlyList<PeerConfig> peers)
@@ -280,7 +270,7 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
     /// <summary>Waits until the device answers: wireguard-go creates its socket file a moment before it accepts connections.</summary>
     private async Task WaitForDeviceAsync(CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = _time.GetUtcNow().AddSeconds(30);
         while (true)
         {
             try
@@ -291,15 +281,15 @@ public sealed partial class LinuxDataplane : IDataplane, IAsyncDisposable
                     return;
                 }
             }
-            catch (UapiUnavailableException) when (DateTime.UtcNow <= deadline)
+            catch (UapiUnavailableException) when (_time.GetUtcNow() <= deadline)
             {
             }
-            if (DateTime.UtcNow > deadline)
+            if (_time.GetUtcNow() > deadline)
             {
                 throw new InvalidOperationException(
                     $"The WireGuard device {_options.InterfaceName} does not answer at {_uapi.SocketPath}; is wireguard-go running?");
             }
-            await Task.Delay(100, cancellationToken);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time, cancellationToken);
         }
     }
 

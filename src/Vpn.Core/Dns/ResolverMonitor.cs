@@ -1,5 +1,6 @@
 using System.Net;
 using Vpn.Core.Configuration;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.Dns;
 
@@ -13,21 +14,7 @@ public sealed partial class ResolverMonitor(CoreOptions options, ResolverProbe p
     private readonly IReadOnlyList<IPAddress> _addresses = ResolverConfig.GatewayAddresses(options);
     private bool? _wasHealthy;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.ResolverCheckInterval, time);
-        try
-        {
-            do
-            {
-                await CheckOnceAsync(stoppingToken);
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => PeriodicWork.RunAsync(options.ResolverCheckInterval, time, CheckOnceAsync, stoppingToken);
 
     internal async Task CheckOnceAsync(CancellationToken cancellationToken)
     {

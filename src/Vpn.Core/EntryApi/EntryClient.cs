@@ -2,10 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using Vpn.Contracts.Http;
 using Vpn.Core.Configuration;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.WireGuard;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.EntryApi;
 
@@ -65,7 +66,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         timeout.CancelAfter(HeartbeatTimeout);
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("v1/internal/nodes/health", UriKind.Relative))
         {
-            Content = JsonContent.Create(new Heartbeat(_nodeId, healthy, activePeerCount)),
+            Content = JsonContent.Create(new NodeHeartbeatDto(_nodeId.ToString("D"), healthy, activePeerCount)),
         };
         request.Headers.Add("x-admin-token", _adminToken);
         using var response = await _http.SendAsync(request, timeout.Token);
@@ -79,7 +80,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         var path = new Uri($"v1/internal/nodes/{_nodeId:D}/peers", UriKind.Relative);
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         request.Headers.Add("x-admin-token", _adminToken);
-        PeerSetBody? body;
+        NodePeerSetDto? body;
         try
         {
             using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
@@ -87,7 +88,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             {
                 throw new DesiredStateUnavailableException($"entry answered {(int)response.StatusCode} for the desired peers");
             }
-            body = await response.Content.ReadFromJsonAsync<PeerSetBody>(Json, timeout.Token);
+            body = await response.Content.ReadFromJsonAsync<NodePeerSetDto>(Json, timeout.Token);
         }
         catch (HttpRequestException e)
         {
@@ -112,7 +113,7 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
     public void Dispose() => _http.Dispose();
 
     internal static Uri BaseAddressFor(Uri entryUrl) =>
-        entryUrl.Scheme == "unix"
+        entryUrl.Scheme == UnixSocketEndpoint.Scheme
             ? new Uri("http://localhost/")
             : new Uri(entryUrl.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/");
 
@@ -124,29 +125,11 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             AllowAutoRedirect = false,
         };
-        if (entryUrl.Scheme == "unix")
-        {
-            var endPoint = new UnixDomainSocketEndPoint(Uri.UnescapeDataString(entryUrl.AbsolutePath));
-            handler.ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(endPoint, cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
-        }
-        return handler;
+        return entryUrl.Scheme == UnixSocketEndpoint.Scheme ? handler.ConnectingTo(Uri.UnescapeDataString(entryUrl.AbsolutePath)) : handler;
     }
 
     /// <summary>Checks the whole answer; any problem rejects all of it.</summary>
-    private DesiredSnapshot Parse(PeerSetBody? body)
+    private DesiredSnapshot Parse(NodePeerSetDto? body)
     {
         if (body?.Peers is null || body.NodeId is null)
         {
@@ -243,22 +226,4 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
     }
 
     private static DesiredStateUnavailableException Invalid(string why) => new($"entry answered an invalid desired set: {why}");
-
-    private sealed record Heartbeat(
-        [property: JsonPropertyName("node_id")] Guid NodeId,
-        [property: JsonPropertyName("healthy")] bool Healthy,
-        [property: JsonPropertyName("active_peer_count")] int ActivePeerCount);
-
-    private sealed record PeerSetBody(
-        [property: JsonPropertyName("node_id")] string? NodeId,
-        [property: JsonPropertyName("generated_at")] DateTimeOffset? GeneratedAt,
-        [property: JsonPropertyName("peers")] IReadOnlyList<PeerBody?>? Peers);
-
-    private sealed record PeerBody(
-        [property: JsonPropertyName("session_id")] string? SessionId,
-        [property: JsonPropertyName("public_key")] string? PublicKey,
-        [property: JsonPropertyName("address")] string? Address,
-        [property: JsonPropertyName("state")] string? State,
-        [property: JsonPropertyName("address_v6")] string? AddressV6 = null,
-        [property: JsonPropertyName("claim_seq")] long? ClaimSeq = null);
 }

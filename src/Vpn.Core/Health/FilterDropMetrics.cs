@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Vpn.Core.Dataplane;
 using Vpn.Core.Nat;
 using Vpn.Core.Reconciliation;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.Health;
 
@@ -41,21 +42,7 @@ public sealed partial class FilterDropMetrics : BackgroundService
     /// <summary>The last reading (empty before the first, after a failed one, or without a filter).</summary>
     public IReadOnlyList<FirewallCounter> Last => _last;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(PollInterval, _time);
-        try
-        {
-            do
-            {
-                await PollAsync(stoppingToken);
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => PeriodicWork.RunAsync(PollInterval, _time, PollAsync, stoppingToken);
 
     internal async Task PollAsync(CancellationToken cancellationToken)
     {

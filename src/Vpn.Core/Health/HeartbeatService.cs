@@ -1,52 +1,22 @@
 using System.Net;
 using Vpn.Core.Configuration;
-using Vpn.Core.Control;
-using Vpn.Core.Dataplane;
-using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
+using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.Health;
 
-/// <summary>
-/// Posts healthy + active peer count to entry's /v1/internal/nodes/health on an interval. Healthy means the device
-/// answers, the leases reflect the database (before the first sync Connect is refused, so selection must skip us) and,
-/// when it is checked, the resolver answers on the gateway addresses.
-/// </summary>
-public sealed partial class HeartbeatService(CoreOptions options, IDataplane dataplane, PeerRegistry registry, EntryClient entry,
-    ResolverHealth resolver, ILogger<HeartbeatService> logger) : BackgroundService
+/// <summary>Posts <see cref="NodeHealth"/> (healthy + active peer count) to entry's /v1/internal/nodes/health on an interval.</summary>
+public sealed partial class HeartbeatService(CoreOptions options, NodeHealth health, EntryClient entry, TimeProvider time,
+    ILogger<HeartbeatService> logger) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.HeartbeatInterval);
-        try
-        {
-            do
-            {
-                await BeatAsync(stoppingToken);
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => PeriodicWork.RunAsync(options.HeartbeatInterval, time, BeatAsync, stoppingToken);
 
     private async Task BeatAsync(CancellationToken cancellationToken)
     {
-        // A checked resolver that does not answer means "connected but no internet" for every client: selection must skip us.
-        var healthy = registry.IsSynced && resolver.Healthy;
-        var peers = 0;
+        var reading = await health.ReadAsync(cancellationToken);
         try
         {
-            peers = await dataplane.CountPeersAsync(cancellationToken);
-        }
-        catch (IOException)
-        {
-            healthy = false;
-        }
-        try
-        {
-            var status = await entry.PostHeartbeatAsync(healthy, peers, cancellationToken);
+            var status = await entry.PostHeartbeatAsync(reading.Healthy, reading.ActivePeers, cancellationToken);
             if (status != HttpStatusCode.NoContent && status != HttpStatusCode.OK)
             {
                 LogRejected(logger, (int)status);

@@ -27,9 +27,7 @@ public sealed record DeviceConfig
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : KeyRedaction.Marker)
-            .Append(", ListenPort = ").Append(ListenPort)
-            .Append(", FirewallMark = ").Append(FirewallMark)
+        KeyRedaction.AppendDevice(builder, PrivateKey, ListenPort, FirewallMark)
             .Append(", ReplacePeers = ").Append(ReplacePeers)
             .Append(", Peers.Count = ").Append(Peers.Count);
         return true;
@@ -66,7 +64,8 @@ public sealed record PeerConfig
         builder.Append("PublicKey = ").Append(PublicKey.ToBase64())
             .Append(", Remove = ").Append(Remove)
             .Append(", UpdateOnly = ").Append(UpdateOnly)
-            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : KeyRedaction.Marker)
+            .Append(", ");
+        KeyRedaction.AppendSecret(builder, "PresharedKey", PresharedKey)
             .Append(", Endpoint = ").Append(Endpoint)
             .Append(", PersistentKeepaliveInterval = ").Append(PersistentKeepaliveInterval)
             .Append(", ReplaceAllowedIps = ").Append(ReplaceAllowedIps)

@@ -20,9 +20,7 @@ public sealed record DeviceState
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("PrivateKey = ").Append(PrivateKey is null ? "null" : KeyRedaction.Marker)
-            .Append(", ListenPort = ").Append(ListenPort)
-            .Append(", FirewallMark = ").Append(FirewallMark)
+        KeyRedaction.AppendDevice(builder, PrivateKey, ListenPort, FirewallMark)
             .Append(", Peers.Count = ").Append(Peers.Count);
         return true;
     }
@@ -58,8 +56,8 @@ public sealed record PeerState
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append("PublicKey = ").Append(PublicKey.ToBase64())
-            .Append(", PresharedKey = ").Append(PresharedKey is null ? "null" : KeyRedaction.Marker)
+        builder.Append("PublicKey = ").Append(PublicKey.ToBase64()).Append(", ");
+        KeyRedaction.AppendSecret(builder, "PresharedKey", PresharedKey)
             .Append(", Endpoint = ").Append(Endpoint)
             .Append(", PersistentKeepaliveInterval = ").Append(PersistentKeepaliveInterval)
             .Append(", LastHandshake = ").Append(LastHandshake?.ToString("O", null))

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.WireGuard;
 
@@ -7,6 +8,14 @@ namespace Vpn.Core.WireGuard;
 internal static class KeyRedaction
 {
     public const string Marker = "(redacted)";
+
+    /// <summary>"<paramref name="name"/> = (redacted)", or "= null" without a key.</summary>
+    public static StringBuilder AppendSecret(StringBuilder builder, string name, WireGuardKey? key) =>
+        builder.Append(name).Append(" = ").Append(key is null ? "null" : Marker);
+
+    /// <summary>The device members both device records print: the private key (redacted), the port and the mark.</summary>
+    public static StringBuilder AppendDevice(StringBuilder builder, WireGuardKey? privateKey, int? listenPort, uint? firewallMark) =>
+        AppendSecret(builder, "PrivateKey", privateKey).Append(", ListenPort = ").Append(listenPort).Append(", FirewallMark = ").Append(firewallMark);
 
     public static void AppendList(StringBuilder builder, IReadOnlyList<IPNetwork>? networks)
     {

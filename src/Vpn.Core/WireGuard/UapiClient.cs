@@ -20,6 +20,9 @@ public sealed class UapiClient
 
     private static readonly byte[] GetRequest = "get=1\n\n"u8.ToArray();
 
+    // An empty set: wireguard-go takes its configuration lock, changes nothing and answers errno=0.
+    private static readonly byte[] PingRequest = "set=1\n\n"u8.ToArray();
+
     private readonly UnixDomainSocketEndPoint _endPoint;
 
     public UapiClient(string socketPath)
@@ -46,6 +49,15 @@ public sealed class UapiClient
     public async Task<DeviceState> GetAsync(CancellationToken cancellationToken = default)
     {
         return await ExchangeAsync(GetRequest, synchronous: false, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Whether the device answers, without the cost of a get (every peer, at 64k peers megabytes, and the private key).
+    /// Throws as <see cref="GetAsync"/> does.
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken = default)
+    {
+        await ExchangeAsync(PingRequest, synchronous: false, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

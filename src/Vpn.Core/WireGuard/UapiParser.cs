@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Numerics;
 using System.Text;
 using Vpn.Domain.WireGuard;
 
@@ -159,9 +160,7 @@ public sealed class UapiParser
         }
         if (key.SequenceEqual("errno"u8))
         {
-            _errno = int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var errno)
-                ? errno
-                : throw Invalid("errno");
+            _errno = Number<int>(value, "errno", NumberStyles.AllowLeadingSign);
             return;
         }
         if (_inPeer)
@@ -182,15 +181,11 @@ public sealed class UapiParser
         }
         else if (key.SequenceEqual("listen_port"u8))
         {
-            _listenPort = ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port)
-                ? port
-                : throw Invalid("listen_port");
+            _listenPort = Number<ushort>(value, "listen_port");
         }
         else if (key.SequenceEqual("fwmark"u8))
         {
-            _firewallMark = uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var mark)
-                ? mark
-                : throw Invalid("fwmark");
+            _firewallMark = Number<uint>(value, "fwmark");
         }
         else if (PeerKeyName(key) is { } peerKey)
         {
@@ -215,9 +210,7 @@ public sealed class UapiParser
         }
         else if (key.SequenceEqual("protocol_version"u8))
         {
-            _protocolVersion = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var version)
-                ? version
-                : throw Invalid("protocol_version");
+            _protocolVersion = Number<int>(value, "protocol_version");
         }
         else if (key.SequenceEqual("endpoint"u8))
         {
@@ -225,35 +218,33 @@ public sealed class UapiParser
         }
         else if (key.SequenceEqual("last_handshake_time_sec"u8))
         {
-            _handshakeSeconds = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds <= MaxUnixSeconds
-                ? seconds
-                : throw Invalid("last_handshake_time_sec");
+            _handshakeSeconds = Number(value, "last_handshake_time_sec", max: MaxUnixSeconds);
         }
         else if (key.SequenceEqual("last_handshake_time_nsec"u8))
         {
-            _handshakeNanoseconds = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var nanoseconds) && nanoseconds < 1_000_000_000
-                ? nanoseconds
-                : throw Invalid("last_handshake_time_nsec");
+            _handshakeNanoseconds = Number(value, "last_handshake_time_nsec", max: 999_999_999L);
         }
         else if (key.SequenceEqual("tx_bytes"u8))
         {
-            _transmitBytes = ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)
-                ? bytes
-                : throw Invalid("tx_bytes");
+            _transmitBytes = Number<ulong>(value, "tx_bytes");
         }
         else if (key.SequenceEqual("rx_bytes"u8))
         {
-            _receiveBytes = ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)
-                ? bytes
-                : throw Invalid("rx_bytes");
+            _receiveBytes = Number<ulong>(value, "rx_bytes");
         }
         else if (key.SequenceEqual("persistent_keepalive_interval"u8))
         {
-            _keepalive = ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
-                ? TimeSpan.FromSeconds(seconds)
-                : throw Invalid("persistent_keepalive_interval");
+            _keepalive = TimeSpan.FromSeconds(Number<ushort>(value, "persistent_keepalive_interval"));
         }
     }
+
+    /// <summary>A decimal integer of type <typeparamref name="T"/> (digits only unless <paramref name="style"/> says more).</summary>
+    private T Number<T>(ReadOnlySpan<byte> value, string key, NumberStyles style = NumberStyles.None) where T : IBinaryInteger<T> =>
+        T.TryParse(value, style, CultureInfo.InvariantCulture, out var number) ? number : throw Invalid(key);
+
+    /// <summary>As <see cref="Number{T}(ReadOnlySpan{byte}, string, NumberStyles)"/>, at most <paramref name="max"/>.</summary>
+    private T Number<T>(ReadOnlySpan<byte> value, string key, T max) where T : IBinaryInteger<T> =>
+        Number<T>(value, key) is var number && number <= max ? number : throw Invalid(key);
 
     private static string? PeerKeyName(ReadOnlySpan<byte> key)
     {

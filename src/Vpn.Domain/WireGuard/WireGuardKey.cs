@@ -57,6 +57,18 @@ public readonly struct WireGuardKey : IEquatable<WireGuardKey>
         return new(bytes);
     }
 
+    /// <summary>
+    /// This key as a clamped Curve25519 private scalar (RFC 7748 §5: the low three bits and bit 255 cleared, bit 254 set):
+    /// what WireGuard keeps, and reports over UAPI, for any private key it is given. Clamping a clamped key changes nothing.
+    /// </summary>
+    public WireGuardKey ClampPrivateKey()
+    {
+        var bytes = Bytes.ToArray();
+        bytes[0] &= 248;
+        bytes[Length - 1] = (byte)((bytes[Length - 1] & 127) | 64);
+        return new(bytes);
+    }
+
     /// <summary>True when <see cref="CheckPublicKey"/> finds nothing wrong: the key may be a peer's public key.</summary>
     public bool IsAcceptablePublicKey => CheckPublicKey() == PublicKeyDefect.None;
 

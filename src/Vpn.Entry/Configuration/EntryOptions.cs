@@ -129,7 +129,7 @@ public sealed class EntryOptions
             ProvisioningSweepInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_PROVISIONING_SWEEP_SECS", 30, 1, 3600, problems)),
             AccessTokens = IdentitySettings.LoadAccessTokens(configuration, production, problems),
             Oidc = IdentitySettings.LoadOidc(configuration, production, problems),
-            RateLimits = IdentitySettings.LoadRateLimits(configuration, problems),
+            RateLimits = RateLimitOptions.Load(configuration, problems),
             RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 1000, 300, 1000, problems)),
             Privacy = Vpn.Entry.Privacy.PrivacyOptions.Load(configuration, production, problems),
             CoreTls = CoreTlsOptions.Load(configuration, production, problems),

@@ -30,29 +30,14 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
     public GrpcChannel Create(string coreEndpoint)
     {
         ArgumentNullException.ThrowIfNull(coreEndpoint);
-        if (coreEndpoint.StartsWith("unix:", StringComparison.Ordinal))
+        if (UnixSocketEndpoint.TryGetPath(coreEndpoint, out var path))
         {
-            var path = coreEndpoint["unix:".Length..];
             var handler = new SocketsHttpHandler
             {
                 KeepAlivePingDelay = KeepAlivePingDelay,
                 KeepAlivePingTimeout = KeepAlivePingTimeout,
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-                ConnectCallback = async (_, cancellationToken) =>
-                {
-                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
-                        return new NetworkStream(socket, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            };
+            }.ConnectingTo(path);
             return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler });
         }
         var address = coreEndpoint.Contains("://", StringComparison.Ordinal) ? coreEndpoint : "http://" + coreEndpoint;
@@ -98,14 +83,14 @@ public sealed class CoreChannelFactory(Configuration.EntryOptions options) : ICo
 
     /// <summary>Whether this endpoint may be registered while APP_REQUIRE_CORE_TLS is on: https:// or a local unix: socket.</summary>
     public static bool IsSecureEndpoint(string value) =>
-        value.StartsWith("unix:", StringComparison.Ordinal) || value.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        UnixSocketEndpoint.IsUnix(value) || value.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Whether entry can dial this endpoint form; checked when a node is registered.</summary>
     public static bool IsValidEndpoint(string value)
     {
-        if (value.StartsWith("unix:/", StringComparison.Ordinal))
+        if (UnixSocketEndpoint.TryGetPath(value, out var path) && path.StartsWith('/'))
         {
-            return value.Length > "unix:/".Length && value.Length < 108;
+            return path.Length > 1 && value.Length < 108;
         }
         var address = value.Contains("://", StringComparison.Ordinal) ? value : "http://" + value;
         return Uri.TryCreate(address, UriKind.Absolute, out var uri)

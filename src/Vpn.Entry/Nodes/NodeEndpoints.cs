@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Vpn.Contracts.Http;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Http;
 
@@ -7,12 +8,7 @@ namespace Vpn.Entry.Nodes;
 public sealed record RegisterNodeRequest(string? Name, string? Region, string? CountryCode, string? CityCode, string? Pool,
     string? PublicEndpoint, string? PublicKey, string? CoreEndpoint, int? Capacity);
 
-public sealed record NodeHealthRequest(string? NodeId, bool? Healthy, int? ActivePeerCount);
-
 public sealed record NodeList(IReadOnlyList<Node> Items);
-
-/// <summary>What a node's core reconciles its WireGuard device to; generated_at lets core order answers.</summary>
-public sealed record DesiredPeerSet(Guid NodeId, DateTimeOffset GeneratedAt, IReadOnlyList<DesiredPeer> Peers);
 
 public static class NodeEndpoints
 {
@@ -54,7 +50,7 @@ public static class NodeEndpoints
         });
 
         var internalGroup = app.MapGroup("/v1/internal/nodes").RequireAdmin().WithTags("Nodes");
-        internalGroup.MapPost("/health", async Task<NoContent> (NodeHealthRequest request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        internalGroup.MapPost("/health", async Task<NoContent> (NodeHeartbeatDto request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
         {
             var nodeId = Validation.RequireGuid(request.NodeId, "node_id");
             var healthy = Validation.Require(request.Healthy, "healthy");
@@ -66,16 +62,20 @@ public static class NodeEndpoints
 
 
         // Pulled by each core for reconciliation: the database is the truth of which peers belong on the node.
-        internalGroup.MapGet("/{node_id}/peers", async Task<Ok<DesiredPeerSet>> (string node_id, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        internalGroup.MapGet("/{node_id}/peers", async Task<Ok<NodePeerSetDto>> (string node_id, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
         {
             if (!Guid.TryParseExact(node_id, "D", out var nodeId) || await nodes.GetAsync(nodeId, ct) is null)
             {
                 throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
             }
             var generatedAt = time.GetUtcNow();
-            return TypedResults.Ok(new DesiredPeerSet(nodeId, generatedAt, await nodes.ListDesiredPeersAsync(nodeId, ct)));
+            var peers = await nodes.ListDesiredPeersAsync(nodeId, ct);
+            return TypedResults.Ok(new NodePeerSetDto(nodeId.ToString("D"), generatedAt, [.. peers.Select(ToDto)]));
         });
 
         return app;
     }
+
+    private static NodePeerDto ToDto(DesiredPeer peer) =>
+        new(peer.SessionId.ToString("D"), peer.PublicKey, peer.Address, peer.State, peer.AddressV6, peer.ClaimSeq);
 }

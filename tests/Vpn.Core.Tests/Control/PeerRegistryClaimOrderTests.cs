@@ -14,9 +14,7 @@ public class PeerRegistryClaimOrderTests
     [Fact]
     public async Task Connect_LaterClaimOfHeldKey_TakesPeerOverWithSameAddress()
     {
-        using var rig = new Reconciliation.ReconcileRig();
-        rig.Desired.Set();
-        await rig.PassAsync();
+        using var rig = await Reconciliation.ReconcileRig.SyncedAsync();
         var key = Key();
         var (older, newer) = (Guid.NewGuid(), Guid.NewGuid());
         var (_, first) = await rig.Registry.ConnectAsync(older, key, 7, Token);
@@ -38,9 +36,7 @@ public class PeerRegistryClaimOrderTests
     [InlineData(0UL)]
     public async Task Connect_EarlierOrUnknownClaimOfHeldKey_RefusedAndHolderKept(ulong claimSeq)
     {
-        using var rig = new Reconciliation.ReconcileRig();
-        rig.Desired.Set();
-        await rig.PassAsync();
+        using var rig = await Reconciliation.ReconcileRig.SyncedAsync();
         var key = Key();
         var holder = Guid.NewGuid();
         var (_, held) = await rig.Registry.ConnectAsync(holder, key, 7, Token);
@@ -56,9 +52,7 @@ public class PeerRegistryClaimOrderTests
     [Fact]
     public async Task Connect_RetriedForSameSession_IdempotentAfterTakeover()
     {
-        using var rig = new Reconciliation.ReconcileRig();
-        rig.Desired.Set();
-        await rig.PassAsync();
+        using var rig = await Reconciliation.ReconcileRig.SyncedAsync();
         var key = Key();
         await rig.Registry.ConnectAsync(Guid.NewGuid(), key, 1, Token);
         var newer = Guid.NewGuid();
@@ -74,9 +68,7 @@ public class PeerRegistryClaimOrderTests
     [Fact]
     public async Task Disconnect_OfTakenOverSession_LeavesSuccessorsPeer()
     {
-        using var rig = new Reconciliation.ReconcileRig();
-        rig.Desired.Set();
-        await rig.PassAsync();
+        using var rig = await Reconciliation.ReconcileRig.SyncedAsync();
         var key = Key();
         var (older, newer) = (Guid.NewGuid(), Guid.NewGuid());
         await rig.Registry.ConnectAsync(older, key, 1, Token);
@@ -91,9 +83,7 @@ public class PeerRegistryClaimOrderTests
     [Fact]
     public async Task RunPass_SnapshotStillListingTakenOverSession_KeepsSuccessorUntilConfirmed()
     {
-        using var rig = new Reconciliation.ReconcileRig();
-        rig.Desired.Set();
-        await rig.PassAsync();
+        using var rig = await Reconciliation.ReconcileRig.SyncedAsync();
         var key = Key();
         var older = Guid.NewGuid();
         var (_, first) = await rig.Registry.ConnectAsync(older, key, 1, Token);

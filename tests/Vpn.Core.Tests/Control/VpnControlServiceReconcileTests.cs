@@ -9,9 +9,12 @@ namespace Vpn.Core.Tests.Control;
 /// <summary>What reconciliation changes in the gRPC API: Connect waits for the first sync; GetNodeStatus reports drift.</summary>
 public class VpnControlServiceReconcileTests
 {
-    private static VpnControlService Service(ReconcileRig rig) =>
-        new(rig.Registry, rig.Dataplane, new CoreOptionsView(rig.Options.ClientPool.ToString(), rig.Options.ClientPool6.ToString()), rig.Metrics,
-            new Vpn.Core.Dns.ResolverHealth(rig.Options, rig.Meters, rig.Clock), new ListLogger<VpnControlService>());
+    private static VpnControlService Service(ReconcileRig rig)
+    {
+        var resolver = new Vpn.Core.Dns.ResolverHealth(rig.Options, rig.Meters, rig.Clock);
+        return new(rig.Registry, rig.Dataplane, new CoreOptionsView(rig.Options.ClientPool.ToString(), rig.Options.ClientPool6.ToString()), rig.Metrics,
+            resolver, new Vpn.Core.Health.NodeHealth(rig.Registry, rig.Dataplane, resolver), new ListLogger<VpnControlService>());
+    }
 
     private static ConnectRequest Connect() => new() { SessionId = Guid.NewGuid().ToString(), DevicePublicKey = Key().ToBase64() };
 

@@ -177,7 +177,7 @@ public class LinuxDataplaneWireGuardGoTests(ITestOutputHelper output)
                     NetworkNamespace = ns.Name,
                     NatDriver = "none",
                 };
-                node.Dataplane = new LinuxDataplane(options, NullLoggerFactory.Instance);
+                node.Dataplane = new LinuxDataplane(options, NullLoggerFactory.Instance, TimeProvider.System);
                 return node;
             }
             catch

@@ -1,6 +1,6 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Core.Configuration;
 using Vpn.Core.Dns;
+using Vpn.Core.Tests.Configuration;
 using Vpn.Domain.Addressing;
 using Vpn.TestSupport;
 
@@ -11,72 +11,90 @@ public class ResolverConfigTests
 {
     private static CoreOptions Load(Dictionary<string, string?> settings)
     {
-        var options = CoreOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), out var errors);
+        var (options, errors) = CoreSettings.Load(settings);
         Assert.Empty(errors);
         return options;
     }
+
+    // The lines every rendering shares: the header, the transports, the refused sources, and from the privacy settings
+    // to the private-address list. The tests below spell out what depends on the settings.
+    private static string Head(string gateway, string gateway6) => $"""
+        # unbound.conf of this node's resolver, rendered by `Vpn.Core resolver-config` from core's settings.
+        # Do not edit: it is rendered again on every start.
+        server:
+            interface: {gateway}
+            interface: {gateway6}
+            port: 53
+            ip-freebind: yes
+            do-ip4: yes
+            do-ip6: yes
+            do-udp: yes
+            do-tcp: yes
+
+        """;
+
+    private const string Refused = """
+            access-control: 0.0.0.0/0 refuse
+            access-control: ::/0 refuse
+            access-control: 127.0.0.0/8 refuse
+            access-control: ::1 refuse
+            access-control: ::ffff:127.0.0.1 refuse
+
+        """;
+
+    private const string Quiet = """
+            chroot: ""
+            username: ""
+            pidfile: ""
+            use-syslog: no
+            logfile: ""
+            log-time-ascii: yes
+            verbosity: 0
+            log-queries: no
+            log-replies: no
+            log-servfail: no
+            log-local-actions: no
+            val-log-level: 0
+            statistics-interval: 0
+            statistics-cumulative: no
+            extended-statistics: no
+            hide-identity: yes
+            hide-version: yes
+            hide-trustanchor: yes
+            qname-minimisation: yes
+            minimal-responses: yes
+            private-address: 0.0.0.0/8
+            private-address: 10.0.0.0/8
+            private-address: 100.64.0.0/10
+            private-address: 127.0.0.0/8
+            private-address: 169.254.0.0/16
+            private-address: 172.16.0.0/12
+            private-address: 192.168.0.0/16
+            private-address: ::/127
+            private-address: ::ffff:0:0/96
+            private-address: fc00::/7
+            private-address: fe80::/10
+
+        """;
+
+    private static string Lf(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
 
     [Fact]
     public void Render_Defaults_ListensOnBothGatewaysRecursesAndValidates()
     {
         var text = ResolverConfig.Render(Load([]));
 
-        Assert.Equal("""
-            # unbound.conf of this node's resolver, rendered by `Vpn.Core resolver-config` from core's settings.
-            # Do not edit: it is rendered again on every start.
-            server:
-                interface: 10.64.0.1
-                interface: fd64:6400::1
-                port: 53
-                ip-freebind: yes
-                do-ip4: yes
-                do-ip6: yes
-                do-udp: yes
-                do-tcp: yes
-                access-control: 0.0.0.0/0 refuse
-                access-control: ::/0 refuse
-                access-control: 127.0.0.0/8 refuse
-                access-control: ::1 refuse
-                access-control: ::ffff:127.0.0.1 refuse
+        Assert.Equal(Lf(Head("10.64.0.1", "fd64:6400::1") + Refused + """
                 access-control: 10.64.0.0/16 allow
                 access-control: fd64:6400::/64 allow
-                chroot: ""
-                username: ""
-                pidfile: ""
-                use-syslog: no
-                logfile: ""
-                log-time-ascii: yes
-                verbosity: 0
-                log-queries: no
-                log-replies: no
-                log-servfail: no
-                log-local-actions: no
-                val-log-level: 0
-                statistics-interval: 0
-                statistics-cumulative: no
-                extended-statistics: no
-                hide-identity: yes
-                hide-version: yes
-                hide-trustanchor: yes
-                qname-minimisation: yes
-                minimal-responses: yes
-                private-address: 0.0.0.0/8
-                private-address: 10.0.0.0/8
-                private-address: 100.64.0.0/10
-                private-address: 127.0.0.0/8
-                private-address: 169.254.0.0/16
-                private-address: 172.16.0.0/12
-                private-address: 192.168.0.0/16
-                private-address: ::/127
-                private-address: ::ffff:0:0/96
-                private-address: fc00::/7
-                private-address: fe80::/10
+
+            """ + Quiet + """
                 module-config: "validator iterator"
                 trust-anchor-file: "/usr/share/dns/root.key"
             remote-control:
                 control-enable: no
 
-            """.Replace("\r\n", "\n", StringComparison.Ordinal), text);
+            """), text);
     }
 
     [Fact]
@@ -95,57 +113,14 @@ public class ResolverConfigTests
 
         var text = ResolverConfig.Render(options);
 
-        Assert.Equal("""
-            # unbound.conf of this node's resolver, rendered by `Vpn.Core resolver-config` from core's settings.
-            # Do not edit: it is rendered again on every start.
-            server:
-                interface: 198.18.0.1
-                interface: 2001:db8:64::1
-                port: 53
-                ip-freebind: yes
-                do-ip4: yes
-                do-ip6: yes
-                do-udp: yes
-                do-tcp: yes
+        Assert.Equal(Lf(Head("198.18.0.1", "2001:db8:64::1") + """
                 outgoing-interface: 0.0.0.0
-                access-control: 0.0.0.0/0 refuse
-                access-control: ::/0 refuse
-                access-control: 127.0.0.0/8 refuse
-                access-control: ::1 refuse
-                access-control: ::ffff:127.0.0.1 refuse
+
+            """ + Refused + """
                 access-control: 198.18.0.0/20 allow
                 access-control: 2001:db8:64::/64 allow
-                chroot: ""
-                username: ""
-                pidfile: ""
-                use-syslog: no
-                logfile: ""
-                log-time-ascii: yes
-                verbosity: 0
-                log-queries: no
-                log-replies: no
-                log-servfail: no
-                log-local-actions: no
-                val-log-level: 0
-                statistics-interval: 0
-                statistics-cumulative: no
-                extended-statistics: no
-                hide-identity: yes
-                hide-version: yes
-                hide-trustanchor: yes
-                qname-minimisation: yes
-                minimal-responses: yes
-                private-address: 0.0.0.0/8
-                private-address: 10.0.0.0/8
-                private-address: 100.64.0.0/10
-                private-address: 127.0.0.0/8
-                private-address: 169.254.0.0/16
-                private-address: 172.16.0.0/12
-                private-address: 192.168.0.0/16
-                private-address: ::/127
-                private-address: ::ffff:0:0/96
-                private-address: fc00::/7
-                private-address: fe80::/10
+
+            """ + Quiet + """
                 private-address: 198.18.0.0/20
                 private-address: 2001:db8:64::/64
                 do-not-query-localhost: no
@@ -157,7 +132,7 @@ public class ResolverConfigTests
                 forward-addr: 127.0.0.1@5353
                 forward-addr: 9.9.9.9
 
-            """.Replace("\r\n", "\n", StringComparison.Ordinal), text);
+            """), text);
     }
 
     [Fact]
@@ -185,7 +160,7 @@ public class ResolverConfigTests
     [InlineData("/etc/unbound/root.key\ninclude: /etc/passwd")]
     public void Load_TrustAnchorFileThatCouldBreakTheConfig_IsAProblem(string path)
     {
-        CoreOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["WG_DNS_TRUST_ANCHOR_FILE"] = path }).Build(), out var errors);
+        var (_, errors) = CoreSettings.Load(("WG_DNS_TRUST_ANCHOR_FILE", path));
 
         Assert.Contains(errors, e => e.StartsWith("WG_DNS_TRUST_ANCHOR_FILE", StringComparison.Ordinal));
     }
@@ -193,11 +168,7 @@ public class ResolverConfigTests
     [Fact]
     public void Load_Ipv6UpstreamOnANodeWithoutIpv6_IsAProblem()
     {
-        CoreOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["WG_DNS_UPSTREAMS"] = "9.9.9.9,::1@5353,2620:fe::fe",
-            ["WG_IPV6_EGRESS"] = "false",
-        }).Build(), out var errors);
+        var (_, errors) = CoreSettings.Load(("WG_DNS_UPSTREAMS", "9.9.9.9,::1@5353,2620:fe::fe"), ("WG_IPV6_EGRESS", "false"));
 
         Assert.Equal(["WG_DNS_UPSTREAMS lists an IPv6 resolver, but WG_IPV6_EGRESS=false says the node has no IPv6 path to the internet."], errors);
     }
@@ -208,7 +179,7 @@ public class ResolverConfigTests
     [InlineData("5", true)]
     public void Load_ResolverCheckSecs_IsBounded(string value, bool valid)
     {
-        var options = CoreOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["CORE_RESOLVER_CHECK_SECS"] = value }).Build(), out var errors);
+        var (options, errors) = CoreSettings.Load(("CORE_RESOLVER_CHECK_SECS", value));
 
         Assert.Equal(valid, errors.Count == 0);
         Assert.Equal(valid ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(10), options.ResolverCheckInterval);
@@ -239,7 +210,7 @@ public class ResolverConfigTests
             using var output = new StringWriter();
             using var error = new StringWriter();
 
-            var exit = ResolverConfigCommand.Run(["--out", path], new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), output, error);
+            var exit = ResolverConfigCommand.Run(["--out", path], CoreSettings.Configuration(settings), output, error);
 
             Assert.True(exit == 0, $"{name}: {error}");
             Assert.Equal(ResolverConfig.Render(Load(settings)), await File.ReadAllTextAsync(path, TestContext.Current.CancellationToken));
@@ -267,7 +238,7 @@ public class ResolverConfigTests
             ["CORE_RESOLVER_CHECK_SECS"] = "0",
         };
 
-        var exit = ResolverConfigCommand.Run(["--out", path], new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), output, error);
+        var exit = ResolverConfigCommand.Run(["--out", path], CoreSettings.Configuration(settings), output, error);
 
         Assert.Equal(2, exit);
         Assert.False(File.Exists(path));
@@ -288,7 +259,7 @@ public class ResolverConfigTests
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exit = ResolverConfigCommand.Run(arguments, new ConfigurationBuilder().Build(), output, error);
+        var exit = ResolverConfigCommand.Run(arguments, CoreSettings.Configuration([]), output, error);
 
         Assert.Equal(2, exit);
         Assert.StartsWith("usage: Vpn.Core resolver-config", error.ToString(), StringComparison.Ordinal);

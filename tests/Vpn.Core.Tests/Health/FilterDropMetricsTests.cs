@@ -110,6 +110,6 @@ public class FilterDropMetricsTests
 
         public Task<DeviceSnapshot> ReadAsync(CancellationToken cancellationToken) => _inner.ReadAsync(cancellationToken);
 
-        public Task<int> CountPeersAsync(CancellationToken cancellationToken) => _inner.CountPeersAsync(cancellationToken);
+        public Task ProbeAsync(CancellationToken cancellationToken) => _inner.ProbeAsync(cancellationToken);
     }
 }

@@ -45,7 +45,8 @@ public class HeartbeatResolverTests
             resolver.Record(new ResolverProbeResult([new ResolverAnswer(IPAddress.Parse("10.64.0.1"), lastProblem.Length == 0 ? null : lastProblem)]));
         }
         using var client = new EntryClient(options);
-        var heartbeat = new HeartbeatService(options, rig.Dataplane, rig.Registry, client, resolver, new ListLogger<HeartbeatService>());
+        var heartbeat = new HeartbeatService(options, new NodeHealth(rig.Registry, rig.Dataplane, resolver), client, rig.Clock,
+            new ListLogger<HeartbeatService>());
 
         await heartbeat.StartAsync(Token);
         var body = await entry.FirstAsync();

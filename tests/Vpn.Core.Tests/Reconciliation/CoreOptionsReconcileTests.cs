@@ -1,18 +1,11 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Core.Configuration;
+using Vpn.Core.Tests.Configuration;
 
 namespace Vpn.Core.Tests.Reconciliation;
 
 public class CoreOptionsReconcileTests
 {
-    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = CoreOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) => CoreSettings.Load(settings);
 
     [Theory]
     [InlineData("unix:/run/vpn/entry.sock")]

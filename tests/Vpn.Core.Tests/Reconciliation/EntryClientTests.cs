@@ -227,6 +227,18 @@ public class EntryClientTests
         Assert.Equal(7, json.RootElement.GetProperty("active_peer_count").GetInt32());
     }
 
+    [Fact]
+    public async Task PostHeartbeatAsync_Body_IsTheContractBytes()
+    {
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(204, "");
+        using var client = new EntryClient(Options(entry.Url));
+
+        await client.PostHeartbeatAsync(false, 65_536, Token);
+
+        Assert.Equal("{\"node_id\":\"0195a8c4-0000-7000-8000-0000000000aa\",\"healthy\":false,\"active_peer_count\":65536}", Assert.Single(entry.Requests).Body);
+    }
+
     [Theory]
     [InlineData("http://entry.internal:8080", "http://entry.internal:8080/")]
     [InlineData("https://entry.example/api/", "https://entry.example/api/")]

@@ -128,8 +128,11 @@ public sealed class HookedDataplane(IDataplane inner) : IDataplane
 
     public Task InitializeAsync(CancellationToken cancellationToken) => inner.InitializeAsync(cancellationToken);
 
+    /// <summary>Returns an exception to fail a Connect's write with, or null to let it through.</summary>
+    public Func<Exception?>? BeforeAdd { get; set; }
+
     public Task AddPeerAsync(WireGuardKey publicKey, IPAddress clientAddress, IPAddress clientAddress6, CancellationToken cancellationToken) =>
-        inner.AddPeerAsync(publicKey, clientAddress, clientAddress6, cancellationToken);
+        BeforeAdd?.Invoke() is { } failure ? Task.FromException(failure) : inner.AddPeerAsync(publicKey, clientAddress, clientAddress6, cancellationToken);
 
     public Task<IReadOnlyList<Vpn.Core.Nat.FirewallCounter>> ReadFilterCountersAsync(CancellationToken cancellationToken) =>
         inner.ReadFilterCountersAsync(cancellationToken);
@@ -153,7 +156,11 @@ public sealed class HookedDataplane(IDataplane inner) : IDataplane
         return snapshot;
     }
 
-    public Task<int> CountPeersAsync(CancellationToken cancellationToken) => inner.CountPeersAsync(cancellationToken);
+    /// <summary>Returns an exception to fail the device probe with, or null to let it through.</summary>
+    public Func<Exception?>? BeforeProbe { get; set; }
+
+    public Task ProbeAsync(CancellationToken cancellationToken) =>
+        BeforeProbe?.Invoke() is { } failure ? Task.FromException(failure) : inner.ProbeAsync(cancellationToken);
 }
 
 /// <summary>Registry, reconciler and counters over a dataplane, with a manual clock and a fake entry.</summary>
@@ -214,6 +221,24 @@ public sealed class ReconcileRig : IDisposable
     public Reconciler Reconciler { get; }
 
     public Task<ReconcileOutcome> PassAsync() => Reconciler.RunPassAsync(TestContext.Current.CancellationToken);
+
+    /// <summary>A rig past a first pass with nothing desired: the leases reflect the database and Connect is accepted.</summary>
+    public static async Task<ReconcileRig> SyncedAsync(IDataplane? dataplane = null)
+    {
+        var rig = new ReconcileRig(dataplane);
+        rig.Desired.Set();
+        await rig.PassAsync();
+        return rig;
+    }
+
+    /// <summary>A Connect of a new session with a new device key (no claim order), which must connect.</summary>
+    public async Task<(Guid Session, WireGuardKey Key, PeerLease Lease)> ConnectNewAsync()
+    {
+        var (session, key) = (Guid.NewGuid(), Key());
+        var (outcome, lease) = await Registry.ConnectAsync(session, key, 0, TestContext.Current.CancellationToken);
+        Assert.Equal(ConnectOutcome.Connected, outcome);
+        return (session, key, lease!);
+    }
 
     /// <summary>The device's peers as "key=allowed,ips", sorted, for comparing with <see cref="Expected"/>.</summary>
     public async Task<string[]> DeviceAsync() =>

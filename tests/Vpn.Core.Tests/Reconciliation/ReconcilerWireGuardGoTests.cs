@@ -168,7 +168,7 @@ public class ReconcilerWireGuardGoTests
                 ReconcileGrace = Grace,
                 AddressQuarantine = Quarantine,
             };
-            var dataplane = new LinuxDataplane(options, NullLoggerFactory.Instance);
+            var dataplane = new LinuxDataplane(options, NullLoggerFactory.Instance, TimeProvider.System);
             var node = new Node(ns, interfaceName, privateKey, dataplane, new ReconcileRig(dataplane, options));
             try
             {
@@ -242,12 +242,6 @@ public class ReconcilerWireGuardGoTests
             await Namespace.DisposeAsync();
         }
 
-        private static WireGuardKey ClampedPrivateKey()
-        {
-            var bytes = WireGuardKey.Generate().Bytes.ToArray();
-            bytes[0] &= 248;
-            bytes[31] = (byte)((bytes[31] & 127) | 64);
-            return WireGuardKey.FromBytes(bytes);
-        }
+        private static WireGuardKey ClampedPrivateKey() => WireGuardKey.Generate().ClampPrivateKey();
     }
 }

@@ -174,6 +174,34 @@ public class UapiClientWireGuardGoTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task SetAsync_UnclampedPrivateKey_ReadsBackAsClampPrivateKey()
+    {
+        await using var device = await RealDevice.StartAsync();
+        var unclamped = WireGuardKey.FromBytes([0xff, .. WireGuardKey.Generate().Bytes[1..31], 0xbf]);
+
+        await device.Client.SetAsync(new DeviceConfig { PrivateKey = unclamped }, Token);
+
+        Assert.Equal(unclamped.ClampPrivateKey(), (await device.Client.GetAsync(Token)).PrivateKey);
+    }
+
+    [Fact]
+    public async Task PingAsync_DeviceWithPeer_AnswersAndChangesNothing_KilledThrowsUnavailable()
+    {
+        await using var device = await RealDevice.StartAsync();
+        var privateKey = ClampedPrivateKey();
+        var peer = new PeerConfig { PublicKey = WireGuardKey.Generate(), AllowedIps = [IPNetwork.Parse("10.8.0.2/32")] };
+        await device.Client.SetAsync(new DeviceConfig { PrivateKey = privateKey, ListenPort = 43212, Peers = [peer] }, Token);
+
+        await device.Client.PingAsync(Token);
+
+        var state = await device.Client.GetAsync(Token);
+        Assert.Equal((privateKey, 43212), (state.PrivateKey, state.ListenPort));
+        Assert.Equal(["10.8.0.2/32"], Sorted(Assert.Single(state.Peers, p => p.PublicKey == peer.PublicKey).AllowedIps));
+        device.Go.Kill();
+        await Assert.ThrowsAsync<UapiUnavailableException>(() => device.Client.PingAsync(Token));
+    }
+
+    [Fact]
     public async Task SetAsync_TenThousandPeers_GetReadsThemAllBack()
     {
         await using var device = await RealDevice.StartAsync();
@@ -203,14 +231,8 @@ public class UapiClientWireGuardGoTests(ITestOutputHelper output)
         Assert.Equal(10_000, (await device.WgDumpAsync()).Peers.Count);
     }
 
-    private static WireGuardKey ClampedPrivateKey()
-    {
-        // wireguard-go clamps a private key when it is set, so only a clamped key reads back unchanged.
-        var bytes = WireGuardKey.Generate().Bytes.ToArray();
-        bytes[0] &= 248;
-        bytes[31] = (byte)((bytes[31] & 127) | 64);
-        return WireGuardKey.FromBytes(bytes);
-    }
+    // wireguard-go clamps a private key when it is set, so only a clamped key reads back unchanged.
+    private static WireGuardKey ClampedPrivateKey() => WireGuardKey.Generate().ClampPrivateKey();
 
     private static string[] Sorted(IEnumerable<IPNetwork> networks) => [.. networks.Select(n => n.ToString()).Order(StringComparer.Ordinal)];
 

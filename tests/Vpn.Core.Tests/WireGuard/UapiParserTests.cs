@@ -207,6 +207,20 @@ public class UapiParserTests
         Assert.Contains("PresharedKey = (redacted)", printed[3], StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ToString_WithoutKeys_PrintsNullForEachSecretAndEveryOtherMember()
+    {
+        var peer = new PeerConfig { PublicKey = Key(PrivateHex), AllowedIps = [IPNetwork.Parse("10.0.0.2/32")] };
+
+        Assert.Equal("DeviceState { PrivateKey = null, ListenPort = 0, FirewallMark = 0, Peers.Count = 0 }", new DeviceState().ToString());
+        Assert.Equal("DeviceConfig { PrivateKey = null, ListenPort = 51820, FirewallMark = , ReplacePeers = True, Peers.Count = 1 }",
+            new DeviceConfig { ListenPort = 51820, ReplacePeers = true, Peers = [peer] }.ToString());
+        Assert.Equal($"PeerConfig {{ PublicKey = {Key(PrivateHex).ToBase64()}, Remove = False, UpdateOnly = False, PresharedKey = null, Endpoint = , " +
+            "PersistentKeepaliveInterval = , ReplaceAllowedIps = False, AllowedIps = [10.0.0.2/32] }", peer.ToString());
+        Assert.Equal($"PeerState {{ PublicKey = {Key(PrivateHex).ToBase64()}, PresharedKey = null, Endpoint = , PersistentKeepaliveInterval = 00:00:00, " +
+            "LastHandshake = , ReceiveBytes = 0, TransmitBytes = 0, AllowedIps = [], ProtocolVersion = 0 }", new PeerState { PublicKey = Key(PrivateHex) }.ToString());
+    }
+
     /// <summary>Returns one byte per read, as a slow socket might.</summary>
     private sealed class TrickleStream(byte[] data) : MemoryStream(data)
     {

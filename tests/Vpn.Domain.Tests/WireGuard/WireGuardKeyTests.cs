@@ -33,4 +33,26 @@ public class WireGuardKeyTests
         Assert.True(key.IsZero);
         Assert.False(WireGuardKey.Generate().IsZero);
     }
+
+    [Fact]
+    public void ClampPrivateKey_AnyKey_ClearsLowBitsAndBit255_SetsBit254_AsWireGuardDoes()
+    {
+        var ones = WireGuardKey.FromBytes(Enumerable.Repeat((byte)0xff, WireGuardKey.Length).ToArray());
+        var zeros = WireGuardKey.FromBytes(new byte[WireGuardKey.Length]);
+
+        Assert.Equal("f8" + new string('f', 60) + "7f", ones.ClampPrivateKey().ToHex());
+        Assert.Equal(new string('0', 62) + "40", zeros.ClampPrivateKey().ToHex());
+    }
+
+    [Fact]
+    public void ClampPrivateKey_Twice_SameAsOnce_AndLeavesTheKeyItself()
+    {
+        var key = WireGuardKey.Generate();
+        var original = key.ToHex();
+
+        var clamped = key.ClampPrivateKey();
+
+        Assert.Equal(clamped, clamped.ClampPrivateKey());
+        Assert.Equal(original, key.ToHex());
+    }
 }

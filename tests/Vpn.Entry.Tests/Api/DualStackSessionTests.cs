@@ -222,7 +222,7 @@ public abstract class DualStackSessionTests(StoreKind store)
         var iface = schemas.GetProperty("SessionInterfaceView").GetProperty("properties");
         Assert.True(iface.TryGetProperty("address", out _));
         Assert.Equal("array", iface.GetProperty("addresses").GetProperty("type").GetString());
-        Assert.True(schemas.GetProperty("DesiredPeer").GetProperty("properties").TryGetProperty("address_v6", out _));
+        Assert.True(schemas.GetProperty("NodePeerDto").GetProperty("properties").TryGetProperty("address_v6", out _));
     }
 }
 
