@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Contracts.Http;
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Http;
 
@@ -76,6 +77,6 @@ public static class NodeEndpoints
         return app;
     }
 
-    private static NodePeerDto ToDto(DesiredPeer peer) =>
-        new(peer.SessionId.ToString("D"), peer.PublicKey, peer.Address, peer.State, peer.AddressV6, peer.ClaimSeq);
+    private static NodePeerDto ToDto(NodeSessionPeer peer) =>
+        new(peer.SessionId.ToString("D"), peer.PublicKey, peer.Address, peer.State.ToName(), peer.AddressV6, peer.ClaimSeq);
 }

@@ -1,3 +1,5 @@
+using Vpn.Domain.Sessions;
+
 namespace Vpn.Entry.Nodes;
 
 /// <summary>A VPN node as registered by an operator. CoreEndpoint is how entry reaches its core over gRPC.</summary>
@@ -36,12 +38,12 @@ public sealed record NodeWithLoad(Node Node, int LiveSessions);
 /// AddressV6 ("/128") is null then too, and for sessions that have no IPv6 address (started before dual stack).
 /// </summary>
 /// ClaimSeq orders the claims of one device key (core keeps the later one).
-public sealed record DesiredPeer(Guid SessionId, string PublicKey, string? Address, string State, string? AddressV6, long ClaimSeq);
+public sealed record NodeSessionPeer(Guid SessionId, string PublicKey, string? Address, SessionState State, string? AddressV6, long ClaimSeq);
 
 public interface INodeStore
 {
     /// <summary>Live (provisioning or active) sessions on the node: what its WireGuard device must converge to.</summary>
-    Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken);
+    Task<IReadOnlyList<NodeSessionPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken);
 
     /// <summary>Inserts or updates by name; Created tells which.</summary>
     Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken);

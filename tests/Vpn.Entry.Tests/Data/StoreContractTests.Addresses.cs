@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
 
@@ -105,8 +106,8 @@ public abstract partial class StoreContractTests
         Assert.Equal(
             new[]
             {
-                new DesiredPeer(session.Id, dualDevice.PublicKey.ToBase64(), "10.64.0.2/32", SessionState.Active.ToName(), "fd64:6400::2/128", claim.ClaimSeq),
-                new DesiredPeer(v4Only.Id, legacyDevice.PublicKey.ToBase64(), "10.64.0.3/32", SessionState.Active.ToName(), null, v4OnlySeq),
+                new NodeSessionPeer(session.Id, dualDevice.PublicKey.ToBase64(), "10.64.0.2/32", SessionState.Active, "fd64:6400::2/128", claim.ClaimSeq),
+                new NodeSessionPeer(v4Only.Id, legacyDevice.PublicKey.ToBase64(), "10.64.0.3/32", SessionState.Active, null, v4OnlySeq),
             }.OrderBy(p => p.SessionId),
             await s.Nodes.ListDesiredPeersAsync(node.Id, Ct));
         var terminated = await s.Sessions.TerminateActiveAsync(dual, "customer_request", T0.AddMinutes(1), Ct);

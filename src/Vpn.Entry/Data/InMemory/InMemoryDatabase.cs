@@ -1,3 +1,4 @@
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;

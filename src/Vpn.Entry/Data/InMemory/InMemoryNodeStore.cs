@@ -1,3 +1,4 @@
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Data.InMemory;
@@ -67,12 +68,12 @@ public sealed class InMemoryNodeStore(InMemoryDatabase db) : INodeStore, INodeSe
         }
     }
 
-    public Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<NodeSessionPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
     {
         lock (db.Gate)
         {
-            return Task.FromResult<IReadOnlyList<DesiredPeer>>([.. db.Sessions.Values.Where(s => s.NodeId == nodeId && InMemoryDatabase.IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new DesiredPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State.ToName(), s.AssignedAddressV6, s.ClaimSeq))]);
+            return Task.FromResult<IReadOnlyList<NodeSessionPeer>>([.. db.Sessions.Values.Where(s => s.NodeId == nodeId && InMemoryDatabase.IsLive(s)).OrderBy(s => s.Id)
+                .Select(s => new NodeSessionPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq))]);
         }
     }
 

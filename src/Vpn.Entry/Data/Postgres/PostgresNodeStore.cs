@@ -1,4 +1,5 @@
 using Npgsql;
+using Vpn.Domain.Sessions;
 using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Data.Postgres;
@@ -45,12 +46,12 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
         order by id
         """;
 
-    public async Task<IReadOnlyList<DesiredPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<NodeSessionPeer>> ListDesiredPeersAsync(Guid nodeId, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(DesiredPeersSql);
         command.Parameters.AddWithValue("node", nodeId);
-        return await command.ReadAllAsync(reader => new DesiredPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
-            reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)), cancellationToken);
+        return await command.ReadAllAsync(reader => new NodeSessionPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+            SessionStates.Parse(reader.GetString(3)), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)), cancellationToken);
     }
 
     public async Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)
