@@ -6,7 +6,7 @@ using Vpn.TestSupport;
 namespace Vpn.Core.Tests.Nat;
 
 /// <summary>Real nft runs only inside a namespace created by the test; failure paths use stand-in commands.</summary>
-public class NftNatDriverTests
+public class NftNatDriverTests : NatDriverContractTests
 {
     private static readonly FirewallTable Table = FirewallSamples.Table();
 
@@ -55,22 +55,6 @@ public class NftNatDriverTests
         Assert.Contains("ip saddr 10.65.0.0/16 oifname != \"wg1\" masquerade", table);
         Assert.DoesNotContain("10.64.0.0/16", table);
         Assert.DoesNotContain("\"wg0\"", table);
-    }
-
-    [Fact]
-    public async Task ApplyAndRemove_OtherTablesPresent_LeavesThemUntouched()
-    {
-        await using var ns = await CreateNamespaceAsync();
-        var other = "table inet other {\n chain input {\n type filter hook input priority 0;\n tcp dport 22 accept\n }\n}\ntable ip vpn_core {\n chain c {\n }\n}\n";
-        (await ns.ExecAsync("nft", ["-f", "-"], other)).EnsureSuccess("nft -f other");
-        var before = await ns.ExecCheckedAsync("nft", "list", "ruleset");
-        var driver = Driver(NftCommand.InNamespace(ns.Name));
-
-        await driver.ApplyAsync(TestContext.Current.CancellationToken);
-        await driver.RemoveAsync(TestContext.Current.CancellationToken);
-
-        // The same name in another family (ip vpn_core) is another table and stays too.
-        Assert.Equal(before, await ns.ExecCheckedAsync("nft", "list", "ruleset"));
     }
 
     [Fact]
@@ -208,6 +192,10 @@ public class NftNatDriverTests
     }
 
     private static NftNatDriver Driver(NftCommand command) => new(Table, NullLogger<NftNatDriver>.Instance, command);
+
+    private protected override INatDriver DriverIn(NetworkNamespace ns) => Driver(NftCommand.InNamespace(ns.Name));
+
+    private protected override Task<NetworkNamespace> CreateLabAsync() => CreateNamespaceAsync();
 
     private static Task<NetworkNamespace> CreateNamespaceAsync()
     {

@@ -1,7 +1,6 @@
 using System.Collections.Frozen;
 using System.Net;
 using CsCheck;
-using Vpn.Core.Control;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
