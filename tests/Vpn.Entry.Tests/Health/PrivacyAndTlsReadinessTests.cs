@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Vpn.Entry.Audit;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
 using Vpn.Entry.Health;
@@ -41,7 +42,7 @@ public class PrivacyAndTlsReadinessTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
-        var cleanup = new RetentionCleanupService(new FailingRetentionStore(), Options().Privacy, status, new Audit.InMemoryAuditLog(),
+        var cleanup = new RetentionCleanupService(new FailingRetentionStore(), Options().Privacy, status, new InMemoryAuditLog(),
             Metrics(), time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.StartAsync(Token);
         // ExecuteAsync starts on another thread: keep the fake clock moving until its first pass has run.
@@ -64,8 +65,8 @@ public class PrivacyAndTlsReadinessTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
         var options = Options(("APP_PRIVACY_CLEANUP_SECS", "60"));
-        var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryStore(), new Audit.InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
-            options.Privacy, status, new Audit.InMemoryAuditLog(), Metrics(), time,
+        var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryStore(), new InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
+            options.Privacy, status, new InMemoryAuditLog(), Metrics(), time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.RunOnceAsync(Token);
         Assert.True((await new PrivacyReadinessCheck(options, status, time).RunAsync(Token)).Ok);

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Http;
 
 /// <summary>
 /// What an attacker or a buggy app sends, on every endpoint: each answers 4xx problem+json with the contract's code,

@@ -4,7 +4,7 @@ using Vpn.Domain.WireGuard;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>
 /// Issue 11 item 2: many parallel <c>replace_existing</c> starts of one customer who has a session. Each round must end

@@ -8,7 +8,7 @@ using Npgsql;
 using Vpn.Entry.Subscriptions;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Subscriptions;
 
 /// <summary>The admin book of customers (list, count, export, history) through the real HTTP pipeline, on each store.</summary>
 public abstract class SubscriptionReportTests(StoreKind store)

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Privacy;
+namespace Vpn.Entry.Tests.Audit;
 
 /// <summary>The log line of each audit event, from a running entry, per APP_LOG_REDACTION_MODE.</summary>
 public sealed class AuditLogRedactionTests

@@ -19,7 +19,7 @@ using Vpn.Entry.Nodes;
 using Vpn.Entry.Tests.Infrastructure;
 using Vpn.TestSupport;
 
-namespace Vpn.Entry.Tests.CoreTls;
+namespace Vpn.Entry.Tests.Nodes;
 
 /// <summary>
 /// entry's real <see cref="CoreChannelFactory"/> against a real core on Kestrel (127.0.0.1, a port of its own, noop

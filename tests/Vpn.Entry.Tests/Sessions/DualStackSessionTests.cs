@@ -2,7 +2,7 @@ using System.Text.Json;
 using Vpn.Contracts.Core.V1;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>
 /// Every session is dual-stack in entry: the answer, the wg-quick file, the stored row and the desired peers carry the

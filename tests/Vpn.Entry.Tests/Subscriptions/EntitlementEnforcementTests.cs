@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Subscriptions;
 
 /// <summary>Entitlements at every moment: downgrades and cancellations end the session and remove its peer, with an audit trail.</summary>
 public abstract class EntitlementEnforcementTests(StoreKind store)

@@ -2,7 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>Retries, races and moves: replace_existing, reconnect by session key, Idempotency-Key, capacity under load.</summary>
 public abstract class SessionLifecycleTests(StoreKind store)

@@ -4,7 +4,7 @@ using Npgsql;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>
 /// Conflicting starts at pool-size concurrency through the whole request path on PostgreSQL: entry's pool cut to four

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>The golden path and the session invariants through the real HTTP pipeline, on each store.</summary>
 public abstract class SessionApiTests(StoreKind store)

@@ -1,9 +1,8 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Privacy;
+namespace Vpn.Entry.Tests.Infrastructure;
 
 /// <summary>One log line as entry wrote it: the formatted message and every structured value.</summary>
 internal sealed record CapturedLog(string Category, EventId EventId, LogLevel Level, string Message, IReadOnlyList<KeyValuePair<string, object?>> State)

@@ -1,6 +1,6 @@
 using Vpn.Entry.Tests.Infrastructure;
 
-namespace Vpn.Entry.Tests.Api;
+namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>
 /// Nothing half-done when the store fails after core changed something: the client gets the error, and at once — not

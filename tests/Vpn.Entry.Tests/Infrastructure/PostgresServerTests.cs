@@ -3,7 +3,7 @@ using Npgsql;
 using Vpn.TestSupport;
 using Vpn.TestSupport.Postgres;
 
-namespace Vpn.Domain.Tests.Infrastructure;
+namespace Vpn.Entry.Tests.Infrastructure;
 
 public class PostgresServerTests
 {
