@@ -9,7 +9,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Vpn.Contracts.Core.V1;
@@ -71,7 +70,7 @@ public sealed class CoreTlsTests : IDisposable
 
         // The core's own kind of certificate, from the right CA, but issued for serverAuth only. Entry refuses it at
         // start (see the next test), so it is put in place past the settings to show the core's check.
-        var options = EntryOptions.Load(new ConfigurationBuilder().AddInMemoryCollection(EntrySettings(_pki.Ca, _pki.Client, true)).Build(), out _);
+        var (options, _) = OptionsLoading.Load(EntryOptions.Load, EntrySettings(_pki.Ca, _pki.Client, true));
         var forged = new EntryOptions
         {
             AccessTokens = options.AccessTokens,
@@ -90,9 +89,7 @@ public sealed class CoreTlsTests : IDisposable
     [Fact]
     public void Settings_ClientCertificateWithoutClientAuthUsage_RefusedAtStart()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(EntrySettings(_pki.Ca, _pki.Server, true)).Build();
-
-        EntryOptions.Load(configuration, out var errors);
+        var (_, errors) = OptionsLoading.Load(EntryOptions.Load, EntrySettings(_pki.Ca, _pki.Server, true));
 
         Assert.Contains(errors, e => e.Contains("APP_CORE_TLS_CLIENT_CERT_FILE", StringComparison.Ordinal) && e.Contains("client authentication", StringComparison.Ordinal));
     }
@@ -355,8 +352,7 @@ public sealed class CoreTlsTests : IDisposable
     /// <summary>Entry's channel factory exactly as entry builds it: from its settings.</summary>
     private static CoreChannelFactory Factory(TestCertificate? ca, TestCertificate? client, bool require = true)
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(EntrySettings(ca, client, require)).Build();
-        var options = EntryOptions.Load(configuration, out var errors);
+        var (options, errors) = OptionsLoading.Load(EntryOptions.Load, EntrySettings(ca, client, require));
         Assert.Empty(errors);
         return new CoreChannelFactory(options);
     }
