@@ -3,9 +3,9 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Vpn.TestSupport;
+using Vpn.Harness;
+using Vpn.Harness.Postgres;
 using Vpn.TestSupport.Oidc;
-using Vpn.TestSupport.Postgres;
 
 namespace Vpn.EndToEnd;
 

@@ -3,8 +3,8 @@ using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Text;
-using Vpn.TestSupport;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.EndToEnd;
 

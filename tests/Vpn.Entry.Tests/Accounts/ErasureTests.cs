@@ -7,7 +7,7 @@ using Vpn.Entry.Audit;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Tests.Auth;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Accounts;
 

@@ -2,8 +2,8 @@ using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using Npgsql;
 using Vpn.Entry.Tests.Infrastructure;
+using Vpn.Harness.Postgres;
 using Vpn.TestSupport.Oidc;
-using Vpn.TestSupport.Postgres;
 
 namespace Vpn.Entry.Tests.Auth;
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Health;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Health;
 

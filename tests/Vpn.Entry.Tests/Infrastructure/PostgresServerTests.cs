@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Npgsql;
-using Vpn.TestSupport;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

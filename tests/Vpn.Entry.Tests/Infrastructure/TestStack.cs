@@ -11,7 +11,7 @@ using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Vpn.Harness;
 
 namespace Vpn.TestSupport.Oidc;
 

@@ -1,4 +1,4 @@
-namespace Vpn.TestSupport;
+namespace Vpn.Harness;
 
 /// <summary>
 /// A network namespace owned by one test, named with a per-run prefix so cleanup removes only ours.

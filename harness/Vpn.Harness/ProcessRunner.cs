@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Vpn.TestSupport;
+namespace Vpn.Harness;
 
 public sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError)
 {

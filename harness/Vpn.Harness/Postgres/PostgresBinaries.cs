@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Vpn.TestSupport.Postgres;
+namespace Vpn.Harness.Postgres;
 
 /// <summary>
 /// Locates initdb/pg_ctl/postgres and runs them as the right OS user: the server refuses to run as root, so

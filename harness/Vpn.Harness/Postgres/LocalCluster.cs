@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Vpn.TestSupport.Postgres;
+namespace Vpn.Harness.Postgres;
 
 /// <summary>
 /// One throwaway cluster in <c>/tmp/vpn-pg-&lt;test pid&gt;-&lt;random&gt;</c>: the directory itself is the unix socket
@@ -191,7 +191,7 @@ internal sealed class LocalCluster
         // Durability is irrelevant for a throwaway cluster; speed is not.
         var settings = new StringBuilder()
             .AppendLine()
-            .AppendLine("# --- Vpn.TestSupport.Postgres ---")
+            .AppendLine("# --- Vpn.Harness.Postgres ---")
             .AppendLine("listen_addresses = '127.0.0.1'")
             .AppendLine($"unix_socket_directories = '{BaseDirectory}'")
             .AppendLine("fsync = off")

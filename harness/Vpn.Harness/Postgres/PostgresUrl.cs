@@ -1,7 +1,7 @@
 using System.Globalization;
 using Npgsql;
 
-namespace Vpn.TestSupport.Postgres;
+namespace Vpn.Harness.Postgres;
 
 /// <summary>Converts between Npgsql key=value connection strings and <c>postgres://user:password@host:port/db</c> URLs.</summary>
 internal static class PostgresUrl

@@ -1,4 +1,4 @@
-namespace Vpn.TestSupport;
+namespace Vpn.Harness;
 
 /// <summary>A userspace wireguard-go device started in the foreground (-f) inside a namespace; killed on dispose.</summary>
 public sealed class WireGuardGo : IAsyncDisposable

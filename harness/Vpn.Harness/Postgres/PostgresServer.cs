@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 
-namespace Vpn.TestSupport.Postgres;
+namespace Vpn.Harness.Postgres;
 
 /// <summary>
 /// A throwaway PostgreSQL server for tests.
