@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.Control;
 using Vpn.Core.Health;
@@ -65,6 +66,7 @@ public sealed class CoreRoutes : IAsyncDisposable
             }
             b.ConfigureTestServices(services =>
             {
+                services.AddSingleton<ILoggerProvider>(stack.Errors);
                 configureCore?.Invoke(services);
                 services.RemoveAll<IDesiredStateSource>();
                 services.AddSingleton<IDesiredStateSource>(new DesiredPeersFromStack(stack, nodeId));

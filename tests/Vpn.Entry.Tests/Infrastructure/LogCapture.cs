@@ -4,8 +4,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 
-/// <summary>One log line as entry wrote it: the formatted message and every structured value.</summary>
-internal sealed record CapturedLog(string Category, EventId EventId, LogLevel Level, string Message, IReadOnlyList<KeyValuePair<string, object?>> State)
+/// <summary>One log line as entry wrote it: the formatted message, every structured value and the exception logged with it.</summary>
+public sealed record CapturedLog(string Category, EventId EventId, LogLevel Level, string Message, IReadOnlyList<KeyValuePair<string, object?>> State,
+    Exception? Exception = null)
 {
     /// <summary>Everything a log sink could see of the line.</summary>
     public string AllText => Message + " " + string.Join(" ", State.Select(p => $"{p.Key}={p.Value}"));
@@ -44,7 +45,7 @@ internal sealed class LogCapture : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             var values = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
-            lines.Enqueue(new CapturedLog(category, eventId, logLevel, formatter(state, exception), [.. values]));
+            lines.Enqueue(new CapturedLog(category, eventId, logLevel, formatter(state, exception), [.. values], exception));
         }
     }
 }
