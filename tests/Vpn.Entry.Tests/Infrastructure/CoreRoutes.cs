@@ -42,6 +42,24 @@ public sealed class CoreRoutes : IAsyncDisposable
         services.AddSingleton<ICoreChannelFactory>(sp => new RoutedChannels(this, fallback, ActivatorUtilities.CreateInstance<CoreChannelFactory>(sp)));
     }
 
+    /// <summary>A <see cref="TestStack"/> whose core endpoints these routes serve (<see cref="Install"/>, then <paramref name="configureServices"/>).</summary>
+    public Task<TestStack> StartStackAsync(StoreKind store, IReadOnlyDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configureServices = null) =>
+        TestStack.StartAsync(store, settings, services =>
+        {
+            Install(services);
+            configureServices?.Invoke(services);
+        });
+
+    /// <summary>A fresh, healthy node (<see cref="RegisterNodeAsync"/>) whose core reconciles with the stack (<see cref="StartReconcilingCoreAsync"/>).</summary>
+    public async Task<Guid> AddSyncedNodeAsync(TestStack stack, string name, string coreEndpoint,
+        IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? configureCore = null)
+    {
+        var nodeId = await RegisterNodeAsync(stack, name, coreEndpoint);
+        await StartReconcilingCoreAsync(stack, coreEndpoint, nodeId, settings, configureCore);
+        return nodeId;
+    }
+
     /// <summary>
     /// A core for <paramref name="nodeId"/> behind <paramref name="coreEndpoint"/> whose reconciliation pulls from the
     /// stack; returns once its first pass has converged (GetNodeStatus says synced) and, if it checks its resolver, that

@@ -13,24 +13,17 @@ public sealed class ErrorLogScopeTests
         stack.EntryServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vpn.Entry.Sessions.SessionService")
             .LogError(new InvalidOperationException("boom"), "Start failed for {Reason}", "a test");
 
-        var failure = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(async () => await stack.DisposeAsync());
-
-        Assert.Contains("1 unexpected error(s) logged", failure.Message, StringComparison.Ordinal);
-        Assert.Contains("Vpn.Entry.Sessions.SessionService", failure.Message, StringComparison.Ordinal);
-        Assert.Contains("Start failed for a test", failure.Message, StringComparison.Ordinal);
-        Assert.Contains("InvalidOperationException: boom", failure.Message, StringComparison.Ordinal);
+        await AssertDisposeReportsAsync(stack,
+            "1 unexpected error(s) logged", "[Error] Vpn.Entry.Sessions.SessionService", "Start failed for a test", "InvalidOperationException: boom");
     }
 
     [Fact]
     public async Task ErrorFromCore_FailsTheTestAtDispose()
     {
         var stack = await TestStack.StartAsync(StoreKind.InMemory);
-        var coreLogger = stack.CoreServices().GetRequiredService<ILoggerFactory>().CreateLogger("Vpn.Core.Control.VpnControlService");
-        coreLogger.LogCritical("Dataplane lost");
+        stack.CoreServices().GetRequiredService<ILoggerFactory>().CreateLogger("Vpn.Core.Control.VpnControlService").LogCritical("Dataplane lost");
 
-        var failure = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(async () => await stack.DisposeAsync());
-
-        Assert.Contains("[Critical] Vpn.Core.Control.VpnControlService", failure.Message, StringComparison.Ordinal);
+        await AssertDisposeReportsAsync(stack, "[Critical] Vpn.Core.Control.VpnControlService", "Dataplane lost");
     }
 
     [Fact]
@@ -46,10 +39,8 @@ public sealed class ErrorLogScopeTests
 
         logger.LogError("another failure");
 
-        var failure = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(async () => await stack.DisposeAsync());
-        Assert.Contains("1 unexpected error(s) logged", failure.Message, StringComparison.Ordinal);
-        Assert.Contains("another failure", failure.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("an expected failure", failure.Message, StringComparison.Ordinal);
+        var message = await AssertDisposeReportsAsync(stack, "1 unexpected error(s) logged", "another failure");
+        Assert.DoesNotContain("an expected failure", message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -61,5 +52,16 @@ public sealed class ErrorLogScopeTests
         await stack.DisposeAsync();
 
         Assert.Empty(stack.Errors.Errors);
+    }
+
+    /// <summary>Disposing the stack fails the test, and the failure names every one of <paramref name="expected"/>; returns its message.</summary>
+    private static async Task<string> AssertDisposeReportsAsync(TestStack stack, params string[] expected)
+    {
+        var failure = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(async () => await stack.DisposeAsync());
+        foreach (var text in expected)
+        {
+            Assert.Contains(text, failure.Message, StringComparison.Ordinal);
+        }
+        return failure.Message;
     }
 }
