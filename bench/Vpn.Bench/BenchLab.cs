@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Bench;
 

@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Npgsql;
-using Vpn.TestSupport;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Bench;
 

@@ -4,7 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Bench;
 

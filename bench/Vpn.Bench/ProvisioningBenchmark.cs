@@ -7,7 +7,7 @@ using Vpn.Contracts.Core.V1;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Bench;
 

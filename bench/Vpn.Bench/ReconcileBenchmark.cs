@@ -5,7 +5,7 @@ using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Bench;
 

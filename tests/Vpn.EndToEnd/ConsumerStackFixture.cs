@@ -1,6 +1,6 @@
 using System.Net;
 using Vpn.Contracts.Core.V1;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 

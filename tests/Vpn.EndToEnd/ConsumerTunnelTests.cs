@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Vpn.Contracts.Core.V1;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 

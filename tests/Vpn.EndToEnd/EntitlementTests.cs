@@ -15,14 +15,10 @@ public sealed class EntitlementTests(VpnStackFixture stack) : IClassFixture<VpnS
         var ct = TestContext.Current.CancellationToken;
         var entry = stack.EntryClient;
         await stack.ReportNodeHealthyAsync(cancellationToken: ct);
-        var customer = await stack.CreateSubscribedCustomerAsync(ct);
         var keys = await WireGuardKeys.GenerateAsync();
-        var device = await stack.ExpectStatusAsync(
-            await entry.CustomerAsync(customer, HttpMethod.Post, "/v1/devices", new { Name = "phone", PublicKey = keys.PublicKey }, cancellationToken: ct),
-            HttpStatusCode.Created);
-        var session = await stack.ExpectStatusAsync(
-            await entry.CustomerAsync(customer, HttpMethod.Post, "/v1/sessions", new { DeviceId = device.Text("id"), Region = VpnStackFixture.Region }, cancellationToken: ct),
-            HttpStatusCode.Created);
+        var device = await stack.CreateCustomerWithDeviceAsync(keys, ct);
+        var customer = device.CustomerId;
+        var session = await stack.ExpectStatusAsync(await stack.StartSessionAsync(device, ct), HttpStatusCode.Created);
         await stack.Lab.ConfigureClientAsync(WgQuickConfig.Parse(session.Text("wireguard_config")).WithPrivateKey(keys.PrivateKey));
         var (ok, body, attempts) = await stack.Lab.ClientCurlUntilSuccessAsync(TimeSpan.FromSeconds(15), ct);
         await stack.CheckAsync(ok && body == VpnLab.NodeInetSideIp, $"client did not get through before the cancellation (body '{body}'):\n{attempts}");
@@ -37,7 +33,6 @@ public sealed class EntitlementTests(VpnStackFixture stack) : IClassFixture<VpnS
         await stack.ExpectStatusAsync(current, HttpStatusCode.NotFound);
         var after = await stack.ClientCurlAsync(TimeSpan.FromSeconds(2));
         await stack.CheckAsync(after.ExitCode != 0, $"curl still succeeded after the cancellation (body '{after.StandardOutput.Trim()}').");
-        var again = await entry.CustomerAsync(customer, HttpMethod.Post, "/v1/sessions", new { DeviceId = device.Text("id"), Region = VpnStackFixture.Region }, cancellationToken: ct);
-        await stack.ExpectStatusAsync(again, HttpStatusCode.Forbidden);
+        await stack.ExpectStatusAsync(await stack.StartSessionAsync(device, ct), HttpStatusCode.Forbidden);
     }
 }

@@ -1,4 +1,4 @@
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.EndToEnd;
 

@@ -18,17 +18,10 @@ public sealed class GoldenPathTests(VpnStackFixture stack) : IClassFixture<VpnSt
         var entry = stack.EntryClient;
 
         await stack.ReportNodeHealthyAsync(cancellationToken: ct);
-        var customer = await stack.CreateSubscribedCustomerAsync(ct);
         var deviceKeys = await WireGuardKeys.GenerateAsync();
-
-        var device = await stack.ExpectStatusAsync(
-            await entry.CustomerAsync(customer, HttpMethod.Post, "/v1/devices", new { Name = "laptop", PublicKey = deviceKeys.PublicKey }, cancellationToken: ct),
-            HttpStatusCode.Created);
-        var deviceId = device.Text("id");
-
-        var session = await stack.ExpectStatusAsync(
-            await entry.CustomerAsync(customer, HttpMethod.Post, "/v1/sessions", new { DeviceId = deviceId, Region = VpnStackFixture.Region }, cancellationToken: ct),
-            HttpStatusCode.Created);
+        var device = await stack.CreateCustomerWithDeviceAsync(deviceKeys, ct);
+        var customer = device.CustomerId;
+        var session = await stack.ExpectStatusAsync(await stack.StartSessionAsync(device, ct), HttpStatusCode.Created);
 
         // The client is configured from the wg-quick text alone, as a consumer app would.
         var text = session.Text("wireguard_config");

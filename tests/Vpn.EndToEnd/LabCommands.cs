@@ -1,5 +1,5 @@
 using System.Text;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 

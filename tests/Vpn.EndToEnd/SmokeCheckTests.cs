@@ -1,4 +1,4 @@
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 

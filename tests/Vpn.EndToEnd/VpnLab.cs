@@ -1,5 +1,5 @@
 using System.Text;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 
@@ -13,7 +13,7 @@ namespace Vpn.EndToEnd;
 /// are public-looking (TEST-NET-3): the node's filter drops tunnel traffic to private destinations.
 /// Everything is created with unique names and removed on dispose (processes killed by PID, namespaces by name).
 /// </summary>
-public sealed class VpnLab : INodeLab
+public sealed class VpnLab : NodeLabBase, INodeLab
 {
     public const string NodeClientSideIp = "10.201.0.1";
     public const string ClientIp = "10.201.0.2";
@@ -47,50 +47,29 @@ public sealed class VpnLab : INodeLab
         http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
         """;
 
-    private readonly List<NetworkNamespace> _namespaces = [];
     private BackgroundProcess? _inetServer;
 
     private VpnLab(string workDirectory)
+        : base(workDirectory, NetworkNamespace.UniqueName("wgn"))
     {
-        WorkDirectory = workDirectory;
-        NodeInterface = NetworkNamespace.UniqueName("wgn");
         ClientInterface = NetworkNamespace.UniqueName("wgc");
     }
 
-    public NetworkNamespace Node { get; private set; } = null!;
     public NetworkNamespace Client { get; private set; } = null!;
     public NetworkNamespace Inet { get; private set; } = null!;
-
-    /// <summary>Per-lab scratch directory (keys, sockets); visible from every namespace (same mount namespace).</summary>
-    public string WorkDirectory { get; }
 
     /// <summary>The node's veth towards inet (where NAT sources from).</summary>
     public string NodeUplink { get; private set; } = "";
 
-    public string NodeInterface { get; }
     public string ClientInterface { get; }
 
     string INodeLab.NodeEndpoint => NodeEndpoint;
 
     string INodeLab.ClientPool => ClientPool;
-    public WireGuardGo? NodeWireGuard { get; private set; }
     public WireGuardGo? ClientWireGuard { get; private set; }
 
-    public static async Task<VpnLab> CreateAsync()
-    {
-        var work = Directory.CreateTempSubdirectory("vpn-e2e-");
-        var lab = new VpnLab(work.FullName);
-        try
-        {
-            await lab.BuildAsync();
-            return lab;
-        }
-        catch
-        {
-            await lab.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<VpnLab> CreateAsync() =>
+        BuildOrDisposeAsync(new VpnLab(Directory.CreateTempSubdirectory("vpn-e2e-").FullName), lab => lab.BuildAsync());
 
     private async Task BuildAsync()
     {
@@ -109,25 +88,7 @@ public sealed class VpnLab : INodeLab
         ClientWireGuard = await WireGuardGo.StartAsync(Client, ClientInterface);
     }
 
-    private async Task<NetworkNamespace> AddNamespaceAsync(string prefix)
-    {
-        var ns = await NetworkNamespace.CreateAsync(prefix);
-        _namespaces.Add(ns);
-        return ns;
-    }
-
     public override string ToString() => $"client={Client?.Name}/{ClientInterface} inet={Inet?.Name}";
-
-    /// <summary>wireguard-go on the node crashes (SIGKILL) and comes back empty, as after a process restart.</summary>
-    public async Task RestartNodeWireGuardAsync()
-    {
-        var crashed = NodeWireGuard;
-        NodeWireGuard = null; // disposed by the restart, so not again by DisposeAsync should the restart fail
-        NodeWireGuard = await LabCommands.RestartWireGuardAsync(Node, NodeInterface, crashed);
-    }
-
-    /// <summary>Public keys of the peers the node's WireGuard device has right now.</summary>
-    public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => LabCommands.WgShowPeersAsync(Node, NodeInterface);
 
     /// <summary>One HTTP GET from the client namespace to the inet echo server.</summary>
     public Task<ProcessResult> ClientCurlAsync(TimeSpan maxTime) =>
@@ -220,7 +181,7 @@ public sealed class VpnLab : INodeLab
         return sb.ToString();
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         if (ClientWireGuard is not null)
         {
@@ -234,17 +195,7 @@ public sealed class VpnLab : INodeLab
         {
             await _inetServer.DisposeAsync();
         }
-        for (var i = _namespaces.Count - 1; i >= 0; i--)
-        {
-            await _namespaces[i].DisposeAsync(); // deleting a namespace deletes its veth ends too
-        }
-        try
-        {
-            Directory.Delete(WorkDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await RemoveNamespacesAndWorkDirectoryAsync();
     }
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> describeFailure,

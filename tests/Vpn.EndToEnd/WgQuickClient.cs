@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
 

@@ -5,7 +5,7 @@ using Vpn.Core.Configuration;
 using Vpn.Core.Dataplane;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Dataplane;
 

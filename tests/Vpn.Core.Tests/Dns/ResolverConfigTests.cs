@@ -2,7 +2,7 @@ using Vpn.Core.Configuration;
 using Vpn.Core.Dns;
 using Vpn.Core.Tests.Configuration;
 using Vpn.Domain.Addressing;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Dns;
 

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Health;
 

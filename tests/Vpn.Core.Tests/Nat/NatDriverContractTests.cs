@@ -1,5 +1,5 @@
 using Vpn.Core.Nat;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat;
 

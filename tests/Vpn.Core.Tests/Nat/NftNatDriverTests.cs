@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Vpn.Core.Nat;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat;
 

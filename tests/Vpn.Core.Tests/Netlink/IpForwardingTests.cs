@@ -1,5 +1,5 @@
 using Vpn.Core.Netlink;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Netlink;
 

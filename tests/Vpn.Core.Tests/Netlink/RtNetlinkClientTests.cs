@@ -1,6 +1,6 @@
 using System.Net;
 using Vpn.Core.Netlink;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Netlink;
 

@@ -4,7 +4,7 @@ using Vpn.Core.Dataplane;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Reconciliation;

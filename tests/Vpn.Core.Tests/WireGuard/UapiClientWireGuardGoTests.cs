@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.WireGuard;
 

@@ -1,6 +1,6 @@
 using Vpn.Core.WireGuard;
 using Vpn.Domain.WireGuard;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.WireGuard;
 

@@ -277,18 +277,4 @@ public class PoolQuarantineTests(ITestOutputHelper output)
         Assert.Equal(200_000 - 18_000 + 1, allocations);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), "pool operations are not cheap");
     }
-
-    /// <summary>A clock that moves only when told; the pool reads its monotonic timestamp.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddTicks(_ticks);
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
 }

@@ -8,7 +8,7 @@ using Vpn.Entry.Auth;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Tests.Auth;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Accounts;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Auth;
 

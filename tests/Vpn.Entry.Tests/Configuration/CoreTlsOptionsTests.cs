@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Entry.Configuration;
 using Vpn.TestSupport;
 
@@ -11,14 +10,8 @@ public sealed class CoreTlsOptionsTests : IDisposable
 
     public void Dispose() => _pki.Dispose();
 
-    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = EntryOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(EntryOptions.Load, settings);
 
     // Production refuses much else with no other settings; these tests look only at the core TLS problems.
     private static List<string> CoreTlsErrors(IReadOnlyList<string> errors) =>

@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Entry.Configuration;
+using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Configuration;
 
@@ -8,14 +8,8 @@ public sealed class EntryOptionsTests
 {
     private const string GoodSecret = "0123456789abcdef0123456789abcdef";
 
-    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = EntryOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(EntryOptions.Load, settings);
 
     [Fact]
     public void SigningKeys_ParsedWithActiveKid()

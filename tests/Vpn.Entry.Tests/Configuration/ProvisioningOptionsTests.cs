@@ -1,19 +1,13 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Entry.Configuration;
+using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Configuration;
 
 /// <summary>APP_PROVISIONING_TIMEOUT_SECS and APP_PROVISIONING_SWEEP_SECS: defaults, ranges, and the bound against the core deadline.</summary>
 public sealed class ProvisioningOptionsTests
 {
-    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = EntryOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(EntryOptions.Load, settings);
 
     [Fact]
     public void ProvisioningSettings_Unset_TwoMinutesEveryThirtySeconds()

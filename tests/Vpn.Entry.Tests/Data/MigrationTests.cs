@@ -8,8 +8,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Vpn.Entry.Data;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Data;
 

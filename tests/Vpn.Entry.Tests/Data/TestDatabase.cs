@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Vpn.Entry.Data;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Data;
 

@@ -1,12 +1,13 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Vpn.Entry.Audit;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Data.InMemory;
 using Vpn.Entry.Health;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
 using Vpn.Entry.Tests.Infrastructure;
+using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Health;
 
@@ -15,11 +16,7 @@ public class PrivacyAndTlsReadinessTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    private static EntryOptions Options(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value))).Build();
-        return EntryOptions.Load(configuration, out _);
-    }
+    private static EntryOptions Options(params (string Key, string Value)[] settings) => OptionsLoading.Load(EntryOptions.Load, settings).Options;
 
     private static async Task RegisterAsync(InMemoryNodeStore store, string name, string coreEndpoint) =>
         await store.UpsertAsync(new NodeRegistration(name, "eu", null, null, null, "203.0.113.1:51820",

@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Health;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Health;
 
@@ -18,9 +18,8 @@ public abstract class ReadinessTests(StoreKind store)
     public async Task Readiness_FreshHealthyNodeWithSyncedCore_200Ready()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
-        var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-a", SyncedCore);
-        await routes.StartReconcilingCoreAsync(stack, SyncedCore, nodeId);
+        await using var stack = await routes.StartStackAsync(store);
+        await routes.AddSyncedNodeAsync(stack, "node-a", SyncedCore);
 
         var report = await GetReportAsync(stack, 200);
 
@@ -53,9 +52,8 @@ public abstract class ReadinessTests(StoreKind store)
     public async Task Readiness_StaleHeartbeat_503NodesCheckFails()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
-        var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-a", SyncedCore);
-        await routes.StartReconcilingCoreAsync(stack, SyncedCore, nodeId);
+        await using var stack = await routes.StartStackAsync(store);
+        var nodeId = await routes.AddSyncedNodeAsync(stack, "node-a", SyncedCore);
         await GetReportAsync(stack, 200);
         // The node's last heartbeat two minutes ago (APP_NODE_FRESHNESS_SECS is 60).
         var nodes = stack.EntryServices.GetRequiredService<INodeStore>();
@@ -74,9 +72,8 @@ public abstract class ReadinessTests(StoreKind store)
     public async Task Readiness_UnreachableAndUnsyncedCores_503CoresCheckNamesThem()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
-        var good = await CoreRoutes.RegisterNodeAsync(stack, "node-good", SyncedCore);
-        await routes.StartReconcilingCoreAsync(stack, SyncedCore, good);
+        await using var stack = await routes.StartStackAsync(store);
+        await routes.AddSyncedNodeAsync(stack, "node-good", SyncedCore);
         var missingSocket = CoreRoutes.MissingUnixSocketEndpoint();
         await CoreRoutes.RegisterNodeAsync(stack, "node-down", missingSocket);
         await CoreRoutes.RegisterNodeAsync(stack, "node-port", CoreRoutes.ClosedLoopbackEndpoint());
@@ -103,9 +100,8 @@ public abstract class ReadinessTests(StoreKind store)
     public async Task Readiness_CoreWhoseResolverFails_503CoresCheckNamesTheNodeAndTheResolver()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
-        var good = await CoreRoutes.RegisterNodeAsync(stack, "node-good", SyncedCore);
-        await routes.StartReconcilingCoreAsync(stack, SyncedCore, good);
+        await using var stack = await routes.StartStackAsync(store);
+        await routes.AddSyncedNodeAsync(stack, "node-good", SyncedCore);
         var dns = await CoreRoutes.RegisterNodeAsync(stack, "node-dns", "dns.test:50051");
         var (settings, services) = CoreRoutes.FailingResolver();
         await routes.StartReconcilingCoreAsync(stack, "dns.test:50051", dns, settings, services);
@@ -123,13 +119,11 @@ public abstract class ReadinessTests(StoreKind store)
     public async Task Readiness_AnotherRegisteredCheck_RunsAndDecides()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: services =>
+        await using var stack = await routes.StartStackAsync(store, configureServices: services =>
         {
-            routes.Install(services);
             services.AddSingleton<IReadinessCheck>(new FixedCheck("extra", ReadinessCheckResult.Fail("retention windows not set")));
         });
-        var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-a", SyncedCore);
-        await routes.StartReconcilingCoreAsync(stack, SyncedCore, nodeId);
+        await routes.AddSyncedNodeAsync(stack, "node-a", SyncedCore);
 
         var report = await GetReportAsync(stack, 503);
 

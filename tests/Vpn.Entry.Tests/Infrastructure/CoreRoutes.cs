@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.Control;
 using Vpn.Core.Health;
@@ -41,6 +42,24 @@ public sealed class CoreRoutes : IAsyncDisposable
         services.AddSingleton<ICoreChannelFactory>(sp => new RoutedChannels(this, fallback, ActivatorUtilities.CreateInstance<CoreChannelFactory>(sp)));
     }
 
+    /// <summary>A <see cref="TestStack"/> whose core endpoints these routes serve (<see cref="Install"/>, then <paramref name="configureServices"/>).</summary>
+    public Task<TestStack> StartStackAsync(StoreKind store, IReadOnlyDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configureServices = null) =>
+        TestStack.StartAsync(store, settings, services =>
+        {
+            Install(services);
+            configureServices?.Invoke(services);
+        });
+
+    /// <summary>A fresh, healthy node (<see cref="RegisterNodeAsync"/>) whose core reconciles with the stack (<see cref="StartReconcilingCoreAsync"/>).</summary>
+    public async Task<Guid> AddSyncedNodeAsync(TestStack stack, string name, string coreEndpoint,
+        IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? configureCore = null)
+    {
+        var nodeId = await RegisterNodeAsync(stack, name, coreEndpoint);
+        await StartReconcilingCoreAsync(stack, coreEndpoint, nodeId, settings, configureCore);
+        return nodeId;
+    }
+
     /// <summary>
     /// A core for <paramref name="nodeId"/> behind <paramref name="coreEndpoint"/> whose reconciliation pulls from the
     /// stack; returns once its first pass has converged (GetNodeStatus says synced) and, if it checks its resolver, that
@@ -65,6 +84,7 @@ public sealed class CoreRoutes : IAsyncDisposable
             }
             b.ConfigureTestServices(services =>
             {
+                services.AddSingleton<ILoggerProvider>(stack.Errors);
                 configureCore?.Invoke(services);
                 services.RemoveAll<IDesiredStateSource>();
                 services.AddSingleton<IDesiredStateSource>(new DesiredPeersFromStack(stack, nodeId));

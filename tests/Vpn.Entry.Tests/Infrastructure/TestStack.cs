@@ -7,11 +7,12 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
-using Vpn.TestSupport.Postgres;
+using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 
@@ -24,7 +25,8 @@ public enum StoreKind
 
 /// <summary>
 /// entry (in-process, real HTTP pipeline) calling a real core (noop dataplane) over in-process gRPC. Every node
-/// registered with a core_endpoint of "core:..." is served by that core.
+/// registered with a core_endpoint of "core:..." is served by that core. An error logged by entry or a core fails the
+/// test at dispose unless the test expected it (<see cref="ExpectErrors"/>, see <see cref="ErrorLogScope"/>).
 /// </summary>
 public sealed class TestStack : IAsyncDisposable
 {
@@ -42,14 +44,21 @@ public sealed class TestStack : IAsyncDisposable
     private readonly WebApplicationFactory<SessionService> _entry;
     private readonly CoreFleet _cores;
 
-    private TestStack(WebApplicationFactory<SessionService> entry, CoreFleet cores)
+    private TestStack(WebApplicationFactory<SessionService> entry, CoreFleet cores, ErrorLogScope errors)
     {
         _entry = entry;
         _cores = cores;
+        Errors = errors;
         Client = entry.CreateClient();
     }
 
     public HttpClient Client { get; }
+
+    /// <summary>Every Error and Critical line entry and its cores logged; checked at <see cref="DisposeAsync"/>.</summary>
+    public ErrorLogScope Errors { get; }
+
+    /// <summary>Error lines matching <paramref name="match"/> are what this test provokes, not a fault.</summary>
+    public void ExpectErrors(Func<CapturedLog, bool> match) => Errors.Expect(match);
 
     public IServiceProvider EntryServices => _entry.Services;
 
@@ -58,6 +67,9 @@ public sealed class TestStack : IAsyncDisposable
 
     /// <summary>Each distinct core_endpoint is its own in-process core (noop dataplane), created on first use.</summary>
     public NoopDataplane CoreFor(string coreEndpoint) => (NoopDataplane)_cores.Get(coreEndpoint).Services.GetRequiredService<IDataplane>();
+
+    /// <summary>The services of the in-process core behind <paramref name="coreEndpoint"/> (created on first use).</summary>
+    public IServiceProvider CoreServices(string coreEndpoint = DefaultCoreEndpoint) => _cores.Get(coreEndpoint).Services;
 
     /// <summary>The lease registry of the core behind <paramref name="coreEndpoint"/>: which session holds which peer.</summary>
     public PeerRegistry RegistryFor(string coreEndpoint = DefaultCoreEndpoint) => _cores.Get(coreEndpoint).Services.GetRequiredService<PeerRegistry>();
@@ -76,7 +88,8 @@ public sealed class TestStack : IAsyncDisposable
             var server = await PostgresServer.SharedAsync();
             databaseUrl = await server.CreateDatabaseAsync("entry");
         }
-        var cores = new CoreFleet();
+        var errors = new ErrorLogScope();
+        var cores = new CoreFleet(errors);
         TestStack? stack = null;
         var entry = new WebApplicationFactory<SessionService>().WithWebHostBuilder(b =>
         {
@@ -99,12 +112,13 @@ public sealed class TestStack : IAsyncDisposable
             b.ConfigureTestServices(services =>
             {
                 services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerAddressFromTestHeader>();
+                services.AddSingleton<ILoggerProvider>(errors);
                 services.RemoveAll<ICoreChannelFactory>();
                 services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(cores, () => stack?.CoreDown ?? false));
                 configureServices?.Invoke(services);
             });
         });
-        stack = new TestStack(entry, cores);
+        stack = new TestStack(entry, cores, errors);
         return stack;
     }
 
@@ -182,14 +196,16 @@ public sealed class TestStack : IAsyncDisposable
 
     public static string NewKey() => Domain.WireGuard.WireGuardKey.Generate().ToBase64();
 
+    /// <summary>Stops entry and the cores, then fails the test if either logged an error it did not expect.</summary>
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
         await _entry.DisposeAsync();
         await _cores.DisposeAsync();
+        Errors.Verify();
     }
 
-    private sealed class CoreFleet : IAsyncDisposable
+    private sealed class CoreFleet(ErrorLogScope errors) : IAsyncDisposable
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<WebApplicationFactory<VpnControlService>>> _cores = new();
 
@@ -200,6 +216,7 @@ public sealed class TestStack : IAsyncDisposable
                 b.UseSetting("WG_DATAPLANE", "noop");
                 b.UseSetting("WG_CLIENT_POOL", "10.64.0.0/20");
                 b.UseSetting("CORE_GRPC_LISTEN", "127.0.0.1:0");
+                b.ConfigureServices(services => services.AddSingleton<ILoggerProvider>(errors));
             });
             _ = core.Server;
             return core;

@@ -49,7 +49,7 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
     public async Task CoreStatus_ReconcilingCore_SyncedWithCounters()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
+        await using var stack = await routes.StartStackAsync(store);
         var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-synced", "synced.test:50051");
         await routes.StartReconcilingCoreAsync(stack, "synced.test:50051", nodeId);
 
@@ -67,7 +67,7 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
     public async Task CoreStatus_CoreWhoseResolverFails_ShowsTheResolverUnhealthyWithItsReason()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
+        await using var stack = await routes.StartStackAsync(store);
         var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-dns", "dns.test:50051");
         var (settings, services) = CoreRoutes.FailingResolver();
         await routes.StartReconcilingCoreAsync(stack, "dns.test:50051", nodeId, settings, services);
@@ -121,7 +121,7 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
     public async Task CoreStatus_CoreUnreachable_502NodeUnavailable(string kind)
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, configureServices: routes.Install);
+        await using var stack = await routes.StartStackAsync(store);
         var endpoint = kind == "missing unix socket" ? CoreRoutes.MissingUnixSocketEndpoint() : CoreRoutes.ClosedLoopbackEndpoint();
         var nodeId = await CoreRoutes.RegisterNodeAsync(stack, "node-down", endpoint);
         var clock = Stopwatch.StartNew();
@@ -139,7 +139,7 @@ public abstract class CoreStatusEndpointTests(StoreKind store)
     public async Task CoreStatus_CoreSilentPastDeadline_502NodeUnavailable()
     {
         await using var routes = new CoreRoutes();
-        await using var stack = await TestStack.StartAsync(store, new Dictionary<string, string?> { ["APP_CORE_TIMEOUT_MS"] = "200" }, routes.Install);
+        await using var stack = await routes.StartStackAsync(store, new Dictionary<string, string?> { ["APP_CORE_TIMEOUT_MS"] = "200" });
         // Connections are accepted by the kernel and then never answered: only the deadline ends the call.
         using var silent = new TcpListener(IPAddress.Loopback, 0);
         silent.Start();

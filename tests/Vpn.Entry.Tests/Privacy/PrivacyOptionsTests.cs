@@ -1,6 +1,6 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Entry.Configuration;
 using Vpn.Entry.Privacy;
+using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Privacy;
 
@@ -15,14 +15,8 @@ public sealed class PrivacyOptionsTests
     // base64 of 32 bytes 0x00..0x1f.
     private static readonly string GoodKey = Convert.ToBase64String([.. Enumerable.Range(0, 32).Select(i => (byte)i)]);
 
-    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = EntryOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (EntryOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(EntryOptions.Load, settings);
 
     private static (EntryOptions Options, IReadOnlyList<string> Errors) LoadProduction(params (string Key, string Value)[] settings) =>
         Load([("APP_ENV", "production"), .. settings]);

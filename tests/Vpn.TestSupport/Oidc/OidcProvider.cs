@@ -1,56 +1,11 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using Vpn.Harness;
 
 namespace Vpn.TestSupport.Oidc;
-
-/// <summary>An authorization code from the scripted login, with what the app kept to redeem it.</summary>
-/// <param name="CodeVerifier">The PKCE verifier (null when the request had no code_challenge).</param>
-/// <param name="Nonce">The nonce sent in the authorization request, which the ID token must carry (null: none sent).</param>
-public sealed record AuthorizationCode(string Code, string? CodeVerifier, string? Nonce, string ClientId, string RedirectUri, string State);
-
-/// <summary>How the token endpoint behaves (see <see cref="OidcProvider.SetTokenEndpointAsync"/>).</summary>
-public enum TokenEndpointMode
-{
-    /// <summary>oidc-provider answers as usual.</summary>
-    Normal,
-
-    /// <summary>503 with <c>{"error":"temporarily_unavailable"}</c>.</summary>
-    Down,
-
-    /// <summary>No answer: the request is held for about 60 s, then the connection is dropped.</summary>
-    Hang,
-}
-
-/// <summary>How a tampered ID token is signed (see <see cref="OidcProvider.TamperAsync"/>).</summary>
-public enum IdTokenSigning
-{
-    /// <summary>With the provider's current private key: a valid signature over the changed claims.</summary>
-    Provider,
-
-    /// <summary>With an RSA key that is in no JWKS of the provider; the header keeps the real kid unless overridden.</summary>
-    Foreign,
-
-    /// <summary><c>alg: none</c> and an empty signature.</summary>
-    None,
-
-    /// <summary>HS256 keyed with the redeeming client's secret (what a verifier that trusts the header's alg would take).</summary>
-    ClientSecret,
-}
-
-/// <summary>Hits on the provider's endpoints since it started (they keep counting across resets and key rotations).</summary>
-public sealed record OidcProviderStats(
-    [property: JsonPropertyName("jwks_requests")] int JwksRequests,
-    [property: JsonPropertyName("token_requests")] int TokenRequests,
-    [property: JsonPropertyName("discovery_requests")] int DiscoveryRequests);
-
-/// <summary>Start options of <see cref="OidcProvider"/>.</summary>
-/// <param name="RequirePkce">Refuse authorization requests without a code_challenge even for the confidential clients.</param>
-public sealed record OidcProviderOptions(bool RequirePkce = false);
 
 /// <summary>
 /// A real OpenID Connect provider (the npm package oidc-provider, run by node from tests/oidc-provider) on a loopback
@@ -61,7 +16,7 @@ public sealed record OidcProviderOptions(bool RequirePkce = false);
 /// Needs node (20.12 or later) and the fixture's packages (<c>npm ci --prefix tests/oidc-provider</c>, done by
 /// .ci/run): without them a test skips on a developer machine and fails under CI.
 /// </remarks>
-public sealed class OidcProvider : IAsyncDisposable
+public sealed partial class OidcProvider : IAsyncDisposable
 {
     public const string DefaultClientId = "vpn-app";
     public const string DefaultClientSecret = "vpn-app-secret";
@@ -118,33 +73,6 @@ public sealed class OidcProvider : IAsyncDisposable
 
     /// <summary>The node process's stdout and stderr so far, for failure messages.</summary>
     public string Output => _process?.Output ?? _lastOutput;
-
-    /// <summary>Starts the provider on a port the kernel picks (no race for a "free" port) and waits until it listens.</summary>
-    public static async Task<OidcProvider> StartAsync(OidcProviderOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        options ??= new OidcProviderOptions();
-        var node = Prerequisites.FindExecutable("node");
-        Prerequisites.Require(node is not null, "'node' on PATH (the OpenID provider fixture runs on Node.js)");
-        var problem = await s_nodeProblem.Value;
-        Prerequisites.Require(problem is null, problem ?? "");
-        var directory = FindFixtureDirectory();
-        Prerequisites.Require(directory is not null, "tests/oidc-provider/provider.mjs above the test's output directory");
-        Prerequisites.Require(File.Exists(Path.Combine(directory!, "node_modules", "oidc-provider", "package.json")),
-            $"the OpenID provider fixture's packages: run 'npm ci --prefix {directory}'");
-
-        var (process, issuer) = await LaunchAsync(node!, directory!, options, port: 0, signingKey: null, cancellationToken);
-        var provider = new OidcProvider(node!, directory!, options, process, issuer);
-        try
-        {
-            await provider.CurrentKidAsync(cancellationToken);
-        }
-        catch
-        {
-            await provider.DisposeAsync();
-            throw;
-        }
-        return provider;
-    }
 
     /// <summary>
     /// The scripted login of <paramref name="subject"/> (sent as login_hint; it becomes the ID token's <c>sub</c>): an
@@ -271,59 +199,6 @@ public sealed class OidcProvider : IAsyncDisposable
         return answer.Deserialize<OidcProviderStats>()!;
     }
 
-    /// <summary>Kills the node process: the provider's port refuses connections until <see cref="RestartAsync"/>.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
-    {
-        if (_process is null)
-        {
-            return;
-        }
-        // Remember the key (and the output) so a restart can sign as before and a failure message can show the log.
-        // A process that already died keeps the key it had when last asked.
-        if (!_process.HasExited)
-        {
-            try
-            {
-                await CurrentKidAsync(cancellationToken);
-            }
-            catch (HttpRequestException)
-            {
-            }
-        }
-        _lastOutput = _process.Output;
-        await _process.DisposeAsync();
-        _process = null;
-    }
-
-    /// <summary>
-    /// A new node process on the same port (same issuer), after a <see cref="StopAsync"/> or in place of the running
-    /// one. With <paramref name="keepSigningKey"/> it signs with the key in use before (same kid, same JWKS); otherwise
-    /// with a fresh one. Codes, sessions, tampering and counters of the old process are gone.
-    /// </summary>
-    public async Task RestartAsync(bool keepSigningKey = true, CancellationToken cancellationToken = default)
-    {
-        await StopAsync(cancellationToken);
-        var port = new Uri(Issuer).Port;
-        var (process, issuer) = await LaunchAsync(_node, _directory, _options, port, keepSigningKey ? _lastSigningKey : null, cancellationToken);
-        if (issuer != Issuer)
-        {
-            await process.DisposeAsync();
-            throw new InvalidOperationException($"The restarted provider announced {issuer} instead of {Issuer}.");
-        }
-        _process = process;
-        await CurrentKidAsync(cancellationToken);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _control.Dispose();
-        if (_process is not null)
-        {
-            await _process.DisposeAsync();
-            _process = null;
-        }
-    }
-
     private async Task<JsonElement> ControlAsync(HttpMethod method, string name, object? body, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, $"{Issuer}/__test/{name}");
@@ -380,91 +255,6 @@ public sealed class OidcProvider : IAsyncDisposable
             result[name] = value;
         }
         return result;
-    }
-
-    private static async Task<(BackgroundProcess Process, string Issuer)> LaunchAsync(string node, string directory, OidcProviderOptions options,
-        int port, JsonElement? signingKey, CancellationToken cancellationToken)
-    {
-        var config = new Dictionary<string, object?> { ["require_pkce"] = options.RequirePkce };
-        if (signingKey is { } key)
-        {
-            config["signing_key"] = key;
-        }
-        // The configuration (with a private key on restarts) goes through the environment, not the visible command line.
-        var process = new BackgroundProcess(node,
-            [Path.Combine(directory, "provider.mjs"), "--port", port.ToString(CultureInfo.InvariantCulture)],
-            new Dictionary<string, string?>
-            {
-                ["OIDC_FIXTURE_CONFIG"] = JsonSerializer.Serialize(config),
-                ["NODE_ENV"] = "test",
-                ["DEBUG"] = null,
-            },
-            directory);
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(StartTimeout);
-            while (true)
-            {
-                // provider.mjs prints exactly one "READY <issuer>" line once it listens; oidc-provider's warnings go to stderr.
-                var ready = process.Output.Split('\n').FirstOrDefault(l => l.StartsWith("READY ", StringComparison.Ordinal));
-                if (ready is not null)
-                {
-                    return (process, ready["READY ".Length..].Trim());
-                }
-                if (process.HasExited)
-                {
-                    throw new InvalidOperationException($"The OIDC provider fixture exited before it was ready: {process.Output}");
-                }
-                try
-                {
-                    await Task.Delay(20, timeout.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"The OIDC provider fixture was not ready within {StartTimeout.TotalSeconds:F0} s: {process.Output}");
-                }
-            }
-        }
-        catch
-        {
-            await process.DisposeAsync();
-            throw;
-        }
-    }
-
-    /// <summary>tests/oidc-provider of the repository, found by walking up from the test's output directory.</summary>
-    private static string? FindFixtureDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "tests", "oidc-provider");
-            if (File.Exists(Path.Combine(candidate, "provider.mjs")))
-            {
-                return candidate;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>oidc-provider 9 needs Node.js 20.12 or later (node:crypto's hash); null when node is recent enough.</summary>
-    private static async Task<string?> FindNodeProblemAsync()
-    {
-        var node = Prerequisites.FindExecutable("node");
-        if (node is null)
-        {
-            return "'node' on PATH";
-        }
-        var result = await ProcessRunner.RunAsync(node, ["--version"], timeout: TimeSpan.FromSeconds(10));
-        var text = result.StandardOutput.Trim().TrimStart('v');
-        var parts = text.Split('.');
-        if (result.ExitCode != 0 || parts.Length < 2
-            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var major)
-            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var minor))
-        {
-            return $"a working 'node' (node --version said '{result.StandardOutput.Trim()} {result.StandardError.Trim()}')";
-        }
-        return major > 20 || (major == 20 && minor >= 12) ? null : $"Node.js 20.12 or later for oidc-provider 9 (found {text})";
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

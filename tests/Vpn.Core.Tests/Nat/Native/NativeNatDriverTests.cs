@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
 using Vpn.Core.Netlink;
-using Vpn.TestSupport;
+using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat.Native;
 

@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Vpn.Entry.Tests.Infrastructure;
+
+/// <summary>One log line as entry wrote it: the formatted message, every structured value and the exception logged with it.</summary>
+public sealed record CapturedLog(string Category, EventId EventId, LogLevel Level, string Message, IReadOnlyList<KeyValuePair<string, object?>> State,
+    Exception? Exception = null)
+{
+    /// <summary>Everything a log sink could see of the line.</summary>
+    public string AllText => Message + " " + string.Join(" ", State.Select(p => $"{p.Key}={p.Value}"));
+}
+
+/// <summary>
+/// Captures every log line of a running entry. Added to the host's <see cref="ILoggerFactory"/> after start, which
+/// also reaches loggers created before (singletons such as the audit log), under the host's level filters.
+/// </summary>
+internal sealed class LogCapture : ILoggerProvider
+{
+    private readonly ConcurrentQueue<CapturedLog> _lines = new();
+
+    public IReadOnlyList<CapturedLog> Lines => [.. _lines];
+
+    public static LogCapture AttachTo(TestStack stack)
+    {
+        var capture = new LogCapture();
+        stack.EntryServices.GetRequiredService<ILoggerFactory>().AddProvider(capture);
+        return capture;
+    }
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(string category, ConcurrentQueue<CapturedLog> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var values = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
+            lines.Enqueue(new CapturedLog(category, eventId, logLevel, formatter(state, exception), [.. values], exception));
+        }
+    }
+}
