@@ -12,18 +12,7 @@ public sealed partial class ConsumerLab
     // One HTTP server per "label,address,port" argument, answering each GET with the client's source address and printing
     // "label source" for every accepted connection (so a connection that never sent a request is seen too). No reverse
     // lookups (HTTPServer.server_bind would resolve its own name). Exits by itself after the cap.
-    private const string EchoServerScript = """
-        import http.server, os, socket, socketserver, sys, threading
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = self.client_address[0].encode()
-                self.send_response(200)
-                self.send_header('Content-Type', 'text/plain')
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            def log_message(self, *args):
-                pass
+    private const string EchoServerScript = LabCommands.EchoHandlerPython + """
         def server(label, host, port):
             v6 = ':' in host
             class S(socketserver.ThreadingMixIn, socketserver.TCPServer):

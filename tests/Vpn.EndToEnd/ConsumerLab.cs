@@ -230,13 +230,7 @@ public sealed partial class ConsumerLab : NodeLabBase, INodeLab
     {
         var sb = new StringBuilder();
         Task Add(NetworkNamespace? ns, params string[] command) => LabCommands.AppendAsync(sb, ns, command);
-        await Add(Node, "wg", "show", NodeInterface);
-        await Add(Node, "ip", "-br", "addr");
-        await Add(Node, "ip", "route");
-        await Add(Node, "ip", "-6", "route");
-        await Add(Node, "sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding");
-        await Add(Node, "nft", "list", "ruleset");
-        await Add(Node, "ss", "-lntup");
+        await AppendNodeStateAsync(sb, dualStack: true);
         foreach (var client in _clients)
         {
             await Add(client.Namespace, "wg", "show", client.Interface);

@@ -45,6 +45,18 @@ public abstract class FaultTestBase(FaultStackFixture stack)
         Stack.Step($"node's core endpoint set to {coreEndpoint}");
     }
 
+    /// <summary>
+    /// The first steps of a test that needs sessions on the node: the stack prepared, at least <paramref name="count"/>
+    /// sessions active, and the node converged to them (the peers and how long that took).
+    /// </summary>
+    protected async Task<(IReadOnlyDictionary<string, string> Peers, TimeSpan Took)> PrepareWithSessionsAsync(int count, string situation,
+        CancellationToken ct)
+    {
+        await Stack.PrepareAsync(ct);
+        await EnsureActiveSessionsAsync(count, ct);
+        return await Stack.WaitForConvergenceAsync(situation, Converge, ct);
+    }
+
     /// <summary>Starts sessions for new customers until at least <paramref name="count"/> are active on the node.</summary>
     protected async Task EnsureActiveSessionsAsync(int count, CancellationToken ct)
     {

@@ -181,9 +181,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : FaultTestBase
     public async Task WireGuardGo_restart_gets_interface_address_nat_and_all_peers_back()
     {
         var ct = TestContext.Current.CancellationToken;
-        await Stack.PrepareAsync(ct);
-        await EnsureActiveSessionsAsync(3, ct);
-        var before = await Stack.WaitForConvergenceAsync("before wireguard-go is killed", Converge, ct);
+        var before = await PrepareWithSessionsAsync(3, "before wireguard-go is killed", ct);
         var statusBefore = await Stack.GetNodeStatusAsync(ct);
         var node = Stack.Lab.Node;
         var iface = Stack.Lab.NodeInterface;
@@ -228,9 +226,7 @@ public sealed class FaultToleranceTests(FaultStackFixture stack) : FaultTestBase
     public async Task Hand_edits_on_the_node_are_reverted_rogue_removed_deleted_restored_allowed_ips_fixed()
     {
         var ct = TestContext.Current.CancellationToken;
-        await Stack.PrepareAsync(ct);
-        await EnsureActiveSessionsAsync(3, ct);
-        var (truth, _) = await Stack.WaitForConvergenceAsync("before the hand edits", Converge, ct);
+        var (truth, _) = await PrepareWithSessionsAsync(3, "before the hand edits", ct);
         var node = Stack.Lab.Node;
         var iface = Stack.Lab.NodeInterface;
         var bound = TimeSpan.FromSeconds(30);

@@ -7,6 +7,25 @@ namespace Vpn.EndToEnd;
 internal static class LabCommands
 {
     /// <summary>
+    /// Python for the labs' echo servers: the imports they use and a handler class <c>H</c> that answers each GET with the
+    /// client's source address and logs nothing. Ends with a newline, so a script can go on after it.
+    /// </summary>
+    public const string EchoHandlerPython = """
+        import http.server, os, socket, socketserver, sys, threading
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = self.client_address[0].encode()
+                self.send_response(200)
+                self.send_header('Content-Type', 'text/plain')
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+
+        """;
+
+    /// <summary>
     /// Appends one command's exit code and output, run in <paramref name="ns"/>, to a failure description; a command
     /// that cannot run is noted instead of thrown, and a namespace not created yet is skipped.
     /// </summary>

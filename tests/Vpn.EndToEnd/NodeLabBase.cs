@@ -1,3 +1,4 @@
+using System.Text;
 using Vpn.Harness;
 
 namespace Vpn.EndToEnd;
@@ -60,6 +61,33 @@ public abstract class NodeLabBase(string workDirectory, string nodeInterface) : 
 
     /// <summary>Public keys of the peers the node's WireGuard device has right now.</summary>
     public Task<IReadOnlyList<string>> NodeWgShowPeersAsync() => LabCommands.WgShowPeersAsync(Node, NodeInterface);
+
+    /// <summary>
+    /// The node's part of a failure description: its WireGuard device (<c>wg show</c> prints "(hidden)" for private keys),
+    /// addresses, routes, forwarding and the nftables ruleset; <paramref name="dualStack"/> adds the IPv6 routes and
+    /// forwarding and the listening sockets.
+    /// </summary>
+    protected async Task AppendNodeStateAsync(StringBuilder sb, bool dualStack)
+    {
+        Task Add(params string[] command) => LabCommands.AppendAsync(sb, Node, command);
+        await Add("wg", "show", NodeInterface);
+        await Add("ip", "-br", "addr");
+        await Add("ip", "route");
+        if (dualStack)
+        {
+            await Add("ip", "-6", "route");
+            await Add("sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding");
+        }
+        else
+        {
+            await Add("sysctl", "net.ipv4.ip_forward");
+        }
+        await Add("nft", "list", "ruleset");
+        if (dualStack)
+        {
+            await Add("ss", "-lntup");
+        }
+    }
 
     public abstract ValueTask DisposeAsync();
 

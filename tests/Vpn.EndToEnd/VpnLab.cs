@@ -31,18 +31,7 @@ public sealed class VpnLab : NodeLabBase, INodeLab
     public static readonly TimeSpan ProcessLifetimeCap = TimeSpan.FromMinutes(15);
 
     // An HTTP server answering each GET with the client's source address; exits by itself after the cap.
-    private const string EchoServerScript = """
-        import http.server, os, sys, threading
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = self.client_address[0].encode()
-                self.send_response(200)
-                self.send_header('Content-Type', 'text/plain')
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            def log_message(self, *args):
-                pass
+    private const string EchoServerScript = LabCommands.EchoHandlerPython + """
         threading.Timer(float(sys.argv[3]), lambda: os._exit(0)).start()
         http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
         """;
@@ -167,11 +156,7 @@ public sealed class VpnLab : NodeLabBase, INodeLab
     {
         var sb = new StringBuilder();
         Task Add(NetworkNamespace? ns, params string[] command) => LabCommands.AppendAsync(sb, ns, command);
-        await Add(Node, "wg", "show", NodeInterface);
-        await Add(Node, "ip", "-br", "addr");
-        await Add(Node, "ip", "route");
-        await Add(Node, "sysctl", "net.ipv4.ip_forward");
-        await Add(Node, "nft", "list", "ruleset");
+        await AppendNodeStateAsync(sb, dualStack: false);
         await Add(Client, "wg", "show", ClientInterface);
         await Add(Client, "ip", "-br", "addr");
         await Add(Client, "ip", "route");

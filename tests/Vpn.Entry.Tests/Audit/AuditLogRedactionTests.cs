@@ -23,6 +23,15 @@ public sealed class AuditLogRedactionTests
 
     private static string Subject(CapturedLog line) => (string)line.State.Single(p => p.Key == "Subject").Value!;
 
+    /// <summary>No captured line, message or structured value, contains any of <paramref name="identifiers"/> (in any case).</summary>
+    private static void AssertNoLineContains(LogCapture capture, params string[] identifiers)
+    {
+        foreach (var identifier in identifiers)
+        {
+            Assert.All(capture.Lines, l => Assert.DoesNotContain(identifier, l.AllText, StringComparison.OrdinalIgnoreCase));
+        }
+    }
+
     [Theory]
     [InlineData(StoreKind.InMemory)]
     [InlineData(StoreKind.Postgres)]
@@ -39,9 +48,7 @@ public sealed class AuditLogRedactionTests
         Assert.Equal("Audit subscription.set by admin on [redacted]", line.Message);
         Assert.Equal("[redacted]", Subject(line));
         // Nothing entry logged while serving the request names the customer.
-        var id = customer.ToString();
-        Assert.All(capture.Lines, l => Assert.DoesNotContain(id, l.AllText, StringComparison.OrdinalIgnoreCase));
-        Assert.All(capture.Lines, l => Assert.DoesNotContain(customer.ToString("N"), l.AllText, StringComparison.OrdinalIgnoreCase));
+        AssertNoLineContains(capture, customer.ToString(), customer.ToString("N"));
     }
 
     [Theory]
@@ -75,10 +82,7 @@ public sealed class AuditLogRedactionTests
             started.GetProperty("session_id").GetString()!, started.GetProperty("session_key").GetString()!,
             reconnected.GetProperty("session_key").GetString()!, token,
         ];
-        foreach (var identifier in identifiers)
-        {
-            Assert.All(capture.Lines, l => Assert.DoesNotContain(identifier, l.AllText, StringComparison.OrdinalIgnoreCase));
-        }
+        AssertNoLineContains(capture, identifiers);
     }
 
     [Fact]
@@ -112,7 +116,6 @@ public sealed class AuditLogRedactionTests
         Assert.Equal(subjects[0], subjects[1]);
         Assert.NotEqual(subjects[0], subjects[2]);
         Assert.DoesNotContain(subjects, s => s is "[redacted]" or "-");
-        Assert.All(capture.Lines, l => Assert.DoesNotContain(a.ToString(), l.AllText, StringComparison.OrdinalIgnoreCase));
-        Assert.All(capture.Lines, l => Assert.DoesNotContain(b.ToString(), l.AllText, StringComparison.OrdinalIgnoreCase));
+        AssertNoLineContains(capture, a.ToString(), b.ToString());
     }
 }

@@ -34,13 +34,22 @@ public sealed class RateLimitTests
         Assert.InRange(int.Parse(retryAfter, System.Globalization.CultureInfo.InvariantCulture), 1, 60);
     }
 
+    /// <summary>
+    /// The sign-in budget (two a minute) shared: <paramref name="first"/> and <paramref name="second"/> pass (400: their body
+    /// is empty), <paramref name="third"/> is refused with 429 — the three count against one client's budget.
+    /// </summary>
+    private static async Task AssertBudgetOfTwoAsync(TestStack stack, HttpRequestMessage first, HttpRequestMessage second, HttpRequestMessage third)
+    {
+        await stack.SendJsonAsync(first, 400);
+        await stack.SendJsonAsync(second, 400);
+        await AssertLimitedAsync(stack, third);
+    }
+
     [Fact]
     public async Task SignIn_PerClientAddress_429WithRetryAfter()
     {
         await using var stack = await StartAsync();
-        await stack.SendJsonAsync(SignIn("203.0.113.10"), 400);
-        await stack.SendJsonAsync(SignIn("203.0.113.10"), 400);
-        await AssertLimitedAsync(stack, SignIn("203.0.113.10"));
+        await AssertBudgetOfTwoAsync(stack, SignIn("203.0.113.10"), SignIn("203.0.113.10"), SignIn("203.0.113.10"));
         // Another client keeps its own budget.
         await stack.SendJsonAsync(SignIn("203.0.113.11"), 400);
     }
@@ -49,23 +58,18 @@ public sealed class RateLimitTests
     public async Task SignIn_Ipv6_OneBudgetPerSlash64()
     {
         await using var stack = await StartAsync();
-        await stack.SendJsonAsync(SignIn("2001:db8:1:2::1"), 400);
-        await stack.SendJsonAsync(SignIn("2001:db8:1:2:ffff:1:2:3"), 400);
-        await AssertLimitedAsync(stack, SignIn("2001:db8:1:2::99"));
+        await AssertBudgetOfTwoAsync(stack, SignIn("2001:db8:1:2::1"), SignIn("2001:db8:1:2:ffff:1:2:3"), SignIn("2001:db8:1:2::99"));
         await stack.SendJsonAsync(SignIn("2001:db8:1:3::1"), 400);
         // An IPv4 client seen through a dual-stack socket is still that IPv4 address.
-        await stack.SendJsonAsync(SignIn("::ffff:203.0.113.30"), 400);
-        await stack.SendJsonAsync(SignIn("203.0.113.30"), 400);
-        await AssertLimitedAsync(stack, SignIn("::ffff:203.0.113.30"));
+        await AssertBudgetOfTwoAsync(stack, SignIn("::ffff:203.0.113.30"), SignIn("203.0.113.30"), SignIn("::ffff:203.0.113.30"));
     }
 
     [Fact]
     public async Task ForwardedFor_WithNoTrustedProxies_IgnoredFromEveryone()
     {
         await using var stack = await StartAsync(trustedProxies: null);
-        await stack.SendJsonAsync(SignIn("127.0.0.1", "198.51.100.1"), 400);
-        await stack.SendJsonAsync(SignIn("127.0.0.1", "198.51.100.2"), 400);
-        await AssertLimitedAsync(stack, SignIn("127.0.0.1", "198.51.100.3"));
+        await AssertBudgetOfTwoAsync(stack,
+            SignIn("127.0.0.1", "198.51.100.1"), SignIn("127.0.0.1", "198.51.100.2"), SignIn("127.0.0.1", "198.51.100.3"));
     }
 
     [Fact]
@@ -73,9 +77,8 @@ public sealed class RateLimitTests
     {
         await using var stack = await StartAsync(trustedProxies: "10.0.0.1");
         // Each request claims a fresh origin; none comes from the proxy, so all share the sender's budget.
-        await stack.SendJsonAsync(SignIn("203.0.113.20", "198.51.100.1"), 400);
-        await stack.SendJsonAsync(SignIn("203.0.113.20", "198.51.100.2"), 400);
-        await AssertLimitedAsync(stack, SignIn("203.0.113.20", "198.51.100.3"));
+        await AssertBudgetOfTwoAsync(stack,
+            SignIn("203.0.113.20", "198.51.100.1"), SignIn("203.0.113.20", "198.51.100.2"), SignIn("203.0.113.20", "198.51.100.3"));
         await AssertLimitedAsync(stack, SignIn("203.0.113.20", "10.0.0.1"));
     }
 
@@ -83,9 +86,8 @@ public sealed class RateLimitTests
     public async Task ForwardedFor_FromTrustedProxy_PartitionsByClient()
     {
         await using var stack = await StartAsync(trustedProxies: "10.0.0.1,192.168.0.0/16");
-        await stack.SendJsonAsync(SignIn("10.0.0.1", "198.51.100.1"), 400);
-        await stack.SendJsonAsync(SignIn("10.0.0.1", "198.51.100.1"), 400);
-        await AssertLimitedAsync(stack, SignIn("10.0.0.1", "198.51.100.1"));
+        await AssertBudgetOfTwoAsync(stack,
+            SignIn("10.0.0.1", "198.51.100.1"), SignIn("10.0.0.1", "198.51.100.1"), SignIn("10.0.0.1", "198.51.100.1"));
         // Same proxy, another client behind it: its own budget; a proxy in a trusted network too.
         await stack.SendJsonAsync(SignIn("10.0.0.1", "198.51.100.2"), 400);
         await stack.SendJsonAsync(SignIn("192.168.4.4", "198.51.100.3"), 400);

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Vpn.Domain.WireGuard;
@@ -8,6 +7,7 @@ using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Sessions;
 using Vpn.Entry.Tests.Infrastructure;
+using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Sessions;
 
@@ -21,12 +21,7 @@ public sealed class ProvisioningSweeperTests
     [Fact]
     public async Task Sweeper_ConfiguredTimeoutAndInterval_FailsRowAtFirstSweepPastTheTimeoutNotBefore()
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["APP_PROVISIONING_TIMEOUT_SECS"] = "10",
-            ["APP_PROVISIONING_SWEEP_SECS"] = "3",
-        }).Build();
-        var options = EntryOptions.Load(configuration, out var errors);
+        var (options, errors) = OptionsLoading.Load(EntryOptions.Load, ("APP_PROVISIONING_TIMEOUT_SECS", "10"), ("APP_PROVISIONING_SWEEP_SECS", "3"));
         Assert.Empty(errors);
         var fake = new FakeTimeProvider(T0);
         var time = new TimerSignal(fake);
