@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Vpn.Harness;
-
 namespace Vpn.Bench;
 
 /// <summary>One namespace with one wireguard-go device, torn down at the end.</summary>

@@ -1,9 +1,4 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
-using Vpn.Harness;
 using Vpn.Harness.Postgres;
 
 namespace Vpn.Bench;

@@ -1,10 +1,7 @@
-using System.Globalization;
-using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
-using Vpn.Harness;
 
 namespace Vpn.Bench;
 

@@ -1,11 +1,7 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
 using Vpn.Core.Netlink;
-using Vpn.Harness;
 
 namespace Vpn.Bench;
 

@@ -1,13 +1,9 @@
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Google.Protobuf;
 using Grpc.Net.Client;
 using Vpn.Contracts.Core.V1;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
-using Vpn.Harness;
 
 namespace Vpn.Bench;
 

@@ -1,11 +1,8 @@
-using System.Globalization;
-using System.Net;
 using System.Text;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
 using Vpn.Domain.WireGuard;
-using Vpn.Harness;
 
 namespace Vpn.Bench;
 

@@ -1,8 +1,6 @@
-using System.Net;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
-using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
 using Vpn.Core.Dns;

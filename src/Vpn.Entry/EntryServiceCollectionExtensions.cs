@@ -2,14 +2,11 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.Json;
 using Npgsql;
 using OpenTelemetry.Metrics;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Health;
-using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry;

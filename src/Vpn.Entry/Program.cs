@@ -1,12 +1,9 @@
 using Vpn.Entry;
 using Vpn.Entry.Accounts;
-using Vpn.Entry.Auth;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Health;
-using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 using Vpn.ServiceDefaults;
 

@@ -1,4 +1,3 @@
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Subscriptions;

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using System.Net;
-using Vpn.Contracts.Core.V1;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

@@ -1,8 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-using Vpn.Contracts.Core.V1;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using Vpn.Harness.Postgres;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

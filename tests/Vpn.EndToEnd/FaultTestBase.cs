@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using Vpn.Contracts.Core.V1;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

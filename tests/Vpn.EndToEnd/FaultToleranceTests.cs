@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Security.Cryptography;
-using System.Text;
-using Vpn.Contracts.Core.V1;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

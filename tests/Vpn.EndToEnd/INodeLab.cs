@@ -1,5 +1,3 @@
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

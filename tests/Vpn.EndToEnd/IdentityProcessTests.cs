@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json.Nodes;
-using Vpn.Harness;
-using Vpn.Harness.Postgres;
 using Vpn.TestSupport.Oidc;
 
 namespace Vpn.EndToEnd;

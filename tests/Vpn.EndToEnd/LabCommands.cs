@@ -1,6 +1,3 @@
-using System.Text;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>The steps both topologies (<see cref="VpnLab"/>, <see cref="ConsumerLab"/>) take the same way on their node and for diagnostics.</summary>

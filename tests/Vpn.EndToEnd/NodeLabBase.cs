@@ -1,6 +1,3 @@
-using System.Text;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>

@@ -1,12 +1,7 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Npgsql;
-using Vpn.Contracts.Core.V1;
 
 namespace Vpn.EndToEnd;
 

@@ -1,7 +1,3 @@
-using System.Net;
-using System.Text;
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 // What tests call besides setup: the lab's commands, the node's heartbeat, a subscribed customer, and failing with every

@@ -1,8 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Text;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>A customer with an active e2e subscription and one registered device whose private key the test holds.</summary>

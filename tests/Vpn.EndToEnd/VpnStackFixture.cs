@@ -1,9 +1,4 @@
-using System.Net;
 using System.Runtime.ExceptionServices;
-using System.Security.Cryptography;
-using System.Text;
-using Vpn.Harness;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.EndToEnd;
 

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Vpn.EndToEnd;
 
 public sealed record WgQuickInterface(string? PrivateKey, IReadOnlyList<string> Addresses, IReadOnlyList<string> Dns);

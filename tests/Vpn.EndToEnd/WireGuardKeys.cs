@@ -1,5 +1,3 @@
-using Vpn.Harness;
-
 namespace Vpn.EndToEnd;
 
 /// <summary>A key pair made by the real <c>wg</c> tool, so the tests do not trust our own key code.</summary>

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Vpn.Harness.Postgres;
 
 /// <summary>

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
-using System.Text;
 using Npgsql;
 
 namespace Vpn.Harness.Postgres;

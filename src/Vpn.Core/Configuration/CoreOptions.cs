@@ -1,7 +1,6 @@
 using Vpn.ServiceDefaults;
 using System.Security.Cryptography.X509Certificates;
 using Vpn.Domain.Addressing;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Configuration;
 

@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Domain.WireGuard;
-
 namespace Vpn.Core.Control;
 
 /// <summary>A session's peer on this node: its IPv4 address and the IPv6 address paired with it.</summary>

@@ -1,7 +1,6 @@
 using System.Collections.Frozen;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
 

@@ -1,9 +1,6 @@
-using System.Net;
-using Vpn.Core.Configuration;
 using Vpn.Core.Dataplane;
 using Vpn.Core.Reconciliation;
 using Vpn.Domain.Addressing;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
 

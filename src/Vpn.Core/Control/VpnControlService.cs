@@ -5,7 +5,6 @@ using Vpn.Core.Dataplane;
 using Vpn.Core.Dns;
 using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Control;
 

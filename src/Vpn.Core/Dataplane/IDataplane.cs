@@ -1,7 +1,5 @@
-using System.Net;
 using Vpn.Core.Nat;
 using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Dataplane;
 

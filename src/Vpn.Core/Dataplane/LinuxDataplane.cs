@@ -1,10 +1,7 @@
 using System.Buffers;
-using System.Net;
-using Vpn.Core.Configuration;
 using Vpn.Core.Nat;
 using Vpn.Core.Netlink;
 using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Dataplane;
 

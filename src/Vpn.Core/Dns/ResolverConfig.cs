@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Text;
-using Vpn.Core.Configuration;
 using Vpn.Domain.Addressing;
 
 namespace Vpn.Core.Dns;

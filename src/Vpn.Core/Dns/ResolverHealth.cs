@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using Vpn.Contracts.Core.V1;
-using Vpn.Core.Configuration;
 using Vpn.Core.Reconciliation;
 
 namespace Vpn.Core.Dns;

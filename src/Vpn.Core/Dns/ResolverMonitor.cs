@@ -1,5 +1,3 @@
-using System.Net;
-using Vpn.Core.Configuration;
 using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.Dns;

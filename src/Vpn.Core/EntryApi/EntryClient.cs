@@ -1,11 +1,7 @@
-using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using Vpn.Contracts.Http;
-using Vpn.Core.Configuration;
 using Vpn.Core.Reconciliation;
-using Vpn.Domain.WireGuard;
 using Vpn.ServiceDefaults;
 
 namespace Vpn.Core.EntryApi;

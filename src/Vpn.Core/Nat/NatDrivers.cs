@@ -1,4 +1,3 @@
-using Vpn.Core.Configuration;
 using Vpn.Core.Nat.Native;
 
 namespace Vpn.Core.Nat;

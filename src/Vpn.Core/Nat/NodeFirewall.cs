@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace Vpn.Core.Nat;
 
 /// <summary>

@@ -1,7 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Text;
 
 namespace Vpn.Core.Netlink;
 

@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Domain.WireGuard;
-
 namespace Vpn.Core.Reconciliation;
 
 public enum DesiredSessionState

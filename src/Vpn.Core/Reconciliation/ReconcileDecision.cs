@@ -1,9 +1,7 @@
-using System.Net;
 using Vpn.Core.Control;
 using Vpn.Core.WireGuard;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Reconciliation;
 

@@ -1,9 +1,6 @@
-using System.Net;
-using System.Net.Sockets;
 using Vpn.Core.Control;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Reconciliation;
 

@@ -1,5 +1,3 @@
-using Vpn.Core.Configuration;
-
 namespace Vpn.Core.Reconciliation;
 
 /// <summary>

@@ -1,9 +1,6 @@
-using System.Net;
-using Vpn.Core.Configuration;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Reconciliation;
 

@@ -1,7 +1,3 @@
-using System.Net;
-using System.Text;
-using Vpn.Domain.WireGuard;
-
 namespace Vpn.Core.WireGuard;
 
 /// <summary>

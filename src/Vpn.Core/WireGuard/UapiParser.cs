@@ -1,10 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Numerics;
-using System.Text;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.WireGuard;
 

@@ -1,7 +1,4 @@
 using System.Buffers;
-using System.Net;
-using System.Net.Sockets;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.WireGuard;
 

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.WireGuard;
 

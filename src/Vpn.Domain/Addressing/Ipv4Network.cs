@@ -1,7 +1,4 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Vpn.Domain.Addressing;
 

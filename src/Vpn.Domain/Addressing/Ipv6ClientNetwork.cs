@@ -1,8 +1,5 @@
 using System.Buffers.Binary;
-using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Vpn.Domain.Addressing;
 

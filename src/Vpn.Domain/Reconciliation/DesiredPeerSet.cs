@@ -1,6 +1,3 @@
-using System.Diagnostics.CodeAnalysis;
-using System.Net;
-using System.Net.Sockets;
 using Vpn.Domain.Addressing;
 using Vpn.Domain.WireGuard;
 

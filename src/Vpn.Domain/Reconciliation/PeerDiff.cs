@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Vpn.Domain.WireGuard;
 
 namespace Vpn.Domain.Reconciliation;

@@ -1,6 +1,4 @@
 using Microsoft.AspNetCore.Http.HttpResults;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Accounts;
 

@@ -1,7 +1,4 @@
 using Vpn.Entry.Audit;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Accounts;
 

@@ -2,8 +2,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Auth;
 

@@ -1,8 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Auth;

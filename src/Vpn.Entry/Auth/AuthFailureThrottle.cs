@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Auth;
 

@@ -5,8 +5,6 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Auth;
 

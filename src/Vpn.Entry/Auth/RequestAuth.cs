@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Auth;
 

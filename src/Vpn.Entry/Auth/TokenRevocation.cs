@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using Vpn.Entry.Configuration;
 
 namespace Vpn.Entry.Auth;
 

@@ -1,12 +1,10 @@
 using Vpn.Entry.Accounts;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Auth;
 using Vpn.Entry.Data.InMemory;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Data;

@@ -1,9 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Domain.Subscriptions;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Devices;

@@ -1,10 +1,7 @@
 using System.Globalization;
 using Grpc.Core;
 using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Data;
-using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Health;

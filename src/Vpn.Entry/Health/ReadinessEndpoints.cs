@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Vpn.Entry.Auth;
 
 namespace Vpn.Entry.Health;
 

@@ -4,8 +4,6 @@ using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.RateLimiting;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
 
 namespace Vpn.Entry.Http;
 

@@ -2,9 +2,6 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Nodes;
 

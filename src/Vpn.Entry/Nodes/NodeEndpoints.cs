@@ -1,8 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Contracts.Http;
 using Vpn.Domain.Sessions;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Nodes;
 

@@ -1,7 +1,5 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
 
 namespace Vpn.Entry.Privacy;
 

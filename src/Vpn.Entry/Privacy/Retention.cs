@@ -1,5 +1,4 @@
 using Vpn.Entry.Audit;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Privacy;
 

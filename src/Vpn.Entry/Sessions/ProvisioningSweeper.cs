@@ -1,5 +1,3 @@
-using Vpn.Entry.Configuration;
-
 namespace Vpn.Entry.Sessions;
 
 /// <summary>

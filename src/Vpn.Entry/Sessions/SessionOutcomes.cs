@@ -1,6 +1,5 @@
 using Vpn.Domain.Nodes;
 using Vpn.Domain.Subscriptions;
-using Vpn.Entry.Http;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Sessions;

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text.Json;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Sessions;
 

@@ -5,9 +5,7 @@ using Microsoft.Extensions.Primitives;
 using Vpn.Domain.Nodes;
 using Vpn.Domain.Sessions;
 using Vpn.Domain.Subscriptions;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Http;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Subscriptions;
 

@@ -1,6 +1,5 @@
 using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Subscriptions;
 

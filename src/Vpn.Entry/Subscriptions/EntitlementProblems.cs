@@ -1,5 +1,4 @@
 using Vpn.Domain.Subscriptions;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Subscriptions;
 

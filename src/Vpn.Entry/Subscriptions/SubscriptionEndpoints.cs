@@ -1,8 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Subscriptions;
 

@@ -4,8 +4,6 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Vpn.Domain.Subscriptions;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Subscriptions;
 

@@ -1,7 +1,3 @@
-using System.Net;
-using Vpn.Core.Configuration;
-using Vpn.Core.Nat;
-
 namespace Vpn.Core.Tests.Configuration;
 
 /// <summary>The dual-stack pool, NAT driver and egress settings: defaults, what start-up refuses, all problems at once.</summary>

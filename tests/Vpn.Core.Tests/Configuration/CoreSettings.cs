@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Configuration;
-using Vpn.Core.Configuration;
 
 namespace Vpn.Core.Tests.Configuration;
 

@@ -1,4 +1,3 @@
-using Vpn.Core.Configuration;
 using Vpn.TestSupport;
 
 namespace Vpn.Core.Tests.Configuration;

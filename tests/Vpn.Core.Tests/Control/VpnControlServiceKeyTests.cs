@@ -1,12 +1,8 @@
-using System.Net.Sockets;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Vpn.Contracts.Core.V1;
-using Vpn.Core.Control;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Tests.Control;
 

@@ -1,7 +1,5 @@
 using Grpc.Core;
 using Vpn.Contracts.Core.V1;
-using Vpn.Core.Control;
-using Vpn.Core.Tests.Reconciliation;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Control;

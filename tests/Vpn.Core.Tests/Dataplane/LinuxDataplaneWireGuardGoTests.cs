@@ -1,12 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
-using Vpn.Core.Configuration;
-using Vpn.Core.Dataplane;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.Dataplane;
 
 /// <summary>

@@ -1,8 +1,4 @@
-using Vpn.Core.Configuration;
-using Vpn.Core.Dns;
 using Vpn.Core.Tests.Configuration;
-using Vpn.Domain.Addressing;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Dns;
 

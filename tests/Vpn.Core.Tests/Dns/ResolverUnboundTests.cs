@@ -1,12 +1,4 @@
-using System.Diagnostics.Metrics;
-using System.Net;
-using Microsoft.Extensions.Logging;
 using Vpn.Contracts.Core.V1;
-using Vpn.Core.Configuration;
-using Vpn.Core.Dns;
-using Vpn.Core.Tests.Reconciliation;
-using Vpn.Domain.Addressing;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Dns;
 

@@ -1,11 +1,4 @@
-using System.Diagnostics.Metrics;
-using System.Net;
-using Vpn.Core.Dataplane;
 using Vpn.Core.Health;
-using Vpn.Core.Nat;
-using Vpn.Core.Tests.Reconciliation;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Tests.Health;
 

@@ -1,15 +1,9 @@
-using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
-using Vpn.Core.Configuration;
-using Vpn.Core.Dns;
 using Vpn.Core.EntryApi;
 using Vpn.Core.Health;
-using Vpn.Core.Tests.Reconciliation;
-using Vpn.Domain.Addressing;
 
 namespace Vpn.Core.Tests.Health;
 

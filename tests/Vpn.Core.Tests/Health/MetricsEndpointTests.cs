@@ -1,7 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.Health;
 
 /// <summary>

@@ -1,8 +1,4 @@
-using System.Net;
-using Vpn.Core.Dns;
 using Vpn.Core.Health;
-using Vpn.Core.Tests.Reconciliation;
-using Vpn.Core.WireGuard;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Health;

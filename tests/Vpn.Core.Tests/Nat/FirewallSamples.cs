@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Core.Nat;
-
 namespace Vpn.Core.Tests.Nat;
 
 /// <summary>Firewall options the NAT tests share: one node's pools and the variants the operator can configure.</summary>

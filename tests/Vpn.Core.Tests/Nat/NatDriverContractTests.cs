@@ -1,6 +1,3 @@
-using Vpn.Core.Nat;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.Nat;
 
 /// <summary>What every NAT driver owes the node's ruleset, run for each driver in a namespace of its own.</summary>

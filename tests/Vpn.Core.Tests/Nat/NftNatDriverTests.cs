@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Logging.Abstractions;
-using Vpn.Core.Nat;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat;
 

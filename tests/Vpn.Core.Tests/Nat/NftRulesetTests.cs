@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Core.Nat;
-
 namespace Vpn.Core.Tests.Nat;
 
 /// <summary>The renderer alone, on small hand-built tables; the node's real table is in <see cref="NodeFirewallTests"/>.</summary>

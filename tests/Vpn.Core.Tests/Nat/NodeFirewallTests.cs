@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Core.Nat;
-
 namespace Vpn.Core.Tests.Nat;
 
 public class NodeFirewallTests

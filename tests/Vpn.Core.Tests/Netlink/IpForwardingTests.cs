@@ -1,6 +1,3 @@
-using Vpn.Core.Netlink;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.Netlink;
 
 public class IpForwardingTests : IDisposable

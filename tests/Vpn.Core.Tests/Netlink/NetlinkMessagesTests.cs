@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Core.Netlink;
-
 namespace Vpn.Core.Tests.Netlink;
 
 // Expected bytes are little-endian, as on every host the agent runs on (x86-64, arm64).

@@ -1,7 +1,3 @@
-using System.Net;
-using Vpn.Core.Netlink;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.Netlink;
 
 /// <summary>The client against the real kernel, inside a namespace per test so nothing on the host changes.</summary>

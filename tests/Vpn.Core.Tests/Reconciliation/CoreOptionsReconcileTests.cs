@@ -1,4 +1,3 @@
-using Vpn.Core.Configuration;
 using Vpn.Core.Tests.Configuration;
 
 namespace Vpn.Core.Tests.Reconciliation;

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -6,11 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Vpn.Core.Configuration;
 using Vpn.Core.EntryApi;
-using Vpn.Core.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Tests.Reconciliation;
 

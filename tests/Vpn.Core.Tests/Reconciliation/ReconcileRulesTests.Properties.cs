@@ -1,10 +1,6 @@
 using System.Collections.Frozen;
-using System.Net;
 using CsCheck;
-using Vpn.Core.Reconciliation;
-using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Tests.Reconciliation;
 

@@ -1,10 +1,5 @@
 using System.Collections.Frozen;
-using System.Net;
-using Vpn.Core.Control;
-using Vpn.Core.Reconciliation;
-using Vpn.Domain.Addressing;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Core.Tests.Reconciliation;
 

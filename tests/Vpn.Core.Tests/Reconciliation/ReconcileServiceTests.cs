@@ -1,4 +1,3 @@
-using Vpn.Core.Reconciliation;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Reconciliation;

@@ -1,14 +1,3 @@
-using System.Diagnostics.Metrics;
-using System.Net;
-using Microsoft.Extensions.Logging;
-using Vpn.Core.Configuration;
-using Vpn.Core.Control;
-using Vpn.Core.Dataplane;
-using Vpn.Core.Reconciliation;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.Addressing;
-using Vpn.Domain.WireGuard;
-
 namespace Vpn.Core.Tests.Reconciliation;
 
 /// <summary>A clock that moves only when told.</summary>

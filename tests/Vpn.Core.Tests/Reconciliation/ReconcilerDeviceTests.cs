@@ -1,7 +1,3 @@
-using Vpn.Core.Control;
-using Vpn.Core.Dataplane;
-using Vpn.Core.Reconciliation;
-using Vpn.Core.WireGuard;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Reconciliation;

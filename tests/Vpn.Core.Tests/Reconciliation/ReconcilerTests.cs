@@ -1,8 +1,3 @@
-using System.Diagnostics.Metrics;
-using System.Net;
-using Vpn.Core.Control;
-using Vpn.Core.Dataplane;
-using Vpn.Core.Reconciliation;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Reconciliation;

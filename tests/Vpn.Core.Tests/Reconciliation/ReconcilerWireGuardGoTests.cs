@@ -1,10 +1,3 @@
-using Microsoft.Extensions.Logging.Abstractions;
-using Vpn.Core.Configuration;
-using Vpn.Core.Dataplane;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.Addressing;
-using Vpn.Domain.WireGuard;
-using Vpn.Harness;
 using static Vpn.Core.Tests.Reconciliation.ReconcileRig;
 
 namespace Vpn.Core.Tests.Reconciliation;

@@ -1,7 +1,4 @@
 using System.Buffers;
-using System.Net.Sockets;
-using System.Text;
-using Vpn.Core.WireGuard;
 using static Vpn.Core.Tests.WireGuard.UapiSamples;
 
 namespace Vpn.Core.Tests.WireGuard;

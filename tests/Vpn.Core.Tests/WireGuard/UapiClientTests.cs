@@ -1,6 +1,3 @@
-using System.Net.Sockets;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 using static Vpn.Core.Tests.WireGuard.UapiSamples;
 
 namespace Vpn.Core.Tests.WireGuard;

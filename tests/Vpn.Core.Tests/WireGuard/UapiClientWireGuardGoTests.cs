@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.WireGuard;
 

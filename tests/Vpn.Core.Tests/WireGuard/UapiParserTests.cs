@@ -1,6 +1,3 @@
-using System.Net;
-using System.Text;
-using Vpn.Core.WireGuard;
 using static Vpn.Core.Tests.WireGuard.UapiSamples;
 
 namespace Vpn.Core.Tests.WireGuard;

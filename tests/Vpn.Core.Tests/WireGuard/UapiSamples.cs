@@ -1,7 +1,3 @@
-using System.Net;
-using Vpn.Domain.WireGuard;
-using Vpn.Core.WireGuard;
-
 namespace Vpn.Core.Tests.WireGuard;
 
 /// <summary>Fixed keys and the matching UAPI texts shared by the writer, parser and client tests.</summary>

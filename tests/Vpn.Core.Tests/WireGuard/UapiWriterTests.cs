@@ -1,8 +1,4 @@
 using System.Buffers;
-using System.Net;
-using System.Text;
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
 using static Vpn.Core.Tests.WireGuard.UapiSamples;
 
 namespace Vpn.Core.Tests.WireGuard;

@@ -1,7 +1,3 @@
-using Vpn.Core.WireGuard;
-using Vpn.Domain.WireGuard;
-using Vpn.Harness;
-
 namespace Vpn.Core.Tests.WireGuard;
 
 /// <summary>The node's public key from its private key: RFC 7748's vectors and the real <c>wg pubkey</c>.</summary>

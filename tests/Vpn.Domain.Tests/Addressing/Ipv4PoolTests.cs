@@ -1,6 +1,3 @@
-using System.Net;
-using Vpn.Domain.Addressing;
-
 namespace Vpn.Domain.Tests.Addressing;
 
 /// <summary>The pool's documented behaviour by example: allocation order, reuse after release, quarantine, reservations, arguments.</summary>

@@ -1,7 +1,3 @@
-using System.Net;
-using CsCheck;
-using Vpn.Domain.Addressing;
-
 namespace Vpn.Domain.Tests.Addressing;
 
 public class Ipv6ClientNetworkTests

@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using CsCheck;
-using Vpn.Domain.Addressing;
 
 namespace Vpn.Domain.Tests.Addressing;
 

@@ -1,4 +1,3 @@
-using CsCheck;
 using Vpn.Domain.Nodes;
 
 namespace Vpn.Domain.Tests.Nodes;

@@ -1,7 +1,4 @@
-using System.Net;
-using CsCheck;
 using Vpn.Domain.Reconciliation;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Domain.Tests.Reconciliation;
 

@@ -1,4 +1,3 @@
-using CsCheck;
 using Vpn.Domain.Subscriptions;
 
 namespace Vpn.Domain.Tests.Subscriptions;

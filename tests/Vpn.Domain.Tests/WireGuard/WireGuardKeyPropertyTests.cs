@@ -1,6 +1,3 @@
-using CsCheck;
-using Vpn.Domain.WireGuard;
-
 // Belongs in tests/Vpn.Domain.Tests/WireGuard/ (mirroring src/Vpn.Domain/WireGuard); it sits here only because this
 // change was limited to the Addressing, Nodes and Subscriptions folders. Moving the file needs no other edit.
 namespace Vpn.Domain.Tests.WireGuard;

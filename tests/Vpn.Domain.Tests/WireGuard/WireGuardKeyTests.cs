@@ -1,5 +1,3 @@
-using Vpn.Domain.WireGuard;
-
 namespace Vpn.Domain.Tests;
 
 public class WireGuardKeyTests

@@ -1,6 +1,4 @@
 using System.Numerics;
-using CsCheck;
-using Vpn.Domain.WireGuard;
 
 namespace Vpn.Domain.Tests.WireGuard;
 

@@ -1,14 +1,8 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Auth;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Tests.Auth;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Accounts;
 

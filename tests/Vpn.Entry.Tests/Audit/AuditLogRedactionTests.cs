@@ -1,6 +1,3 @@
-using Microsoft.Extensions.Logging;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Audit;
 
 /// <summary>The log line of each audit event, from a running entry, per APP_LOG_REDACTION_MODE.</summary>

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Auth;
 
 namespace Vpn.Entry.Tests.Auth;

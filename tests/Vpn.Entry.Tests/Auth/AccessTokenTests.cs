@@ -1,10 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Auth;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Auth;
 

@@ -1,9 +1,5 @@
-using System.Diagnostics;
-using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Auth;
 

@@ -1,7 +1,4 @@
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Auth;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Auth;
 

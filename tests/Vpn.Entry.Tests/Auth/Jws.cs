@@ -1,7 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
-
 namespace Vpn.Entry.Tests.Auth;
 
 /// <summary>Hand-built compact JWS, so tests can forge exactly the token an attacker would send.</summary>

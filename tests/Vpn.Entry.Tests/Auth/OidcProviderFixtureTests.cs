@@ -1,8 +1,4 @@
-using System.Net;
 using System.Net.Http.Headers;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using Vpn.TestSupport.Oidc;
 
 namespace Vpn.Entry.Tests.Auth;

@@ -1,5 +1,3 @@
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Auth;
 
 /// <summary>ASP.NET Core's rate limiter on sign-in (per client address) and session start/reconnect (per customer).</summary>

@@ -1,8 +1,4 @@
-using System.Diagnostics;
-using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Auth;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Auth;
 

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
 using Vpn.TestSupport.Oidc;
 
 namespace Vpn.Entry.Tests.Auth;

@@ -1,6 +1,3 @@
-using Npgsql;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.Harness.Postgres;
 using Vpn.TestSupport.Oidc;
 
 namespace Vpn.Entry.Tests.Auth;

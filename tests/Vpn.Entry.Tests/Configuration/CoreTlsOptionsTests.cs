@@ -1,6 +1,3 @@
-using Vpn.Entry.Configuration;
-using Vpn.TestSupport;
-
 namespace Vpn.Entry.Tests.Configuration;
 
 /// <summary>APP_REQUIRE_CORE_TLS and APP_CORE_TLS_*: what start-up accepts, what it refuses, and that no problem echoes a file's content.</summary>

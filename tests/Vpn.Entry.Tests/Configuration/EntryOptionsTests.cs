@@ -1,6 +1,3 @@
-using Vpn.Entry.Configuration;
-using Vpn.TestSupport;
-
 namespace Vpn.Entry.Tests.Configuration;
 
 /// <summary>Start-up refuses unsafe identity settings, reporting every problem without echoing a secret.</summary>

@@ -1,6 +1,3 @@
-using Vpn.Entry.Configuration;
-using Vpn.TestSupport;
-
 namespace Vpn.Entry.Tests.Configuration;
 
 /// <summary>APP_PROVISIONING_TIMEOUT_SECS and APP_PROVISIONING_SWEEP_SECS: defaults, ranges, and the bound against the core deadline.</summary>

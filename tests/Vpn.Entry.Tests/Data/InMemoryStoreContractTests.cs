@@ -1,5 +1,3 @@
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Data;
 
 /// <summary>The store contract on the zero-setup in-memory store (history is only visible through the interfaces).</summary>

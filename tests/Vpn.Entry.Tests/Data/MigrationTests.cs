@@ -1,15 +1,7 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging.Abstractions;
-using Npgsql;
 using Vpn.Entry.Data;
-using Vpn.Entry.Tests.Infrastructure;
 using Vpn.Harness;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Data;
 

@@ -1,11 +1,5 @@
-using System.Security.Cryptography;
-using Npgsql;
-using Vpn.Domain.WireGuard;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
-using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Tests.Data;
 

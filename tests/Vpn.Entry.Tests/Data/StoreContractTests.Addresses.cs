@@ -1,7 +1,4 @@
-using System.Security.Cryptography;
 using Vpn.Domain.Sessions;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Tests.Data;
 

@@ -1,5 +1,4 @@
 using Vpn.Entry.Devices;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Tests.Data;
 

@@ -1,6 +1,3 @@
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
-
 namespace Vpn.Entry.Tests.Data;
 
 /// <summary>The store contract: node registration, heartbeats and load.</summary>

@@ -1,5 +1,3 @@
-using Vpn.Entry.Subscriptions;
-
 namespace Vpn.Entry.Tests.Data;
 
 /// <summary>The store contract: plans and subscription periods.</summary>

@@ -1,9 +1,4 @@
-using System.Security.Cryptography;
-using Vpn.Domain.WireGuard;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
-using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Tests.Data;
 

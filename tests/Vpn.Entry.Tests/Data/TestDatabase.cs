@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Npgsql;
 using Vpn.Entry.Data;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Data;
 

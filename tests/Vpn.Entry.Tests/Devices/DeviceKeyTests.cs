@@ -1,6 +1,3 @@
-using System.Text;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Devices;
 
 /// <summary>

@@ -1,13 +1,6 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Data.InMemory;
 using Vpn.Entry.Health;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Privacy;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Health;
 

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Health;
 
 namespace Vpn.Entry.Tests.Health;

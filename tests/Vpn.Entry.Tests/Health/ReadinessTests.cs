@@ -1,10 +1,4 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Health;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Health;
 

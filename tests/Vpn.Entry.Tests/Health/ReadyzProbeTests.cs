@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
 using Vpn.Entry.Data;
 
 namespace Vpn.Entry.Tests.Health;

@@ -1,7 +1,3 @@
-using System.Text;
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Http;
 
 /// <summary>

@@ -1,15 +1,10 @@
 using System.Collections.Concurrent;
-using System.Net;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

@@ -1,22 +1,13 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Text.Json;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Vpn.Contracts.Core.V1;
 using Vpn.Core.Control;
 using Vpn.Core.Health;
 using Vpn.Core.Reconciliation;
-using Vpn.Domain.WireGuard;
-using Vpn.Entry.Nodes;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

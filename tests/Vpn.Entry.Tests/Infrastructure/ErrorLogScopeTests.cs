@@ -1,6 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-
 namespace Vpn.Entry.Tests.Infrastructure;
 
 /// <summary>The error-log scope of <see cref="TestStack"/> can fail a test: an undeclared error is reported, a declared one is not.</summary>

@@ -1,8 +1,4 @@
-using System.Net.Sockets;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Npgsql;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

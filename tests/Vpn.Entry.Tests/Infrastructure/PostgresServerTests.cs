@@ -1,7 +1,4 @@
-using System.Net.Sockets;
-using Npgsql;
 using Vpn.Harness;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

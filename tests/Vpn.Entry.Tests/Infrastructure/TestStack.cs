@@ -1,18 +1,12 @@
 using System.Net.Http.Json;
-using System.Text.Json;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
-using Vpn.Harness.Postgres;
 
 namespace Vpn.Entry.Tests.Infrastructure;
 

@@ -1,11 +1,5 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Grpc.Net.Client;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Tests.Infrastructure;
 using Vpn.Harness;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Nodes;
 

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Nodes;
 
 /// <summary>GET /v1/admin/core/status?node_id=: a node's core GetNodeStatus through entry, and every way it can fail.</summary>

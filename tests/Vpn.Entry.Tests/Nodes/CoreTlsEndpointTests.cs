@@ -1,13 +1,5 @@
-using System.Net;
-using System.Net.Sockets;
-using System.Text.Json;
 using Grpc.Core;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport;
 using static Vpn.Entry.Tests.Nodes.CoreTlsKit;
 
 namespace Vpn.Entry.Tests.Nodes;

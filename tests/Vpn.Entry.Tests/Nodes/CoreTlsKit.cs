@@ -1,12 +1,7 @@
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Nodes;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Nodes;
 

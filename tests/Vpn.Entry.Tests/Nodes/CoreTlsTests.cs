@@ -1,10 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Nodes;
-using Vpn.TestSupport;
 using static Vpn.Entry.Tests.Nodes.CoreTlsKit;
 
 namespace Vpn.Entry.Tests.Nodes;

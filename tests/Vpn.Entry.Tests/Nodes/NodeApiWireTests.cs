@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Nodes;
 
 /// <summary>The bytes of the internal node API core reads: names, order and formats of the desired-peer set.</summary>

@@ -3,9 +3,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Core.Control;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Nodes;
 

@@ -1,6 +1,4 @@
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Vpn.Entry.Privacy;
 
 namespace Vpn.Entry.Tests.Privacy;
 

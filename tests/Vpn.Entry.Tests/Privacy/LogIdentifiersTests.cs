@@ -1,6 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
-using Vpn.Entry.Privacy;
-
 namespace Vpn.Entry.Tests.Privacy;
 
 /// <summary>How a person's identifier appears in logs per APP_LOG_REDACTION_MODE, through the real redaction registration.</summary>

@@ -1,7 +1,3 @@
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Privacy;
-using Vpn.TestSupport;
-
 namespace Vpn.Entry.Tests.Privacy;
 
 /// <summary>

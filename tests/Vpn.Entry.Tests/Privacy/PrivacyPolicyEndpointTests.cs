@@ -1,8 +1,3 @@
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Vpn.Entry.Privacy;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Privacy;
 
 /// <summary>GET /v1/admin/privacy/policy: what entry keeps, for how long, what its logs may say, and what looks off.</summary>

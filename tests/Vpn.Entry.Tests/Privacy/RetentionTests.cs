@@ -1,11 +1,6 @@
 using System.Reflection;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
-using Npgsql;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Data.Postgres;
-using Vpn.Entry.Privacy;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Privacy;
 

@@ -1,6 +1,4 @@
-using Microsoft.Extensions.Time.Testing;
 using Vpn.ServiceDefaults;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.ServiceDefaults;
 

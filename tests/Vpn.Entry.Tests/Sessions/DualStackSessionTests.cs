@@ -1,7 +1,3 @@
-using System.Text.Json;
-using Vpn.Contracts.Core.V1;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>

@@ -1,13 +1,5 @@
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
-using Vpn.Domain.WireGuard;
-using Vpn.Entry.Configuration;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
-using Vpn.Entry.Tests.Infrastructure;
-using Vpn.TestSupport;
 
 namespace Vpn.Entry.Tests.Sessions;
 

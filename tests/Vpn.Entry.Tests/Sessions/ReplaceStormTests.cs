@@ -1,9 +1,3 @@
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Vpn.Domain.WireGuard;
-using Vpn.Entry.Sessions;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using System.Net;
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>The golden path and the session invariants through the real HTTP pipeline, on each store.</summary>

@@ -1,5 +1,3 @@
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>

@@ -1,6 +1,4 @@
 using System.Net.Http.Json;
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Sessions;
 

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>The session endpoints answer their failures as typed results: OpenAPI lists each, and they read as thrown problems do.</summary>

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Sessions;
 
 /// <summary>

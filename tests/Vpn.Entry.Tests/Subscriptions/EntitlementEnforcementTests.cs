@@ -1,6 +1,4 @@
-using Microsoft.Extensions.DependencyInjection;
 using Vpn.Entry.Audit;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Subscriptions;
 

@@ -1,10 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
-using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
-using Vpn.Entry.Subscriptions;
-using Vpn.Entry.Tests.Infrastructure;
 
 namespace Vpn.Entry.Tests.Subscriptions;
 

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Vpn.Entry.Tests.Subscriptions;
 
 /// <summary>What the export tests read the CSV with: stricter than any client, so every quoting slip fails.</summary>

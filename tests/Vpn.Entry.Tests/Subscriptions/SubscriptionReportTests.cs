@@ -1,10 +1,3 @@
-using System.Net;
-using System.Text;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Vpn.Entry.Subscriptions;
-using Vpn.Entry.Tests.Infrastructure;
-
 namespace Vpn.Entry.Tests.Subscriptions;
 
 /// <summary>The admin book of customers (list, count, export, history) through the real HTTP pipeline, on each store.</summary>

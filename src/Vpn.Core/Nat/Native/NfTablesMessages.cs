@@ -1,6 +1,5 @@
 using Vpn.Core.Netlink;
 using System.Buffers.Binary;
-using System.Text;
 
 namespace Vpn.Core.Nat.Native;
 

@@ -1,8 +1,5 @@
 using Vpn.Core.Netlink;
 using System.Buffers.Binary;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
 
 namespace Vpn.Core.Nat.Native;
 

@@ -1,6 +1,4 @@
 using Vpn.Entry.Accounts;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Data.InMemory;
 

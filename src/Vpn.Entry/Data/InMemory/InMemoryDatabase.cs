@@ -1,7 +1,6 @@
 using Vpn.Domain.Sessions;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Nodes;
-using Vpn.Entry.Sessions;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Data.InMemory;

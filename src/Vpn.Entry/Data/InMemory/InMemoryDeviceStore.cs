@@ -1,6 +1,5 @@
 using Vpn.Domain.Sessions;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Data.InMemory;
 

@@ -1,5 +1,3 @@
-using Vpn.Entry.Sessions;
-
 namespace Vpn.Entry.Data.InMemory;
 
 /// <summary>In-memory Idempotency-Key records with the same semantics as the PostgreSQL table.</summary>

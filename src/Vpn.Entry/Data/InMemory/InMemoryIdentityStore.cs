@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Vpn.Entry.Auth;
 
 namespace Vpn.Entry.Data.InMemory;
 

@@ -1,5 +1,4 @@
 using Vpn.Domain.Sessions;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Data.InMemory;
 

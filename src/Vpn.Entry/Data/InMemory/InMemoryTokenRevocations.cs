@@ -1,5 +1,3 @@
-using Vpn.Entry.Auth;
-
 namespace Vpn.Entry.Data.InMemory;
 
 /// <summary>The zero-setup store: one process, so the cache is the whole truth.</summary>

@@ -1,6 +1,5 @@
 using Npgsql;
 using Vpn.Entry.Accounts;
-using Vpn.Entry.Auth;
 
 namespace Vpn.Entry.Data.Postgres;
 

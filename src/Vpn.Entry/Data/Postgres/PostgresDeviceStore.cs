@@ -1,7 +1,6 @@
 using Npgsql;
 using Vpn.Domain.WireGuard;
 using Vpn.Entry.Devices;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Data.Postgres;
 

@@ -1,5 +1,4 @@
 using Npgsql;
-using Vpn.Entry.Sessions;
 
 namespace Vpn.Entry.Data.Postgres;
 

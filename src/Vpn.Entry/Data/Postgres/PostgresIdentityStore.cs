@@ -1,5 +1,4 @@
 using Npgsql;
-using Vpn.Entry.Auth;
 
 namespace Vpn.Entry.Data.Postgres;
 

@@ -1,8 +1,5 @@
 using System.Globalization;
 using Npgsql;
-using Vpn.Entry.Auth;
-using Vpn.Entry.Configuration;
-using Vpn.Entry.Http;
 
 namespace Vpn.Entry.Data.Postgres;
 

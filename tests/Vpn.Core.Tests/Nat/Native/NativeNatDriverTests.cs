@@ -1,11 +1,5 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging.Abstractions;
-using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
-using Vpn.Core.Netlink;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat.Native;
 

@@ -1,8 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Text;
 using System.Text.RegularExpressions;
-using Vpn.Harness;
 
 namespace Vpn.Core.Tests.Nat.Native;
 

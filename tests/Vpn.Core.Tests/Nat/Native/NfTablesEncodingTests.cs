@@ -1,5 +1,3 @@
-using Vpn.Core.Netlink;
-using Vpn.Core.Nat;
 using Vpn.Core.Nat.Native;
 
 namespace Vpn.Core.Tests.Nat.Native;

@@ -1,0 +1,4 @@
+// Namespaces that many files of this project use, imported once; each file lists only the others it needs.
+global using System.Diagnostics.CodeAnalysis;
+global using System.Net;
+global using System.Net.Sockets;

@@ -1,0 +1,19 @@
+// Namespaces that many files of this project use, imported once; each file lists only the others it needs.
+global using System.Diagnostics.Metrics;
+global using System.Net;
+global using System.Net.Sockets;
+global using System.Text;
+global using Microsoft.Extensions.Logging;
+global using Microsoft.Extensions.Logging.Abstractions;
+global using Vpn.Core.Configuration;
+global using Vpn.Core.Control;
+global using Vpn.Core.Dataplane;
+global using Vpn.Core.Dns;
+global using Vpn.Core.Nat;
+global using Vpn.Core.Netlink;
+global using Vpn.Core.Reconciliation;
+global using Vpn.Core.Tests.Reconciliation;
+global using Vpn.Core.WireGuard;
+global using Vpn.Domain.Addressing;
+global using Vpn.Domain.WireGuard;
+global using Vpn.Harness;

@@ -1,0 +1,21 @@
+// Namespaces that many files of this project use, imported once; each file lists only the others it needs.
+global using System.Diagnostics;
+global using System.Net;
+global using System.Net.Sockets;
+global using System.Security.Cryptography;
+global using System.Text;
+global using System.Text.Json;
+global using Microsoft.Extensions.DependencyInjection;
+global using Microsoft.Extensions.Logging;
+global using Microsoft.Extensions.Time.Testing;
+global using Npgsql;
+global using Vpn.Contracts.Core.V1;
+global using Vpn.Domain.WireGuard;
+global using Vpn.Entry.Configuration;
+global using Vpn.Entry.Nodes;
+global using Vpn.Entry.Privacy;
+global using Vpn.Entry.Sessions;
+global using Vpn.Entry.Subscriptions;
+global using Vpn.Entry.Tests.Infrastructure;
+global using Vpn.Harness.Postgres;
+global using Vpn.TestSupport;
