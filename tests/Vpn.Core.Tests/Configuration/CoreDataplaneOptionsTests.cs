@@ -1,21 +1,15 @@
 using System.Net;
-using Microsoft.Extensions.Configuration;
 using Vpn.Core.Configuration;
 using Vpn.Core.Nat;
+using Vpn.TestSupport;
 
 namespace Vpn.Core.Tests.Configuration;
 
 /// <summary>The dual-stack pool, NAT driver and egress settings: defaults, what start-up refuses, all problems at once.</summary>
 public sealed class CoreDataplaneOptionsTests
 {
-    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = CoreOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(CoreOptions.Load, settings);
 
     [Fact]
     public void Load_Defaults_DualStackCliDriverIpv6Egress()

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Core.Configuration;
 using Vpn.TestSupport;
 
@@ -13,14 +12,8 @@ public sealed class CoreTlsOptionsTests : IDisposable
 
     public void Dispose() => _pki.Dispose();
 
-    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = CoreOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(CoreOptions.Load, settings);
 
     private (string, string)[] ServerFiles(string listen = Tcp) =>
     [

@@ -1,18 +1,12 @@
-using Microsoft.Extensions.Configuration;
 using Vpn.Core.Configuration;
+using Vpn.TestSupport;
 
 namespace Vpn.Core.Tests.Reconciliation;
 
 public class CoreOptionsReconcileTests
 {
-    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings)
-    {
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build();
-        var options = CoreOptions.Load(configuration, out var errors);
-        return (options, errors);
-    }
+    private static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
+        OptionsLoading.Load(CoreOptions.Load, settings);
 
     [Theory]
     [InlineData("unix:/run/vpn/entry.sock")]
