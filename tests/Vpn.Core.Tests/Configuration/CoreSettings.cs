@@ -1,19 +1,16 @@
 using Microsoft.Extensions.Configuration;
+using Vpn.TestSupport;
 
 namespace Vpn.Core.Tests.Configuration;
 
-/// <summary>Core's options loaded from settings as the environment would give them (names as operators write them).</summary>
+/// <summary>Core's options loaded from settings as the environment would give them, through TestSupport's one loader.</summary>
 internal static class CoreSettings
 {
     public static (CoreOptions Options, IReadOnlyList<string> Errors) Load(params (string Key, string Value)[] settings) =>
-        Load(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)));
+        OptionsLoading.Load(CoreOptions.Load, settings);
 
-    public static (CoreOptions Options, IReadOnlyList<string> Errors) Load(IEnumerable<KeyValuePair<string, string?>> settings)
-    {
-        var options = CoreOptions.Load(Configuration(settings), out var errors);
-        return (options, errors);
-    }
+    public static (CoreOptions Options, IReadOnlyList<string> Errors) Load(IEnumerable<KeyValuePair<string, string?>> settings) =>
+        OptionsLoading.Load(CoreOptions.Load, settings);
 
-    public static IConfiguration Configuration(IEnumerable<KeyValuePair<string, string?>> settings) =>
-        new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+    public static IConfiguration Configuration(IEnumerable<KeyValuePair<string, string?>> settings) => OptionsLoading.Configuration(settings);
 }
