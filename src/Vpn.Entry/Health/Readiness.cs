@@ -71,7 +71,10 @@ public sealed partial class ReadinessProbe(IEnumerable<IReadinessCheck> checks, 
             return TimedOut(check, timeout);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested
-            && ((e is TimeoutException && !work.IsCompleted) || (e is OperationCanceledException && deadline.IsCancellationRequested)))
+            // WaitAsync's own timeout, not one the check threw: the check may have completed (late, once the deadline
+            // cancelled it) between the timeout and this filter, so its state is no test.
+            && ((e is TimeoutException && !ReferenceEquals(work.Exception?.InnerException, e))
+                || (e is OperationCanceledException && deadline.IsCancellationRequested)))
         {
             // The abandoned check sees its token cancelled (even if WaitAsync's timer won the race) and its end is observed.
             await deadline.CancelAsync();

@@ -70,6 +70,16 @@ public sealed class ReadinessProbeTests
     }
 
     [Fact]
+    public async Task Probe_CheckThrowsItsOwnTimeout_CheckFailedNotPastItsDeadline()
+    {
+        var probe = Probe(new TestCheck("own-timeout", async _ => { await Task.Yield(); throw new TimeoutException("upstream"); }, TimeSpan.FromSeconds(5)));
+
+        var report = await probe.RunAsync(TestContext.Current.CancellationToken);
+
+        Assert.Equal([new ReadinessCheckReport("own-timeout", false, "check failed (TimeoutException)")], report.Checks);
+    }
+
+    [Fact]
     public async Task SignIn_DevelopmentWithoutGoogleClient_OkSaysNotConfigured()
     {
         var result = await new SignInReadinessCheck(Options("development", configured: false)).RunAsync(TestContext.Current.CancellationToken);
