@@ -11,14 +11,14 @@ namespace Vpn.Entry.Tests.Infrastructure;
 /// </summary>
 public sealed class ErrorLogScope : ILoggerProvider
 {
-    private readonly ConcurrentQueue<CapturedLog> _errors = new();
+    private readonly LogCapture _errors = new(LogLevel.Error);
     private readonly ConcurrentQueue<Func<CapturedLog, bool>> _expected = new();
 
     /// <summary>Every Error and Critical line so far, expected or not.</summary>
-    public IReadOnlyList<CapturedLog> Errors => [.. _errors];
+    public IReadOnlyList<CapturedLog> Errors => _errors.Lines;
 
     /// <summary>The lines no expectation allows.</summary>
-    public IReadOnlyList<CapturedLog> Unexpected => [.. _errors.Where(e => !_expected.Any(expected => expected(e)))];
+    public IReadOnlyList<CapturedLog> Unexpected => [.. _errors.Lines.Where(e => !_expected.Any(expected => expected(e)))];
 
     /// <summary>Error lines matching <paramref name="match"/> are part of the test, not a fault.</summary>
     public void Expect(Func<CapturedLog, bool> match) => _expected.Enqueue(match);
@@ -36,27 +36,8 @@ public sealed class ErrorLogScope : ILoggerProvider
         }
     }
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _errors);
+    /// <summary>Loggers that keep Error and Critical lines only (the capture of <see cref="LogCapture"/>, filtered).</summary>
+    public ILogger CreateLogger(string categoryName) => _errors.CreateLogger(categoryName);
 
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(string category, ConcurrentQueue<CapturedLog> errors) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error && logLevel != LogLevel.None;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (!IsEnabled(logLevel))
-            {
-                return;
-            }
-            var values = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
-            errors.Enqueue(new CapturedLog(category, eventId, logLevel, formatter(state, exception), [.. values], exception));
-        }
-    }
+    public void Dispose() => _errors.Dispose();
 }

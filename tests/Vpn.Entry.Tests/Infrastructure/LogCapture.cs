@@ -14,7 +14,8 @@ public sealed record CapturedLog(string Category, EventId EventId, LogLevel Leve
 /// Captures every log line of a running entry. Added to the host's <see cref="ILoggerFactory"/> after start, which
 /// also reaches loggers created before (singletons such as the audit log), under the host's level filters.
 /// </summary>
-internal sealed class LogCapture : ILoggerProvider
+/// <param name="minimum">The lowest level kept (every level by default; <see cref="ErrorLogScope"/> keeps Error and up).</param>
+internal sealed class LogCapture(LogLevel minimum = LogLevel.Trace) : ILoggerProvider
 {
     private readonly ConcurrentQueue<CapturedLog> _lines = new();
 
@@ -27,21 +28,25 @@ internal sealed class LogCapture : ILoggerProvider
         return capture;
     }
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, minimum, _lines);
 
     public void Dispose()
     {
     }
 
-    private sealed class Logger(string category, ConcurrentQueue<CapturedLog> lines) : ILogger
+    private sealed class Logger(string category, LogLevel minimum, ConcurrentQueue<CapturedLog> lines) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum && logLevel != LogLevel.None;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
+            if (!IsEnabled(logLevel))
+            {
+                return;
+            }
             var values = state as IReadOnlyList<KeyValuePair<string, object?>> ?? [];
             lines.Enqueue(new CapturedLog(category, eventId, logLevel, formatter(state, exception), [.. values], exception));
         }
