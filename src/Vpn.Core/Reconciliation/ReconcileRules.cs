@@ -90,6 +90,7 @@ public static class ReconcileRules
         }
 
         var replaced = toAdopt.Select(s => s.SessionId).ToHashSet();
+        var takeovers = TakeoversByKey(desired);
         var dropped = new List<PeerLease>();
         foreach (var held in leases.Values)
         {
@@ -100,11 +101,16 @@ public static class ReconcileRules
                 continue;
             }
             // Not (or no longer, or differently) listed as active. The database wins every clash over a key or an address.
-            // A confirmed lease it no longer lists has ended; an unconfirmed one (Connect not yet committed, or still
+            // A confirmed lease it no longer lists has ended, unless a later claim of the same device key is provisioning
+            // on this node: replace_existing committed and its Connect, which takes this peer over, is on its way (dropping
+            // it now would cut the client until then). An unconfirmed one (Connect not yet committed, or still
             // provisioning) lives out its grace period.
+            var ended = held.Confirmed
+                ? !(lease.ClaimSeq > 0 && takeovers.TryGetValue(lease.PublicKey, out var laterClaim) && laterClaim > lease.ClaimSeq)
+                : now - held.Since >= grace;
             if ((truth.Peers.ContainsKey(lease.PublicKey) && !ignoredKeys.Contains(lease.PublicKey))
                 || (truth.ContainsAddress(lease.Address) && !ignoredAddresses.Contains(lease.Address))
-                || replaced.Contains(lease.SessionId) || held.Confirmed || now - held.Since >= grace)
+                || replaced.Contains(lease.SessionId) || ended)
             {
                 dropped.Add(lease);
                 continue;
@@ -167,6 +173,20 @@ public static class ReconcileRules
                 sessions.Add(session.SessionId);
             }
         }
+    }
+
+    /// <summary>The latest claim of each device key the snapshot lists as provisioning (claims of unknown order left out).</summary>
+    private static Dictionary<WireGuardKey, ulong> TakeoversByKey(DesiredSnapshot desired)
+    {
+        var byKey = new Dictionary<WireGuardKey, ulong>();
+        foreach (var session in desired.Sessions)
+        {
+            if (session.State == DesiredSessionState.Provisioning && session.ClaimSeq > 0)
+            {
+                byKey[session.PublicKey] = Math.Max(session.ClaimSeq, byKey.GetValueOrDefault(session.PublicKey));
+            }
+        }
+        return byKey;
     }
 
     /// <summary>Addresses of peers removed from the device may still be in a client's session keys: let them rest too.</summary>

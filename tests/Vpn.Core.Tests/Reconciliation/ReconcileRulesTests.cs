@@ -141,6 +141,25 @@ public partial class ReconcileRulesTests
     }
 
     [Fact]
+    public void Decide_ConfirmedLeaseReplacedByALaterProvisioningClaimOfItsKey_KeptForTheTakeover()
+    {
+        // replace_existing committed (old session terminated, new one provisioning with the same device key and a later
+        // claim) before its Connect reached this node: the peer stays for the takeover.
+        var old = new LeaseState(new PeerLease(Session(1), Key(1), Host(2), Pool6.AddressFor(Host(2)), ClaimSeq: 7), Confirmed: true, Since: 0);
+        DesiredSession takeover = new(Session(2), Key(1), null, DesiredSessionState.Provisioning, ClaimSeq: 8);
+
+        var kept = Decide([takeover], [old], [Exact(1, 2)]);
+        var earlier = Decide([takeover with { ClaimSeq = 6 }], [old], [Exact(1, 2)]);
+        var otherKey = Decide([takeover with { PublicKey = Key(2) }], [old], [Exact(1, 2)]);
+
+        Assert.Empty(kept.Dropped);
+        Assert.Empty(kept.Removes);
+        Assert.Equal([old.Lease], earlier.Dropped);
+        Assert.Equal([Key(1)], earlier.Removes);
+        Assert.Equal([old.Lease], otherKey.Dropped);
+    }
+
+    [Fact]
     public void Decide_UnconfirmedLeaseListed_ConfirmedAndKeptPastGrace()
     {
         var decision = Decide([Active(1, 1, 2), Active(2, 2, 3)], [Lease(1, 1, 2, confirmed: false, since: 0), Lease(2, 2, 3, confirmed: true, since: 0)],
