@@ -14,9 +14,10 @@ public interface IRetentionStore
     /// <summary>
     /// Deletes terminated/failed sessions that ended before <paramref name="sessionsEndedBefore"/>, audit events before
     /// <paramref name="auditBefore"/> and Idempotency-Key records (they hold a session's answer, key included) expired
-    /// before <paramref name="now"/>. Live sessions are never touched.
+    /// before <paramref name="now"/>. Live sessions are never touched. One runner at a time across replicas: null when
+    /// another replica's pass holds the store's cleanup lock (nothing was deleted by this call).
     /// </summary>
-    Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken);
+    Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken);
 }
 
 /// <summary>What the last cleanup passes did, for the privacy policy endpoint and readiness.</summary>
@@ -47,6 +48,17 @@ public sealed class RetentionStatus
         }
     }
 
+    /// <summary>Another replica's pass was running: cleanup is alive, the last counts stay those this replica saw.</summary>
+    internal void RanElsewhere(DateTimeOffset at)
+    {
+        lock (_gate)
+        {
+            _lastSuccessAt = at;
+            _lastFailure = null;
+            _lastFailureAt = null;
+        }
+    }
+
     internal void Failed(DateTimeOffset at, string reason)
     {
         lock (_gate)
@@ -63,11 +75,16 @@ public sealed partial class RetentionCleanupService(IRetentionStore store, Priva
 {
     private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMinutes(1);
 
-    /// <summary>One pass; also what tests call.</summary>
-    public async Task<PurgeCounts> RunOnceAsync(CancellationToken cancellationToken)
+    /// <summary>One pass; also what tests call. Null when another replica's pass was running (this one did nothing).</summary>
+    public async Task<PurgeCounts?> RunOnceAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var purged = await store.PurgeAsync(now - privacy.SessionRetention, now - privacy.AuditRetention, now, cancellationToken);
+        if (await store.PurgeAsync(now - privacy.SessionRetention, now - privacy.AuditRetention, now, cancellationToken) is not { } purged)
+        {
+            status.RanElsewhere(now);
+            LogRanElsewhere(logger);
+            return null;
+        }
         status.Succeeded(now, purged);
         metrics.RecordRetentionPurge(purged);
         if (purged.Total > 0)
@@ -110,6 +127,9 @@ public sealed partial class RetentionCleanupService(IRetentionStore store, Priva
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Retention cleanup deleted {Sessions} ended session(s), {AuditEvents} audit event(s), {IdempotencyRecords} idempotency record(s)")]
     private static partial void LogPurged(ILogger logger, long sessions, long auditEvents, long idempotencyRecords);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Debug, Message = "Retention cleanup skipped: another replica's pass holds the cleanup lock")]
+    private static partial void LogRanElsewhere(ILogger logger);
 
     [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Retention cleanup failed ({Reason}); retrying")]
     private static partial void LogFailed(ILogger logger, string reason);

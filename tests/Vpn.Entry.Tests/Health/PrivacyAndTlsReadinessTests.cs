@@ -127,7 +127,7 @@ public class PrivacyAndTlsReadinessTests
 
     private sealed class FailingRetentionStore : IRetentionStore
     {
-        public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
-            Task.FromException<PurgeCounts>(new TimeoutException());
+        public Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
+            Task.FromException<PurgeCounts?>(new TimeoutException());
     }
 }

@@ -13,8 +13,8 @@ public sealed class RetentionCleanupLoopTests
     {
         public volatile bool Failing;
 
-        public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
-            Failing ? throw new InvalidOperationException("store down (test)") : Task.FromResult(new PurgeCounts(0, 0, 0));
+        public Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
+            Failing ? throw new InvalidOperationException("store down (test)") : Task.FromResult<PurgeCounts?>(new PurgeCounts(0, 0, 0));
     }
 
     private static Task<TestStack> StartAsync(FakeTimeProvider time, IRetentionStore? store = null) =>

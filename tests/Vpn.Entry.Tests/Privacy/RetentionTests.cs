@@ -20,7 +20,7 @@ public abstract class RetentionTests(StoreKind store)
         TestStack.StartAsync(Store, settings, BackgroundCleanup.Remove);
 
     /// <summary>One cleanup pass as if the clock read <paramref name="at"/>.</summary>
-    protected static Task<PurgeCounts> PurgeAtAsync(TestStack stack, DateTimeOffset at) =>
+    protected static Task<PurgeCounts?> PurgeAtAsync(TestStack stack, DateTimeOffset at) =>
         ActivatorUtilities.CreateInstance<RetentionCleanupService>(stack.EntryServices, (TimeProvider)new FakeTimeProvider(at)).RunOnceAsync(Ct);
 
     /// <summary>

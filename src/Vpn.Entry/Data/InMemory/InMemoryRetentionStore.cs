@@ -4,9 +4,9 @@ namespace Vpn.Entry.Data.InMemory;
 
 public sealed class InMemoryRetentionStore(InMemoryDatabase db, InMemoryAuditLog audit, InMemoryIdempotencyStore idempotency) : IRetentionStore
 {
-    public Task<PurgeCounts> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
+    public Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
         CancellationToken cancellationToken) =>
-        Task.FromResult(new PurgeCounts(PurgeEndedSessions(sessionsEndedBefore), audit.Purge(auditBefore), idempotency.Purge(now)));
+        Task.FromResult<PurgeCounts?>(new PurgeCounts(PurgeEndedSessions(sessionsEndedBefore), audit.Purge(auditBefore), idempotency.Purge(now)));
 
     /// <summary>Deletes terminated and failed sessions that ended before <paramref name="endedBefore"/>; returns how many.</summary>
     private int PurgeEndedSessions(DateTimeOffset endedBefore)
