@@ -18,7 +18,17 @@ public sealed class EntryMetrics
         AuthFailures = meter.CreateCounter<long>("vpn_auth_failures",
             description: "Failed guessable credentials (admin token, session key) by credential and outcome: rejected (401) or throttled (429).");
         CustomersErased = meter.CreateCounter<long>("vpn_customers_erased", description: "Customers erased (DELETE /v1/me or the admin API), by initiator.");
+        NodeConnectsShed = meter.CreateCounter<long>("vpn_node_connects_shed",
+            description: "Connects refused with 503 node_busy because the node's Connect queue was full or its wait ran out, by reason.");
+        SessionRequestsShed = meter.CreateCounter<long>("vpn_session_requests_shed",
+            description: "Session starts and reconnects refused with 503 server_busy by the replica's admission, by reason.");
     }
+
+    /// <summary>Tags: reason = queue_full | wait.</summary>
+    public Counter<long> NodeConnectsShed { get; }
+
+    /// <summary>Tags: reason = queue_full | wait.</summary>
+    public Counter<long> SessionRequestsShed { get; }
 
     /// <summary>Tags: credential = admin_token | session_key; outcome = rejected | throttled. Never an address.</summary>
     public Counter<long> AuthFailures { get; }

@@ -61,6 +61,7 @@ public static class EntryServiceCollectionExtensions
                 PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             });
         services.AddEntryRateLimiting(options.RateLimits);
+        services.AddEntryLoadShedding(options);
         services.AddSingleton<Auth.AuthFailureThrottle>();
         services.AddSingleton<ICoreChannelFactory, CoreChannelFactory>();
         services.AddSingleton<CoreClients>();

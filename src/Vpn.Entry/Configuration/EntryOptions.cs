@@ -63,6 +63,9 @@ public sealed class EntryOptions
     /// <summary>How entry reaches cores: TLS required or not, the CA it trusts, its client certificate.</summary>
     public CoreTlsOptions CoreTls { get; init; } = new();
 
+    /// <summary>Storm shedding: per-node Connect queues, admission per replica, jittered Retry-After.</summary>
+    public LoadSheddingOptions Shedding { get; init; } = new();
+
     /// <summary>Retention windows and log redaction (APP_SESSION_RETENTION_DAYS, APP_AUDIT_RETENTION_DAYS, APP_LOG_REDACTION_MODE, …).</summary>
     public Vpn.Entry.Privacy.PrivacyOptions Privacy { get; init; } = new();
 
@@ -133,6 +136,7 @@ public sealed class EntryOptions
             RevocationMaxStaleness = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_REVOCATION_MAX_STALENESS_MS", 1000, 300, 1000, problems)),
             Privacy = Vpn.Entry.Privacy.PrivacyOptions.Load(configuration, production, problems),
             CoreTls = CoreTlsOptions.Load(configuration, production, problems),
+            Shedding = LoadSheddingOptions.Load(configuration, problems),
         };
         errors = problems;
         return options;

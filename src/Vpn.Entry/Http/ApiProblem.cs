@@ -28,6 +28,8 @@ public static class ErrorCodes
     public const string InvalidNodeHint = "invalid_node_hint";
     public const string NoNodesAvailable = "no_nodes_available_in_region";
     public const string NodeUnavailable = "node_unavailable";
+    public const string NodeBusy = "node_busy";
+    public const string ServerBusy = "server_busy";
     public const string NoActiveSession = "no_active_session";
     public const string NodeNotFound = "node_not_found";
     public const string PlanNotFound = "plan_not_found";
@@ -42,7 +44,7 @@ public static class ErrorCodes
     public const string StoreUnavailable = "store_unavailable";
 }
 
-public sealed class ApiProblemException(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
+public class ApiProblemException(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
     : Exception(detail)
 {
     public int Status { get; } = status;

@@ -21,7 +21,8 @@ public static class SessionEndpoints
             SessionService service, CancellationToken ct) =>
             Answer<Created<SessionView>, StartProblems>(await service.StartAsync(http.CustomerId(), request, http.Request.Headers[IdempotencyHeader], ct),
                 session => TypedResults.Created(CurrentPath, session)))
-            .RequireRateLimiting(RateLimiting.SessionsPolicy);
+            .RequireRateLimiting(RateLimiting.SessionsPolicy)
+            .RequireSessionAdmission();
 
         // Unknown keys spend a budget per client address as well as the per-customer one: guessing across many
         // customers' accounts from one address is throttled too.
@@ -35,7 +36,7 @@ public static class SessionEndpoints
                 await throttle.RecordFailureAsync(GuessedCredential.SessionKey, http, "unknown_key", ct);
             }
             return Answer<Ok<SessionView>, ReconnectProblems>(outcome, TypedResults.Ok);
-        }).RequireRateLimiting(RateLimiting.SessionsPolicy);
+        }).RequireRateLimiting(RateLimiting.SessionsPolicy).RequireSessionAdmission();
 
         group.MapGet("/current", async Task<Results<Ok<SessionView>, ApiProblemResult<CurrentProblems>>> (HttpContext http, SessionService service,
             CancellationToken ct) =>
@@ -57,13 +58,15 @@ public static class SessionEndpoints
         new(new ApiProblem(StatusCodes.Status404NotFound, ErrorCodes.NoActiveSession, "There is no active session."));
 
     /// <summary>invalid_request (and invalid_node_hint), the entitlement, device_not_found, session_conflict and
-    /// idempotency_key_in_progress, idempotency_key_reused, node_unavailable, no_nodes_available_in_region.</summary>
+    /// idempotency_key_in_progress, idempotency_key_reused, node_unavailable, no_nodes_available_in_region, node_busy,
+    /// server_busy.</summary>
     private sealed class StartProblems : IProblemStatuses
     {
         public static IReadOnlyList<int> Statuses { get; } = [400, 403, 404, 409, 422, 502, 503];
     }
 
-    /// <summary>invalid_request, invalid_session_key, the entitlement, rate_limited (guessed keys), node_unavailable, no_nodes_available_in_region.</summary>
+    /// <summary>invalid_request, invalid_session_key, the entitlement, rate_limited (guessed keys), node_unavailable, no_nodes_available_in_region,
+    /// node_busy, server_busy.</summary>
     private sealed class ReconnectProblems : IProblemStatuses
     {
         public static IReadOnlyList<int> Statuses { get; } = [400, 401, 403, 429, 502, 503];

@@ -198,6 +198,9 @@ public sealed partial class SessionService
     private async Task<(TunnelAssignment? Assigned, bool Superseded)> TryConnectAsync(Node node, Guid sessionId, WireGuardKey devicePublicKey,
         long claimSeq, CancellationToken cancellationToken)
     {
+        // Waits in the node's Connect queue (bounded, within the call's deadline) or throws NodeBusyException: nothing
+        // was sent, so nothing needs removing.
+        using var slot = await gate.EnterAsync(node.Id, options.CoreCallTimeout, cancellationToken);
         ConnectResponse response;
         try
         {

@@ -25,6 +25,7 @@ public sealed partial class SessionService(
     IPlanStore plans,
     IIdempotencyStore idempotency,
     CoreClients cores,
+    NodeCallGate gate,
     EntryOptions options,
     IOptions<JsonOptions> json,
     TimeProvider time,
@@ -291,8 +292,16 @@ public sealed partial class SessionService(
     private async Task<NodeChoice<NodeWithLoad>> SelectAsync(NodeRequest request, HashSet<Guid> excluded, CancellationToken cancellationToken)
     {
         var all = await nodes.ListWithLoadAsync(cancellationToken);
-        return NodeSelection.Select(all.Where(n => !excluded.Contains(n.Node.Id)), Describe, request, time.GetUtcNow(), options.NodeFreshness,
-            Random.Shared);
+        // A node whose Connect queue is full is passed over (its load shows only in the database once those Connects land).
+        var busy = 0;
+        var open = all.Where(n => !excluded.Contains(n.Node.Id) && !(gate.IsFull(n.Node.Id) && ++busy > 0)).ToList();
+        var choice = NodeSelection.Select(open, Describe, request, time.GetUtcNow(), options.NodeFreshness, Random.Shared);
+        if (choice.Node is null && busy > 0)
+        {
+            // Nodes would take it, but every one of them is saturated right now: busy (retry shortly), not "no nodes".
+            throw new NodeBusyException();
+        }
+        return choice;
     }
 
     private static NodeSnapshot Describe(NodeWithLoad n) =>

@@ -20,6 +20,9 @@ public sealed class ConnectAnswers : IAsyncDisposable
     /// <summary>Rewrites the real core's answer (the endpoint, the answer); identity by default.</summary>
     public Func<string, ConnectResponse, ConnectResponse> Rewrite { get; set; } = (_, answer) => answer;
 
+    /// <summary>Awaited before a Connect goes through to the core (the endpoint): a test holds core here to make it slow.</summary>
+    public Func<string, Task> BeforeConnect { get; set; } = _ => Task.CompletedTask;
+
     public void Install(IServiceCollection services)
     {
         var inner = (ICoreChannelFactory)services.Last(d => d.ServiceType == typeof(ICoreChannelFactory)).ImplementationInstance!;
@@ -78,8 +81,11 @@ public sealed class ConnectAnswers : IAsyncDisposable
 
     private sealed class Proxy(string endpoint, VpnControl.VpnControlClient core, ConnectAnswers answers) : VpnControl.VpnControlBase
     {
-        public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context) =>
-            answers.Rewrite(endpoint, await Forward(() => core.ConnectAsync(request, deadline: context.Deadline).ResponseAsync));
+        public override async Task<ConnectResponse> Connect(ConnectRequest request, ServerCallContext context)
+        {
+            await answers.BeforeConnect(endpoint);
+            return answers.Rewrite(endpoint, await Forward(() => core.ConnectAsync(request, deadline: context.Deadline).ResponseAsync));
+        }
 
         public override Task<DisconnectResponse> Disconnect(DisconnectRequest request, ServerCallContext context) =>
             Forward(() => core.DisconnectAsync(request, deadline: context.Deadline).ResponseAsync);

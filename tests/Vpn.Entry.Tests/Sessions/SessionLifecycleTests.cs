@@ -150,7 +150,12 @@ public abstract class SessionLifecycleTests(StoreKind store)
     [Fact]
     public async Task StartSession_FiveHundredCustomersTwoNodesOfTwoHundred_FourHundredSucceed()
     {
-        await using var stack = await TestStack.StartAsync(store);
+        // Capacity is what this burst measures, not shedding: admission queues all of it, however slow the machine.
+        await using var stack = await TestStack.StartAsync(store, new Dictionary<string, string?>
+        {
+            ["APP_SESSION_ADMISSION_QUEUE"] = "1000",
+            ["APP_SESSION_ADMISSION_WAIT_MS"] = "60000",
+        });
         await stack.SendJsonAsync(stack.Admin(HttpMethod.Post, "/v1/admin/plans", new { code = "load", name = "Load", max_devices = 1, allowed_regions = new[] { "load" } }), 200);
         var nodeA = await stack.RegisterNodeAsync("load-a", "load", 200, "core-a.test:50051");
         var nodeB = await stack.RegisterNodeAsync("load-b", "load", 200, "core-b.test:50051");
