@@ -11,7 +11,7 @@ namespace Vpn.Harness.Postgres;
 /// <see cref="DestroyAtExitAsync"/>) or if it dies without running its exit hook (SIGKILL, crash); clusters left by
 /// dead processes are also reaped when the next one is created.
 /// </summary>
-internal sealed class LocalCluster
+internal sealed partial class LocalCluster
 {
     public const string DirectoryPrefix = "vpn-pg-";
     public const string TempRoot = "/tmp";
@@ -63,7 +63,10 @@ internal sealed class LocalCluster
 
     public bool IsRunning => File.Exists(PidFile);
 
-    public static async Task<LocalCluster> CreateAsync(PostgresBinaries binaries)
+    public static Task<LocalCluster> CreateAsync(PostgresBinaries binaries) => CreateAsync(binaries, static cluster => cluster.InitAsync());
+
+    /// <summary>A new cluster whose data directory <paramref name="initialize"/> fills (initdb, or a base backup of a primary).</summary>
+    private static async Task<LocalCluster> CreateAsync(PostgresBinaries binaries, Func<LocalCluster, Task> initialize)
     {
         if (Interlocked.Exchange(ref s_reaped, 1) == 0)
         {
@@ -82,7 +85,7 @@ internal sealed class LocalCluster
         {
             await PostgresBinaries.GiveToServiceUserAsync(path);
             await cluster.StartWatchdogAsync();
-            await cluster.InitAsync();
+            await initialize(cluster);
             await cluster.StartOnFreePortAsync();
             return cluster;
         }

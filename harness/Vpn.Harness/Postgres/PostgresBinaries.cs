@@ -21,6 +21,9 @@ internal sealed class PostgresBinaries
 
     public string PgCtl => Path.Combine(Directory, "pg_ctl");
 
+    /// <summary>Only replication (<see cref="PostgresReplicationPair"/>) needs it; checked there.</summary>
+    public string PgBaseBackup => Path.Combine(Directory, "pg_basebackup");
+
     /// <summary>True when commands are run through <c>runuser -u postgres</c> (the test process is root).</summary>
     public static bool RunsAsServiceUser => Prerequisites.IsRoot;
 

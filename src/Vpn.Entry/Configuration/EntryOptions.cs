@@ -83,7 +83,12 @@ public sealed class EntryOptions
             {
                 connectionString = Data.DatabaseUrl.ToConnectionString(databaseUrl);
             }
-            catch (Exception e) when (e is ArgumentException or UriFormatException or FormatException)
+            catch (FormatException e)
+            {
+                // DatabaseUrl's messages say what is wrong without quoting the value (it carries the password).
+                problems.Add(e.Message);
+            }
+            catch (Exception e) when (e is ArgumentException or UriFormatException)
             {
                 // Never echo the value: it carries the password.
                 problems.Add("DATABASE_URL is not a valid postgres:// URL or Npgsql connection string.");

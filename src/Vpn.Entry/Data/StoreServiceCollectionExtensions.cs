@@ -22,6 +22,7 @@ public static class StoreServiceCollectionExtensions
     private static IServiceCollection AddPostgresStores(this IServiceCollection services, string connectionString)
     {
         services.AddNpgsqlDataSource(connectionString);
+        services.AddSingleton<PostgresOutageRecovery>();
         services.AddSingleton<Migrator>();
         services.AddSingleton<IStoreSchema, PostgresStoreSchema>();
         services.AddSingleton<IPlanStore, PostgresPlanStore>();

@@ -9,7 +9,8 @@ namespace Vpn.Entry.Http;
 /// The one mapping from failures to problem+json: contract errors keep their code; malformed requests become
 /// invalid_request; an unreachable database is 503; anything else is a 500 without details (logged once, here).
 /// </summary>
-public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger,
+    Data.Postgres.PostgresOutageRecovery? outageRecovery = null) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -21,14 +22,15 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
             // The customers_not_erased trigger (migration 0004): this id was erased and cannot come back yet.
             PostgresException { SqlState: ErasedCustomerSqlState } =>
                 (StatusCodes.Status409Conflict, ErrorCodes.CustomerErased, "This customer was erased; its id cannot be used again.", Empty),
-            NpgsqlException or TimeoutException when IsStoreOutage(exception) =>
+            NpgsqlException or TimeoutException when Data.StoreOutages.IsOutage(exception) =>
                 (StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, "The data store is unavailable; retry later.", Empty),
             _ => (StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "An unexpected error occurred.", Empty),
         };
         if (status == StatusCodes.Status503ServiceUnavailable && code == ErrorCodes.StoreUnavailable)
         {
-            // An expected outage: one line per request, not a stack trace each.
-            LogStoreUnavailable(logger, exception.GetType().Name);
+            // An expected outage: one line per request, not a stack trace each. The next request dials afresh (a switchover).
+            LogStoreUnavailable(logger, exception is PostgresException p ? $"{p.GetType().Name} {p.SqlState}" : exception.GetType().Name);
+            outageRecovery?.OnOutage();
         }
         else if (status >= 500 && exception is not ApiProblemException)
         {
@@ -81,9 +83,6 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         [413] = "Payload Too Large", [415] = "Unsupported Media Type", [422] = "Unprocessable Content", [429] = "Too Many Requests",
         [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable",
     };
-
-    private static bool IsStoreOutage(Exception e) => e is NpgsqlException { IsTransient: true } or TimeoutException
-        || e is NpgsqlException { InnerException: System.Net.Sockets.SocketException or IOException or TimeoutException };
 
     // Kestrel's messages name no secrets, but keep ours generic and stable.
     private static string DescribeBadRequest(BadHttpRequestException e) => e.StatusCode switch
