@@ -71,6 +71,8 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();
         services.AddHostedService<ProvisioningSweeper>();
+        services.AddSingleton<NodeDrainMigrator>();
+        services.AddHostedService(sp => sp.GetRequiredService<NodeDrainMigrator>());
         services.AddSingleton<RetentionCleanupService>();
         services.AddHostedService(sp => sp.GetRequiredService<RetentionCleanupService>());
         return builder;

@@ -10,7 +10,17 @@ public sealed record NodeSnapshot(
     int Capacity,
     bool Healthy,
     DateTimeOffset? LastHeartbeatAt,
-    int ActiveSessions);
+    int ActiveSessions)
+{
+    /// <summary>An operator drains the node (maintenance, replacement): it takes no new sessions, whatever its health.</summary>
+    public bool Draining { get; init; }
+
+    /// <summary>
+    /// wireguard-go's limit of peers on one interface: a node's capacity must stay below it (the database's check allows
+    /// 1..65,535), or the peer after the limit would be refused by the device (errno=-22) instead of by selection.
+    /// </summary>
+    public const int MaxPeersPerInterface = 65_536;
+}
 
 /// <summary>Filters of a session start. Null filters match anything; comparisons ignore case.</summary>
 public sealed record NodeRequest(string Region, string? CountryCode = null, string? CityCode = null, string? Pool = null, Guid? NodeHint = null);
@@ -22,6 +32,7 @@ public enum NodeRejection
     Unhealthy,
     StaleHeartbeat,
     AtCapacity,
+    Draining,
 }
 
 /// <summary>The chosen node (null when no node is a candidate) and how many nodes were rejected for each reason.</summary>
@@ -32,7 +43,7 @@ public static class NodeSelection
 {
     /// <summary>
     /// The contract's selection policy: candidates are healthy, fresh (heartbeat within <paramref name="freshness"/>),
-    /// matching region and every filter, and below capacity. A hint wins only when it is a candidate. Among candidates
+    /// matching region and every filter, not draining, and below capacity. A hint wins only when it is a candidate. Among candidates
     /// the lowest load ratio wins; ties are broken with <paramref name="random"/>.
     /// </summary>
     public static NodeChoice<NodeSnapshot> Select(IEnumerable<NodeSnapshot> nodes, NodeRequest request, DateTimeOffset now, TimeSpan freshness,
@@ -104,6 +115,10 @@ public static class NodeSelection
             || !MatchesFilter(node.Pool, request.Pool))
         {
             return NodeRejection.FilterMismatch;
+        }
+        if (node.Draining)
+        {
+            return NodeRejection.Draining;
         }
         if (!node.Healthy)
         {

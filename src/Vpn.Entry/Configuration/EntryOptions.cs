@@ -69,6 +69,9 @@ public sealed class EntryOptions
     /// <summary>Retention windows and log redaction (APP_SESSION_RETENTION_DAYS, APP_AUDIT_RETENTION_DAYS, APP_LOG_REDACTION_MODE, …).</summary>
     public Vpn.Entry.Privacy.PrivacyOptions Privacy { get; init; } = new();
 
+    /// <summary>Moving a drained node's sessions (APP_DRAIN_BATCH_SIZE, APP_DRAIN_CONCURRENCY, APP_DRAIN_INTERVAL_SECS).</summary>
+    public DrainOptions Drain { get; init; } = new();
+
     public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -142,6 +145,7 @@ public sealed class EntryOptions
             Privacy = Vpn.Entry.Privacy.PrivacyOptions.Load(configuration, production, problems),
             CoreTls = CoreTlsOptions.Load(configuration, production, problems),
             Shedding = LoadSheddingOptions.Load(configuration, problems),
+            Drain = DrainOptions.Load(configuration, problems),
         };
         errors = problems;
         return options;

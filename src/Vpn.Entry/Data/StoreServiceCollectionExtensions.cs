@@ -31,6 +31,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<PostgresNodeStore>());
         services.AddSingleton<INodeSeeder>(sp => sp.GetRequiredService<PostgresNodeStore>());
         services.AddSingleton<ISessionStore, PostgresSessionStore>();
+        services.AddSingleton<INodeDrainStore, PostgresNodeDrainStore>();
         services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
         services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
         services.AddAuditLog<PostgresAuditLog>();
@@ -55,6 +56,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryNodeStore>());
         services.AddSingleton<INodeSeeder>(sp => sp.GetRequiredService<InMemoryNodeStore>());
         services.AddSingleton<ISessionStore, InMemorySessionStore>();
+        services.AddSingleton<INodeDrainStore, InMemoryNodeDrainStore>();
         services.AddSingleton<InMemoryIdempotencyStore>();
         services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<InMemoryIdempotencyStore>());
         services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();

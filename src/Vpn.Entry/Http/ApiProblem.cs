@@ -32,6 +32,8 @@ public static class ErrorCodes
     public const string ServerBusy = "server_busy";
     public const string NoActiveSession = "no_active_session";
     public const string NodeNotFound = "node_not_found";
+    public const string NodeNotEmpty = "node_not_empty";
+    public const string NodeNotDraining = "node_not_draining";
     public const string PlanNotFound = "plan_not_found";
     public const string SubscriptionNotFound = "subscription_not_found";
     public const string NotFound = "not_found";

@@ -12,11 +12,12 @@ public sealed record NodeList(IReadOnlyList<Node> Items);
 public static class NodeEndpoints
 {
     // wireguard-go refuses a peer beyond 65,536 per interface (errno=-22); a node's capacity must fit.
-    public const int MaxCapacity = 65_536;
+    public const int MaxCapacity = Vpn.Domain.Nodes.NodeSnapshot.MaxPeersPerInterface;
 
     public static IEndpointRouteBuilder MapNodeEndpoints(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/v1/admin/nodes").RequireAdmin().WithTags("Nodes");
+        admin.MapNodeDrainEndpoints();
 
         admin.MapGet("/", async Task<Ok<NodeList>> (INodeStore nodes, CancellationToken ct) => TypedResults.Ok(new NodeList(await nodes.ListAsync(ct))));
 

@@ -17,7 +17,17 @@ public sealed record Node(
     bool Healthy,
     int ActivePeerCount,
     DateTimeOffset? LastHeartbeatAt,
-    DateTimeOffset UpdatedAt);
+    DateTimeOffset UpdatedAt)
+{
+    /// <summary>Drained by an operator: no new sessions; its sessions move on their next reconnect (drain/undrain).</summary>
+    public bool Draining { get; init; }
+
+    /// <summary>While draining, entry also moves the node's sessions itself, in batches (drain with "migrate": true).</summary>
+    public bool DrainMigrate { get; init; }
+
+    /// <summary>When the drain began; null when the node is not draining.</summary>
+    public DateTimeOffset? DrainingSince { get; init; }
+}
 
 public sealed record NodeRegistration(
     string Name,

@@ -81,6 +81,7 @@ public static class SessionProblems
                     ["unhealthy"] = f.Rejected.GetValueOrDefault(NodeRejection.Unhealthy),
                     ["stale_heartbeat"] = f.Rejected.GetValueOrDefault(NodeRejection.StaleHeartbeat),
                     ["at_capacity"] = f.Rejected.GetValueOrDefault(NodeRejection.AtCapacity),
+                    ["draining"] = f.Rejected.GetValueOrDefault(NodeRejection.Draining),
                 },
             }),
         SessionFailure.NodeUnavailable => new(StatusCodes.Status502BadGateway, ErrorCodes.NodeUnavailable,

@@ -125,7 +125,7 @@ public sealed partial class SessionService(
 
     /// <summary>
     /// Reconnect by session key: the key is rotated on every call (the old one dies at once); when the session's node
-    /// is no longer a healthy, fresh candidate the session moves to one matching its original filters.
+    /// is no longer a healthy, fresh candidate (or is draining) the session moves to one matching its original filters.
     /// </summary>
     public async Task<SessionOutcome> ReconnectAsync(Guid customerId, string? sessionKey, CancellationToken cancellationToken)
     {
@@ -149,8 +149,8 @@ public sealed partial class SessionService(
         // Only the session's own node matters here; selection (which needs every node's load) runs only for a move.
         var current = await nodes.GetAsync(session.NodeId, cancellationToken);
         var now = time.GetUtcNow();
-        // The session already counts against its node's capacity, so only health and freshness decide whether it stays.
-        if (current is not null && current.Healthy && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness)
+        // The session already counts against its node's capacity, so only health, freshness and a drain decide whether it stays.
+        if (current is not null && current.Healthy && !current.Draining && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness)
         {
             if (!await sessions.RotateKeyAsync(session.Id, oldHash, newHash, now, cancellationToken))
             {
@@ -158,53 +158,14 @@ public sealed partial class SessionService(
             }
             return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, current, Assignment(session));
         }
-        var request = new NodeRequest(session.Region, session.CountryCode, session.CityCode, session.Pool);
-        var excluded = new HashSet<Guid> { session.NodeId };
-        for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
+        var move = await MoveOffAsync(session, current, (node, assigned) => sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address,
+            assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None), cancellationToken);
+        if (move is not { Node: { } to, Assigned: { } moved })
         {
-            var choice = await SelectAsync(request, excluded, cancellationToken);
-            if (choice.Node is not { Node: var node })
-            {
-                return NoNodes(choice.Rejected, excluded.Count);
-            }
-            if ((await TryConnectAsync(node, session.Id, session.DevicePublicKey, session.ClaimSeq, cancellationToken)).Assigned is not { } assigned)
-            {
-                excluded.Add(node.Id);
-                continue;
-            }
-            MoveOutcome moved;
-            try
-            {
-                moved = await sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address, assigned.AddressV6, assigned.Dns, time.GetUtcNow(),
-                    CancellationToken.None);
-            }
-            catch (Exception e)
-            {
-                // The store failed after the new node added the peer: the database still has the session on its old
-                // node (the move commits as a whole or not at all), so the new peer goes. Should the commit have landed
-                // with only its answer lost, both nodes' reconciliation converges to the database.
-                var removed = await DisconnectQuietlyAsync(node, session.Id);
-                LogMoveUndone(logger, node.Id, e.GetType().Name, removed);
-                throw;
-            }
-            if (moved != MoveOutcome.Moved)
-            {
-                await TryDisconnectAsync(node, session.Id);
-                if (moved == MoveOutcome.KeyChanged)
-                {
-                    return new SessionFailure.InvalidSessionKey();
-                }
-                excluded.Add(node.Id);
-                continue;
-            }
-            if (current is not null)
-            {
-                await TryDisconnectAsync(current, session.Id);
-            }
-            LogMoved(logger, session.NodeId, node.Id);
-            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, node, assigned);
+            return move.Failure!;
         }
-        return new SessionFailure.NoNodeTookOver();
+        LogMoved(logger, session.NodeId, to.Id);
+        return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, to, moved);
     }
 
     /// <summary>The customer's active session without its key; null when there is none.</summary>
@@ -306,7 +267,7 @@ public sealed partial class SessionService(
 
     private static NodeSnapshot Describe(NodeWithLoad n) =>
         new(n.Node.Id, n.Node.Region, n.Node.CountryCode, n.Node.CityCode, n.Node.Pool, n.Node.Capacity, n.Node.Healthy, n.Node.LastHeartbeatAt,
-            n.LiveSessions);
+            n.LiveSessions) { Draining = n.Node.Draining };
 
     /// <summary>No node: the selector's rejections, with the nodes tried and found full (or gone) counted as at capacity.</summary>
     private static SessionFailure.NoNodes NoNodes(IReadOnlyDictionary<NodeRejection, int> rejected, int excludedCount)

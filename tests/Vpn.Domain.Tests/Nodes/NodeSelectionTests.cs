@@ -29,12 +29,12 @@ public class NodeSelectionTests
     private static readonly Gen<NodeSnapshot> Node =
         Gen.Select(
             Gen.Select(Gen.Guid, Region, Country, City, Pool),
-            Gen.Select(Gen.Int[0, 10], Gen.Frequency((6, true), (1, false)), Heartbeat, Gen.Int[0, 8]),
+            Gen.Select(Gen.Int[0, 10], Gen.Frequency((6, true), (1, false)), Heartbeat, Gen.Int[0, 8], Gen.Frequency((6, false), (1, true))),
             (a, b) =>
             {
                 var (id, region, country, city, pool) = a;
-                var (capacity, healthy, heartbeat, active) = b;
-                return new NodeSnapshot(id, region, country, city, pool, capacity, healthy, heartbeat, active);
+                var (capacity, healthy, heartbeat, active, draining) = b;
+                return new NodeSnapshot(id, region, country, city, pool, capacity, healthy, heartbeat, active) { Draining = draining };
             });
 
     /// <summary>Nodes plus a request; the hint is none, one of the nodes (by index) or an unknown id.</summary>
@@ -69,6 +69,10 @@ public class NodeSelectionTests
         {
             return NodeRejection.FilterMismatch;
         }
+        if (node.Draining)
+        {
+            return NodeRejection.Draining;
+        }
         if (!node.Healthy)
         {
             return NodeRejection.Unhealthy;
@@ -86,7 +90,7 @@ public class NodeSelectionTests
 
     private static string Print((NodeSnapshot[] Nodes, NodeRequest Request) s) =>
         $"{s.Request}\n  " + string.Join("\n  ", s.Nodes.Select(n =>
-            $"{n.Id:N} {n.Region}/{n.CountryCode}/{n.CityCode}/{n.Pool} healthy={n.Healthy} age={(n.LastHeartbeatAt is { } b ? (Now - b).ToString() : "none")} {n.ActiveSessions}/{n.Capacity}"));
+            $"{n.Id:N} {n.Region}/{n.CountryCode}/{n.CityCode}/{n.Pool} healthy={n.Healthy} draining={n.Draining} age={(n.LastHeartbeatAt is { } b ? (Now - b).ToString() : "none")} {n.ActiveSessions}/{n.Capacity}"));
 
     [Fact]
     public void Select_RandomNodesAndRequests_FollowsPolicy()
@@ -109,6 +113,7 @@ public class NodeSelectionTests
                 Assert.Contains(pick, candidates);
                 // Never unhealthy, stale, full or mismatched: spelled out for the failure message.
                 Assert.True(pick.Healthy);
+                Assert.False(pick.Draining);
                 Assert.True(pick.LastHeartbeatAt is { } beat && Now - beat <= Freshness);
                 Assert.True(pick.ActiveSessions < pick.Capacity);
                 Assert.Equal(request.Region, pick.Region, ignoreCase: true);
@@ -208,6 +213,31 @@ public class NodeSelectionTests
         Assert.Same(idle, NodeSelection.Select([idle, full], new NodeRequest("eu-west", NodeHint: full.Id), Now, Freshness, new Random(1)).Node);
         Assert.Same(idle, NodeSelection.Select([idle, elsewhere], new NodeRequest("eu-west", NodeHint: elsewhere.Id), Now, Freshness, new Random(1)).Node);
         Assert.Same(idle, NodeSelection.Select([idle], new NodeRequest("eu-west", NodeHint: Guid.NewGuid()), Now, Freshness, new Random(1)).Node);
+    }
+
+    [Fact]
+    public void Select_DrainingNode_NeverChosenEvenIdleOrHinted()
+    {
+        var draining = Fresh(10, 0) with { Draining = true };
+        var busy = Fresh(10, 9);
+
+        var lowest = NodeSelection.Select([draining, busy], new NodeRequest("eu-west"), Now, Freshness, new Random(1));
+        var hinted = NodeSelection.Select([draining, busy], new NodeRequest("eu-west", NodeHint: draining.Id), Now, Freshness, new Random(1));
+        var alone = NodeSelection.Select([draining], new NodeRequest("eu-west"), Now, Freshness, new Random(1));
+
+        Assert.Same(busy, lowest.Node);
+        Assert.Same(busy, hinted.Node);
+        Assert.Null(alone.Node);
+        Assert.Equal(1, alone.Rejected[NodeRejection.Draining]);
+    }
+
+    [Fact]
+    public void Select_DrainingAndUnhealthy_CountedAsDraining()
+    {
+        var node = Fresh(10, 0) with { Draining = true, Healthy = false, LastHeartbeatAt = null };
+
+        Assert.Equal(NodeRejection.Draining, NodeSelection.Reject(node, new NodeRequest("eu-west"), Now, Freshness));
+        Assert.Equal(NodeRejection.FilterMismatch, NodeSelection.Reject(node, new NodeRequest("eu-west", Pool: "other"), Now, Freshness));
     }
 
     [Fact]

@@ -15,7 +15,7 @@ public sealed class PostgresStoreContractTests : StoreContractTests
         _database = database;
         var ds = database.DataSource;
         return new StoreSet(new PostgresPlanStore(ds), new PostgresDeviceStore(ds), new PostgresNodeStore(ds), new PostgresSessionStore(ds),
-            database.DisposeAsync);
+            database.DisposeAsync) { NodeDrains = new PostgresNodeDrainStore(ds) };
     }
 
     protected override async Task<IReadOnlyList<SubscriptionPeriod>?> ReadSubscriptionHistoryAsync(Guid customerId)

@@ -14,6 +14,9 @@ public sealed class StoreSet(IPlanStore plans, IDeviceStore devices, INodeStore 
 
     public ISessionStore Sessions { get; } = sessions;
 
+    /// <summary>Draining, migrating and deleting nodes (the same database as <see cref="Nodes"/>).</summary>
+    public required INodeDrainStore NodeDrains { get; init; }
+
     public ValueTask DisposeAsync() => dispose?.Invoke() ?? ValueTask.CompletedTask;
 }
 

@@ -13,7 +13,13 @@ public sealed class InMemoryNodeStore(InMemoryDatabase db) : INodeStore, INodeSe
             var existing = db.Nodes.Values.FirstOrDefault(n => n.Name == registration.Name);
             var node = new Node(existing?.Id ?? Guid.CreateVersion7(), registration.Name, registration.Region, registration.CountryCode,
                 registration.CityCode, registration.Pool, registration.PublicEndpoint, registration.PublicKey, registration.CoreEndpoint,
-                registration.Capacity, existing?.Healthy ?? false, existing?.ActivePeerCount ?? 0, existing?.LastHeartbeatAt, now);
+                registration.Capacity, existing?.Healthy ?? false, existing?.ActivePeerCount ?? 0, existing?.LastHeartbeatAt, now)
+            {
+                // Re-registration keeps a drain, as PostgreSQL's upsert leaves the columns it does not set.
+                Draining = existing?.Draining ?? false,
+                DrainMigrate = existing?.DrainMigrate ?? false,
+                DrainingSince = existing?.DrainingSince,
+            };
             db.Nodes[node.Id] = node;
             return Task.FromResult((node, existing is null));
         }

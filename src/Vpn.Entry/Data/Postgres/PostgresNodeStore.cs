@@ -6,9 +6,9 @@ namespace Vpn.Entry.Data.Postgres;
 
 public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore, INodeSeeder
 {
-    private const string Columns = """
+    internal const string Columns = """
         id, name, region, country_code, city_code, pool, public_endpoint, public_key, core_endpoint, capacity,
-        healthy, active_peer_count, last_heartbeat_at, updated_at
+        healthy, active_peer_count, last_heartbeat_at, updated_at, draining, drain_migrate, draining_since
         """;
 
     // xmax = 0 only for a freshly inserted row: tells insert from update in one round trip.
@@ -71,7 +71,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
         command.Parameters.AddWithValue("now", now);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (Read(reader), reader.GetBoolean(14));
+        return (Read(reader), reader.GetBoolean(17));
     }
 
     /// <summary>Registers the node by name like any other: the id is the database's own.</summary>
@@ -111,12 +111,17 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
     public async Task<IReadOnlyList<NodeWithLoad>> ListWithLoadAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ListWithLoadSql);
-        return await command.ReadAllAsync(reader => new NodeWithLoad(Read(reader), reader.GetInt32(14)), cancellationToken);
+        return await command.ReadAllAsync(reader => new NodeWithLoad(Read(reader), reader.GetInt32(17)), cancellationToken);
     }
 
-    private static Node Read(NpgsqlDataReader r) => new(
+    internal static Node Read(NpgsqlDataReader r) => new(
         r.GetGuid(0), r.GetString(1), r.GetString(2),
         r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
         r.GetString(6), r.GetString(7), r.GetString(8), r.GetInt32(9), r.GetBoolean(10), r.GetInt32(11),
-        r.IsDBNull(12) ? null : r.GetFieldValue<DateTimeOffset>(12), r.GetFieldValue<DateTimeOffset>(13));
+        r.IsDBNull(12) ? null : r.GetFieldValue<DateTimeOffset>(12), r.GetFieldValue<DateTimeOffset>(13))
+    {
+        Draining = r.GetBoolean(14),
+        DrainMigrate = r.GetBoolean(15),
+        DrainingSince = r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16),
+    };
 }
