@@ -116,13 +116,15 @@ internal static class FleetBenchmarks
         Console.WriteLine("p4 plans of one claim with " + await rig.ScalarAsync("select count(*) from vpn_nodes") + " nodes:\n" + string.Join("\n", plans));
     }
 
-    /// <summary>One claim as entry sends it (replaced by the claim function once it exists).</summary>
-    internal static string ClaimProbeSql = """
+    /// <summary>
+    /// One start's claim as entry sends it (rolled back): claim_session_start, one statement; auto_explain shows the plan
+    /// of each statement inside it. (Before migration 0007 a claim was a node lock, a count, an insert and a commit, after
+    /// a read of every node with its live count.)
+    /// </summary>
+    internal const string ClaimProbeSql = """
         begin;
-        select capacity from vpn_nodes where id = @node for update;
-        select count(*) from sessions where node_id = @node and state in ('provisioning', 'active');
-        insert into sessions (id, customer_id, device_id, device_public_key, node_id, state, session_key_hash, region, created_at, updated_at)
-        select gen_random_uuid(), @customer, @device, d.public_key, @node, 'provisioning', sha256(gen_random_uuid()::text::bytea), 'bench', now(), now() from devices d where d.id = @device;
+        select status from claim_session_start(gen_random_uuid(), @customer, @device, @node, sha256(gen_random_uuid()::text::bytea), 'bench',
+            null, null, null, now(), false, true, now() - interval '60 seconds', null);
         rollback;
         """;
 
