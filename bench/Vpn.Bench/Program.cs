@@ -17,11 +17,19 @@ return command switch
     // filter [rounds=5] [seconds=5] [driver=cli]: a client's forwarded throughput through the node with its filter table vs without.
     "filter" => await FilterThroughputBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5,
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5, args.Length > 3 ? args[3] : "cli"),
+    // p3 [customers=3200] [concurrencies=8,32] [replicas=2] [cores=1]: starts/s end to end vs pgbench's minimal claim.
+    "p3" => await Vpn.Bench.Fleet.FleetBenchmarks.P3Async(Arg(1, 3200), args.Length > 2 ? [.. args[2].Split(',').Select(int.Parse)] : [8, 32], Arg(3, 2), Arg(4, 1)),
+    // p4 [starts=3200] [concurrency=32] [idle=9990]: the same start with 10 and with 10,000 registered nodes.
+    "p4" => await Vpn.Bench.Fleet.FleetBenchmarks.P4Async(Arg(1, 3200), Arg(2, 32), Arg(3, 9990)),
+    // p5 [sessions=10000]: entry RSS per 10k live sessions, core RSS per 10k peers beyond wireguard-go's.
+    "p5" => await Vpn.Bench.Fleet.FleetBenchmarks.P5Async(Arg(1, 10_000)),
     _ => Usage(),
 };
 
+int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+
 static int Usage()
 {
-    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000] | nat [applies=200] [rounds=5] | filter [rounds=5] [seconds=5] [driver=cli|native]");
+    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000] | nat [applies=200] [rounds=5] | filter [rounds=5] [seconds=5] [driver=cli|native] | p3 [customers=3200] [concurrencies=8,32] [replicas=2] [cores=1] | p4 [starts=3200] [concurrency=32] [idle=9990] | p5 [sessions=10000]");
     return 2;
 }

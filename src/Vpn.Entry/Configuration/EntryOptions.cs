@@ -24,6 +24,13 @@ public sealed class EntryOptions
     /// <summary>Nodes whose last heartbeat is older than this are not selected (APP_NODE_FRESHNESS_SECS, default 60).</summary>
     public TimeSpan NodeFreshness { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// APP_NODE_CACHE_REFRESH_MS: how old the in-memory node registry session starts choose from may get before it is
+    /// read again (besides LISTEN/NOTIFY on node changes and this replica's own heartbeats); 0 reads it on every start.
+    /// Default 2000 with PostgreSQL, 0 with the in-memory store.
+    /// </summary>
+    public TimeSpan NodeCacheRefresh { get; init; }
+
     public bool AllowLegacyCustomerHeader { get; init; } = true;
 
     /// <summary>Apply migrations at start (APP_MIGRATE_ON_START; default true outside production).</summary>
@@ -131,6 +138,7 @@ public sealed class EntryOptions
             DatabaseConnectionString = connectionString,
             AdminToken = adminToken,
             NodeFreshness = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
+            NodeCacheRefresh = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_NODE_CACHE_REFRESH_MS", connectionString is null ? 0 : 2000, 0, 60_000, problems)),
             AllowLegacyCustomerHeader = legacyHeader,
             MigrateOnStart = Settings.Flag(configuration, "APP_MIGRATE_ON_START", !production, problems),
             SeedDevelopmentData = Settings.Flag(configuration, "APP_SEED_DEV_DATA", connectionString is null && !production, problems),

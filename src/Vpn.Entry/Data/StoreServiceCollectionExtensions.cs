@@ -21,7 +21,14 @@ public static class StoreServiceCollectionExtensions
 
     private static IServiceCollection AddPostgresStores(this IServiceCollection services, string connectionString)
     {
-        services.AddNpgsqlDataSource(connectionString);
+        // Every statement entry sends is one of a few dozen fixed texts: prepared once per physical connection, a start's
+        // claim and activation skip parse and plan (unless DATABASE_URL sets a Max Auto Prepare of its own).
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.MaxAutoPrepare == 0)
+        {
+            builder.MaxAutoPrepare = 64;
+        }
+        services.AddNpgsqlDataSource(builder.ConnectionString);
         services.AddSingleton<PostgresOutageRecovery>();
         services.AddSingleton<Migrator>();
         services.AddSingleton<IStoreSchema, PostgresStoreSchema>();
@@ -41,6 +48,8 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<ITokenRevocations>(sp => sp.GetRequiredService<PostgresTokenRevocations>());
         services.AddHostedService(sp => sp.GetRequiredService<PostgresTokenRevocations>());
         services.AddSingleton<ICustomerErasureStore, PostgresCustomerErasureStore>();
+        services.AddSingleton<INodeDirectory, NodeDirectory>();
+        services.AddHostedService<PostgresNodeChangeListener>();
         return services;
     }
 
@@ -66,6 +75,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<IIdentityStore>(sp => sp.GetRequiredService<InMemoryIdentityStore>());
         services.AddSingleton<ITokenRevocations, InMemoryTokenRevocations>();
         services.AddSingleton<ICustomerErasureStore, InMemoryCustomerErasureStore>();
+        services.AddSingleton<INodeDirectory, NodeDirectory>();
         return services;
     }
 

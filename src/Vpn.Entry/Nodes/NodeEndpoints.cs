@@ -22,7 +22,7 @@ public static class NodeEndpoints
         admin.MapGet("/", async Task<Ok<NodeList>> (INodeStore nodes, CancellationToken ct) => TypedResults.Ok(new NodeList(await nodes.ListAsync(ct))));
 
         admin.MapPost("/", async Task<Results<Created<Node>, Ok<Node>>> (RegisterNodeRequest request, INodeStore nodes, Audit.IAuditLog audit,
-            Configuration.EntryOptions options, TimeProvider time, CancellationToken ct) =>
+            INodeDirectory directory, Configuration.EntryOptions options, TimeProvider time, CancellationToken ct) =>
         {
             var coreEndpoint = Validation.Require(request.CoreEndpoint, "core_endpoint");
             if (!CoreChannelFactory.IsValidEndpoint(coreEndpoint))
@@ -44,20 +44,27 @@ public static class NodeEndpoints
                 coreEndpoint,
                 Validation.RequireRange(request.Capacity, "capacity", 1, MaxCapacity - 1));
             var (node, created) = await nodes.UpsertAsync(registration, time.GetUtcNow(), ct);
+            directory.MarkChanged();
             await audit.WriteAsync(new Audit.AuditEvent(time.GetUtcNow(), "admin", created ? "node.created" : "node.updated", node.Id.ToString(),
                 new Dictionary<string, string?> { ["name"] = node.Name, ["region"] = node.Region, ["capacity"] = node.Capacity.ToString(System.Globalization.CultureInfo.InvariantCulture) }), ct);
             return created ? TypedResults.Created($"/v1/admin/nodes/{node.Id}", node) : TypedResults.Ok(node);
         });
 
         var internalGroup = app.MapGroup("/v1/internal/nodes").RequireAdmin().WithTags("Nodes");
-        internalGroup.MapPost("/health", async Task<NoContent> (NodeHeartbeatDto request, INodeStore nodes, TimeProvider time, CancellationToken ct) =>
+        internalGroup.MapPost("/health", async Task<NoContent> (NodeHeartbeatDto request, INodeStore nodes, INodeDirectory directory, TimeProvider time,
+            CancellationToken ct) =>
         {
             var nodeId = Validation.RequireGuid(request.NodeId, "node_id");
             var healthy = Validation.Require(request.Healthy, "healthy");
             var peers = Validation.RequireRange(request.ActivePeerCount, "active_peer_count", 0, MaxCapacity);
-            return await nodes.RecordHeartbeatAsync(nodeId, healthy, peers, time.GetUtcNow(), ct)
-                ? TypedResults.NoContent()
-                : throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
+            var now = time.GetUtcNow();
+            if (!await nodes.RecordHeartbeatAsync(nodeId, healthy, peers, now, ct))
+            {
+                throw ApiProblemException.NotFound(ErrorCodes.NodeNotFound, "No such node.");
+            }
+            // This replica's node cache sees its own heartbeats at once (the others' by NOTIFY on health changes and refresh).
+            directory.ObserveHeartbeat(nodeId, healthy, peers, now);
+            return TypedResults.NoContent();
         });
 
 

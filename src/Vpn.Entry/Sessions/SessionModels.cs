@@ -1,4 +1,5 @@
 using Vpn.Domain.Sessions;
+using Vpn.Domain.Subscriptions;
 using Vpn.Domain.WireGuard;
 
 namespace Vpn.Entry.Sessions;
@@ -58,8 +59,39 @@ public enum ClaimOutcome
     NodeFull,
     /// <summary>The node disappeared (deleted) between selection and claim.</summary>
     NodeGone,
-    /// <summary>The device was deleted between the read and the claim.</summary>
+    /// <summary>The device was deleted between the read and the claim (or, for a start's claim, is not the customer's).</summary>
     DeviceGone,
+    /// <summary>A start's claim only: the customer's current subscription does not entitle to a session in the region.</summary>
+    NotEntitled,
+    /// <summary>A start's claim only: the node is unhealthy or its heartbeat is older than the freshness window.</summary>
+    NodeUnfit,
+}
+
+/// <summary>
+/// One session start's claim, checked and made in one round trip (<see cref="ISessionStore.ClaimStartAsync"/>): the
+/// device's public key is read by the claim itself. <paramref name="FreshAfter"/>: the node's last heartbeat must be later.
+/// </summary>
+public sealed record StartClaim(
+    Guid Id,
+    Guid CustomerId,
+    Guid DeviceId,
+    Guid NodeId,
+    byte[] KeyHash,
+    string Region,
+    string? CountryCode,
+    string? CityCode,
+    string? Pool,
+    DateTimeOffset CreatedAt,
+    bool ReplaceExisting,
+    DateTimeOffset FreshAfter);
+
+/// <summary>
+/// A start's claim answered: <see cref="ClaimResult"/>'s fields, the device key (Claimed), the current subscription period
+/// when the customer is not entitled (null: none), and the node's live-session count as the claim saw it (-1 unknown).
+/// </summary>
+public sealed record StartClaimResult(ClaimResult Claim, WireGuardKey DevicePublicKey = default, Entitlement? Entitlement = null, int NodeLive = -1)
+{
+    public ClaimOutcome Outcome => Claim.Outcome;
 }
 
 /// <summary>Replaced is the session terminated by replace_existing, whose peer must now be removed.</summary>
@@ -83,6 +115,15 @@ public interface ISessionStore
     /// the live-session count under the node's row lock.
     /// </summary>
     Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A session start's claim in one round trip: <see cref="ClaimAsync"/>'s claim (capacity under the node's row lock,
+    /// the customer's single slot, replace_existing, claim_seq) after the start's own checks, in this order: the
+    /// customer's entitlement to the region (NotEntitled), the device being the customer's (DeviceGone), the node
+    /// existing (NodeGone), healthy with a heartbeat after <see cref="StartClaim.FreshAfter"/> (NodeUnfit), below capacity
+    /// (NodeFull), then the slot (Conflict).
+    /// </summary>
+    Task<StartClaimResult> ClaimStartAsync(StartClaim claim, CancellationToken cancellationToken);
 
     /// <summary>The active session whose key hashes to <paramref name="keyHash"/>, or null.</summary>
     Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken);

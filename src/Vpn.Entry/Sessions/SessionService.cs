@@ -22,6 +22,7 @@ public sealed partial class SessionService(
     ISessionStore sessions,
     IDeviceStore devices,
     INodeStore nodes,
+    INodeDirectory directory,
     IPlanStore plans,
     IIdempotencyStore idempotency,
     CoreClients cores,
@@ -53,74 +54,6 @@ public sealed partial class SessionService(
         return idempotencyKey.Count == 1 && idempotencyKey[0] is { Length: >= 1 and <= 255 } key && key.All(c => c is >= ' ' and <= '~')
             ? await StartIdempotentAsync(customerId, key, request, cancellationToken)
             : new SessionFailure.InvalidRequest("Idempotency-Key must be 1-255 printable ASCII characters.");
-    }
-
-    /// <summary>One start; a started session comes with its key's hash, so an idempotent replay can rotate the key later.</summary>
-    private async Task<(SessionOutcome Outcome, byte[]? KeyHash)> StartOnceAsync(Guid customerId, StartSessionRequest request,
-        CancellationToken cancellationToken)
-    {
-        if (ReadStart(request, out var deviceId, out var nodeRequest) is { } invalid)
-        {
-            return (invalid, null);
-        }
-        var subscription = await plans.GetSubscriptionAsync(customerId, cancellationToken);
-        if (Entitlements.Check(subscription?.ToEntitlement(), nodeRequest.Region).Denial is { } denial)
-        {
-            return (new SessionFailure.NotEntitled(denial), null);
-        }
-        if (await devices.GetAsync(customerId, deviceId, cancellationToken) is not { } device)
-        {
-            return (new SessionFailure.DeviceNotFound(), null);
-        }
-
-        // Cheap pre-read so a customer with a live session gets 409 without touching selection; the database decides races.
-        var replace = request.ReplaceExisting ?? false;
-        if (!replace && await sessions.GetLiveIdAsync(customerId, cancellationToken) is { } live)
-        {
-            return (new SessionFailure.Conflict(live), null);
-        }
-
-        var sessionKey = RandomNumberGenerator.GetBytes(32);
-        var excluded = new HashSet<Guid>();
-        for (var attempt = 0; attempt < MaxSelectionAttempts; attempt++)
-        {
-            var choice = await SelectAsync(nodeRequest, excluded, cancellationToken);
-            if (choice.Node is not { Node: var node })
-            {
-                return (NoNodes(choice.Rejected, excluded.Count), null);
-            }
-            var session = new NewSession(Guid.CreateVersion7(), customerId, device.Id, device.PublicKey, node.Id, SHA256.HashData(sessionKey),
-                nodeRequest.Region, nodeRequest.CountryCode, nodeRequest.CityCode, nodeRequest.Pool, time.GetUtcNow());
-            ClaimResult claim;
-            try
-            {
-                claim = await sessions.ClaimAsync(session, replace, cancellationToken);
-            }
-            catch (Exception)
-            {
-                // A commit whose answer was lost (or was cancelled) may have claimed the slot after all: release it (a
-                // no-op otherwise), so the customer's retry is not blocked until the sweeper.
-                await MarkFailedQuietlyAsync(session.Id);
-                throw;
-            }
-            switch (claim.Outcome)
-            {
-                case ClaimOutcome.Conflict:
-                    return (new SessionFailure.Conflict(claim.ActiveSessionId), null);
-                case ClaimOutcome.DeviceGone:
-                    return (new SessionFailure.DeviceNotFound(), null);
-                case ClaimOutcome.NodeFull or ClaimOutcome.NodeGone:
-                    excluded.Add(node.Id);
-                    continue;
-            }
-            var (connected, failure) = await ConnectAsync(node, session, claim, cancellationToken);
-            if (connected is null)
-            {
-                return (failure!, null);
-            }
-            return (ToView(session.Id, Base64Url(sessionKey), SessionState.Active, session.CreatedAt, device.Id, node, connected), session.KeyHash);
-        }
-        return (NoNodes(new Dictionary<NodeRejection, int>(), excluded.Count), null);
     }
 
     /// <summary>

@@ -57,6 +57,8 @@ public sealed class FaultyStores
         public Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken) =>
             inner.ClaimAsync(session, replaceExisting, cancellationToken);
 
+        public Task<StartClaimResult> ClaimStartAsync(StartClaim claim, CancellationToken cancellationToken) => inner.ClaimStartAsync(claim, cancellationToken);
+
         public Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken) =>
             inner.FindActiveByKeyHashAsync(keyHash, cancellationToken);
 

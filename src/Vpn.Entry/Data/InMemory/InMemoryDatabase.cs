@@ -31,6 +31,15 @@ public sealed class InMemoryDatabase
     /// <summary>The next claim_seq: one sequence for every claim, as the database's.</summary>
     internal long NextClaimSeq() => ++_lastClaimSeq;
 
+    /// <summary>The customer's latest subscription period with its plan's limits as they are now (as the SQL join reads them); null when none.</summary>
+    internal Subscription? CurrentSubscription(Guid customerId)
+    {
+        var latest = Subscriptions.LastOrDefault(s => s.CustomerId == customerId);
+        return latest is not null && Plans.TryGetValue(latest.PlanCode, out var plan)
+            ? latest with { MaxDevices = plan.MaxDevices, AllowedRegions = plan.AllowedRegions }
+            : latest;
+    }
+
     internal static bool IsLive(SessionRecord s) => s.State is SessionState.Provisioning or SessionState.Active;
 
     /// <summary>

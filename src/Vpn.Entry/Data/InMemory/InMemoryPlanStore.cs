@@ -45,13 +45,7 @@ public sealed class InMemoryPlanStore(InMemoryDatabase db) : IPlanStore
     {
         lock (db.Gate)
         {
-            var latest = db.Subscriptions.LastOrDefault(s => s.CustomerId == customerId);
-            // Limits come from the plan as it is now, as the SQL join does.
-            if (latest is not null && db.Plans.TryGetValue(latest.PlanCode, out var plan))
-            {
-                latest = latest with { MaxDevices = plan.MaxDevices, AllowedRegions = plan.AllowedRegions };
-            }
-            return Task.FromResult(latest);
+            return Task.FromResult(db.CurrentSubscription(customerId));
         }
     }
 }

@@ -1,4 +1,5 @@
 using Vpn.Domain.Sessions;
+using Vpn.Domain.Subscriptions;
 
 namespace Vpn.Entry.Data.InMemory;
 
@@ -9,37 +10,74 @@ public sealed class InMemorySessionStore(InMemoryDatabase db) : ISessionStore
         ArgumentNullException.ThrowIfNull(session);
         lock (db.Gate)
         {
-            if (!db.Nodes.TryGetValue(session.NodeId, out var node))
-            {
-                return Task.FromResult(new ClaimResult(ClaimOutcome.NodeGone));
-            }
-            if (db.Sessions.Values.Count(s => s.NodeId == session.NodeId && InMemoryDatabase.IsLive(s)) >= node.Capacity)
-            {
-                return Task.FromResult(new ClaimResult(ClaimOutcome.NodeFull));
-            }
-            if (!db.Devices.ContainsKey(session.DeviceId))
-            {
-                return Task.FromResult(new ClaimResult(ClaimOutcome.DeviceGone));
-            }
-            var live = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && InMemoryDatabase.IsLive(s));
-            // Only an active session is replaced; a start still provisioning belongs to another request (as in PostgreSQL).
-            if (live is not null && (!replaceExisting || live.State != SessionState.Active))
-            {
-                return Task.FromResult(new ClaimResult(ClaimOutcome.Conflict, live.Id));
-            }
-            if (live is not null)
-            {
-                db.Sessions[live.Id] = live with { State = SessionState.Terminated, EndedAt = session.CreatedAt };
-            }
-            var claimSeq = db.NextClaimSeq();
-            db.Sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
-                SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt)
-            {
-                KeyHash = session.KeyHash,
-                ClaimSeq = claimSeq,
-            };
-            return Task.FromResult(new ClaimResult(ClaimOutcome.Claimed, Replaced: live, ClaimSeq: claimSeq));
+            return Task.FromResult(ClaimLocked(session, replaceExisting));
         }
+    }
+
+    // The same checks in the same order as claim_session_start (migration 0007), under the one lock.
+    public Task<StartClaimResult> ClaimStartAsync(StartClaim claim, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(claim);
+        lock (db.Gate)
+        {
+            var entitlement = db.CurrentSubscription(claim.CustomerId)?.ToEntitlement();
+            if (!Entitlements.Check(entitlement, claim.Region).Allowed)
+            {
+                return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NotEntitled), Entitlement: entitlement));
+            }
+            if (!db.Devices.TryGetValue(claim.DeviceId, out var device) || device.CustomerId != claim.CustomerId)
+            {
+                return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.DeviceGone)));
+            }
+            if (!db.Nodes.TryGetValue(claim.NodeId, out var node))
+            {
+                return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NodeGone)));
+            }
+            var live = db.Sessions.Values.Count(s => s.NodeId == claim.NodeId && InMemoryDatabase.IsLive(s));
+            if (!node.Healthy || node.LastHeartbeatAt is not { } beat || beat < claim.FreshAfter)
+            {
+                return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NodeUnfit), NodeLive: live));
+            }
+            var session = new NewSession(claim.Id, claim.CustomerId, claim.DeviceId, device.PublicKey, claim.NodeId, claim.KeyHash, claim.Region,
+                claim.CountryCode, claim.CityCode, claim.Pool, claim.CreatedAt);
+            var result = ClaimLocked(session, claim.ReplaceExisting);
+            return Task.FromResult(new StartClaimResult(result, device.PublicKey,
+                NodeLive: result.Outcome == ClaimOutcome.Claimed && result.Replaced?.NodeId != claim.NodeId ? live + 1 : live));
+        }
+    }
+
+    private ClaimResult ClaimLocked(NewSession session, bool replaceExisting)
+    {
+        if (!db.Nodes.TryGetValue(session.NodeId, out var node))
+        {
+            return new ClaimResult(ClaimOutcome.NodeGone);
+        }
+        if (db.Sessions.Values.Count(s => s.NodeId == session.NodeId && InMemoryDatabase.IsLive(s)) >= node.Capacity)
+        {
+            return new ClaimResult(ClaimOutcome.NodeFull);
+        }
+        if (!db.Devices.ContainsKey(session.DeviceId))
+        {
+            return new ClaimResult(ClaimOutcome.DeviceGone);
+        }
+        var live = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == session.CustomerId && InMemoryDatabase.IsLive(s));
+        // Only an active session is replaced; a start still provisioning belongs to another request (as in PostgreSQL).
+        if (live is not null && (!replaceExisting || live.State != SessionState.Active))
+        {
+            return new ClaimResult(ClaimOutcome.Conflict, live.Id);
+        }
+        if (live is not null)
+        {
+            db.Sessions[live.Id] = live with { State = SessionState.Terminated, EndedAt = session.CreatedAt };
+        }
+        var claimSeq = db.NextClaimSeq();
+        db.Sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
+            SessionState.Provisioning, null, [], session.Region, session.CountryCode, session.CityCode, session.Pool, session.CreatedAt)
+        {
+            KeyHash = session.KeyHash,
+            ClaimSeq = claimSeq,
+        };
+        return new ClaimResult(ClaimOutcome.Claimed, Replaced: live, ClaimSeq: claimSeq);
     }
 
     public Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken)

@@ -32,13 +32,8 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
         update vpn_nodes set healthy = @healthy, active_peer_count = @peers, last_heartbeat_at = @now, updated_at = @now where id = @id
         """;
 
-    private const string ListWithLoadSql = $"""
-        select {Columns}, coalesce(l.live, 0)
-        from vpn_nodes n
-        left join (select node_id, count(*)::int as live from sessions where state in ('provisioning', 'active') group by node_id) l
-            on l.node_id = n.id
-        order by name
-        """;
+    // live_sessions is kept by the triggers of migration 0007: no scan of the sessions table.
+    private const string ListWithLoadSql = $"select {Columns}, live_sessions from vpn_nodes order by name";
 
     private const string DesiredPeersSql = """
         select id, device_public_key, assigned_address, state, assigned_address_v6, claim_seq from sessions

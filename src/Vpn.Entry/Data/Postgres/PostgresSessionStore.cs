@@ -4,7 +4,8 @@ using Vpn.Domain.WireGuard;
 
 namespace Vpn.Entry.Data.Postgres;
 
-public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISessionStore
+/// <summary>Sessions in PostgreSQL; the claims (one call of claim_session_start each) are in PostgresSessionStore.Claims.cs.</summary>
+public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : ISessionStore
 {
     internal const string Columns = "id, customer_id, device_id, device_public_key, node_id, state, assigned_address, dns, region, country_code, city_code, pool, created_at, session_key_hash, assigned_address_v6, claim_seq";
 
@@ -14,12 +15,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
     private const string LockNodeSql = "select capacity from vpn_nodes where id = @node for update";
 
     private const string CountLiveSql = "select count(*) from sessions where node_id = @node and state in ('provisioning', 'active')";
-
-    private const string InsertSql = """
-        insert into sessions (id, customer_id, device_id, device_public_key, node_id, state, session_key_hash, region, country_code, city_code, pool, created_at, updated_at)
-        values (@id, @customer, @device, @key, @node, 'provisioning', @hash, @region, @country, @city, @pool, @now, @now)
-        returning claim_seq
-        """;
 
     private const string LiveIdSql = "select id from sessions where customer_id = @customer and state in ('provisioning', 'active')";
 
@@ -41,16 +36,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
         returning {Columns}
         """;
 
-    // Terminates the customer's active session, in the claim's transaction: other requests see either the old session
-    // or the new claim, never neither or both. A start still provisioning is not replaced: it is another request's,
-    // about to answer its own client, so the insert below meets it and this request answers 409 (a storm of replaces
-    // then ends with the one start that got there first, instead of each undoing the one before it).
-    private const string ReplaceSql = $"""
-        update sessions set state = 'terminated', terminated_at = @now, updated_at = @now, terminate_reason = 'replaced'
-        where customer_id = @customer and state = 'active'
-        returning {Columns}
-        """;
-
     private const string FindByKeySql = $"select {Columns} from sessions where session_key_hash = @hash and state = 'active'";
 
     private const string RotateSql = """
@@ -62,62 +47,6 @@ public sealed class PostgresSessionStore(NpgsqlDataSource dataSource) : ISession
             updated_at = @now
         where id = @id and session_key_hash = @old and state = 'active'
         """;
-
-    public async Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(session);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        switch (await LockNodeAndCheckCapacityAsync(connection, transaction, session.NodeId, cancellationToken))
-        {
-            case null:
-                return new ClaimResult(ClaimOutcome.NodeGone);
-            case false:
-                return new ClaimResult(ClaimOutcome.NodeFull);
-        }
-        SessionRecord? replaced = null;
-        if (replaceExisting)
-        {
-            await using var replace = new NpgsqlCommand(ReplaceSql, connection, transaction);
-            replace.Parameters.AddWithValue("customer", session.CustomerId);
-            replace.Parameters.AddWithValue("now", session.CreatedAt);
-            replaced = await replace.ReadFirstOrDefaultAsync(Read, cancellationToken);
-        }
-        try
-        {
-            await using var insert = new NpgsqlCommand(InsertSql, connection, transaction);
-            insert.Parameters.AddWithValue("id", session.Id);
-            insert.Parameters.AddWithValue("customer", session.CustomerId);
-            insert.Parameters.AddWithValue("device", session.DeviceId);
-            insert.Parameters.AddWithValue("key", session.DevicePublicKey.ToBase64());
-            insert.Parameters.AddWithValue("node", session.NodeId);
-            insert.Parameters.AddWithValue("hash", session.KeyHash);
-            insert.Parameters.AddWithValue("region", session.Region);
-            insert.Parameters.AddWithValue("country", (object?)session.CountryCode ?? DBNull.Value);
-            insert.Parameters.AddWithValue("city", (object?)session.CityCode ?? DBNull.Value);
-            insert.Parameters.AddWithValue("pool", (object?)session.Pool ?? DBNull.Value);
-            insert.Parameters.AddWithValue("now", session.CreatedAt);
-            var seq = (long)(await insert.ExecuteScalarAsync(cancellationToken))!;
-            await transaction.CommitAsync(cancellationToken);
-            return new ClaimResult(ClaimOutcome.Claimed, Replaced: replaced, ClaimSeq: seq);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "sessions_one_live_per_customer")
-        {
-            // The winner's id is read on this same connection once our transaction is gone, never on a second pooled
-            // connection while this one is held: with the pool's every connection in a conflicting claim, each would
-            // wait for a second one forever (until the pool's timeout answers 503) — conflicts are the common case of a
-            // retry storm. One connection per request path.
-            await transaction.RollbackAsync(CancellationToken.None);
-            await using var live = new NpgsqlCommand(LiveIdSql, connection);
-            live.Parameters.AddWithValue("customer", session.CustomerId);
-            return new ClaimResult(ClaimOutcome.Conflict, await live.ExecuteScalarAsync(cancellationToken) is Guid id ? id : null);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
-        {
-            // The device (or customer) was deleted between the read and the claim.
-            return new ClaimResult(ClaimOutcome.DeviceGone);
-        }
-    }
 
     public async Task<SessionRecord?> FindActiveByKeyHashAsync(byte[] keyHash, CancellationToken cancellationToken)
     {

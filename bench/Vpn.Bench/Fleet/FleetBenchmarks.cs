@@ -1,0 +1,132 @@
+using Npgsql;
+
+namespace Vpn.Bench.Fleet;
+
+/// <summary>
+/// p3: session starts end to end (HTTP → entry → PostgreSQL → gRPC → core → UAPI on wireguard-go) across R entry replicas
+/// against pgbench's minimal claim on the same database at the same concurrency. p4: the same start with 10 and with
+/// 10,000 registered nodes. p5: entry's and core's memory per 10k live sessions / peers.
+/// </summary>
+internal static class FleetBenchmarks
+{
+    private const int PgBenchSeconds = 10;
+
+    public static async Task<int> P3Async(int customers, IReadOnlyList<int> concurrencies, int replicas, int cores)
+    {
+        await using var rig = await FleetRig.StartAsync(replicas, cores);
+        var uris = rig.Entries.Select(e => e.BaseAddress).ToArray();
+        Console.WriteLine($"p3: {replicas} entry replicas, {cores} cores, {Environment.ProcessorCount} CPUs; load: {Load()}");
+        // Warm-up (JIT, pools, HTTP/2 connections to core): not counted.
+        var warm = await StartLoad.RunAsync(uris, await rig.SeedCustomersAsync(Math.Min(400, customers)), concurrencies.Max());
+        Console.WriteLine($"p3 warm-up: {warm.Describe()}");
+        await PgBench.PrepareAsync(rig, cores);
+        foreach (var c in concurrencies)
+        {
+            var work = await rig.SeedCustomersAsync(customers);
+            var cpuBefore = rig.Entries.Sum(e => FleetRig.CpuSeconds(e.Pid));
+            var result = await StartLoad.RunAsync(uris, work, c);
+            var cpu = rig.Entries.Sum(e => FleetRig.CpuSeconds(e.Pid)) - cpuBefore;
+            var loadAfterStarts = Load();
+            var tps = await PgBench.RunAsync(rig, c, PgBenchSeconds, cores);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"p3 c={c}: starts {result.Describe()}; entry CPU {cpu:F1} s ({cpu * 1000 / Math.Max(1, result.Started):F2} ms/start); " +
+                $"pgbench minimal claim {tps:F0} TPS; ratio {result.PerSecond / tps:F3} (target >= 0.5); load {loadAfterStarts}"));
+        }
+        return 0;
+    }
+
+    public static async Task<int> P4Async(int starts, int concurrency, int idleNodes)
+    {
+        await using var rig = await FleetRig.StartAsync(replicas: 2, cores: 1);
+        var uris = rig.Entries.Select(e => e.BaseAddress).ToArray();
+        Console.WriteLine($"p4: 2 entry replicas, 1 core; {starts} starts per round at c={concurrency}; load: {Load()}");
+        var warm = await StartLoad.RunAsync(uris, await rig.SeedCustomersAsync(Math.Min(400, starts)), concurrency);
+        Console.WriteLine($"p4 warm-up: {warm.Describe()}");
+        var few = new List<(double Rate, double Cpu)>();
+        var many = new List<(double Rate, double Cpu)>();
+        foreach (var withMany in new[] { false, true, false, true })
+        {
+            await rig.RemoveIdleNodesAsync();
+            await rig.RegisterIdleNodesAsync(withMany ? idleNodes : 9);
+            await Task.Delay(TimeSpan.FromSeconds(6)); // every replica's node cache has seen the change
+            var work = await rig.SeedCustomersAsync(starts);
+            var cpuBefore = rig.Entries.Sum(e => FleetRig.CpuSeconds(e.Pid));
+            var result = await StartLoad.RunAsync(uris, work, concurrency);
+            var cpu = rig.Entries.Sum(e => FleetRig.CpuSeconds(e.Pid)) - cpuBefore;
+            var nodes = await rig.ScalarAsync("select count(*) from vpn_nodes");
+            (withMany ? many : few).Add((result.PerSecond, cpu));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"p4 {nodes} nodes: {result.Describe()}; entry CPU {cpu:F1} s; load {Load()}"));
+            if (withMany && many.Count == 1)
+            {
+                await ExplainClaimAsync(rig);
+            }
+        }
+        var rate = few.Average(f => f.Rate) / many.Average(m => m.Rate);
+        var cpuRatio = many.Average(m => m.Cpu) / few.Average(f => f.Cpu);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"p4 result: cost with {idleNodes + 1} nodes / with 10 nodes: throughput {rate:F2}x, entry CPU {cpuRatio:F2}x (target <= 1.2)"));
+        return 0;
+    }
+
+    public static async Task<int> P5Async(int sessions)
+    {
+        await using var rig = await FleetRig.StartAsync(replicas: 1, cores: 1);
+        var uris = rig.Entries.Select(e => e.BaseAddress).ToArray();
+        var entry = rig.Entries[0];
+        var core = rig.Cores[0];
+        await StartLoad.RunAsync(uris, await rig.SeedCustomersAsync(100), 8); // warm-up: JIT and pools, 100 sessions
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var before = (Entry: FleetRig.RssKib(entry.Pid), Core: FleetRig.RssKib(core.CorePid), Wg: FleetRig.RssKib(core.WireGuardPid));
+        var result = await StartLoad.RunAsync(uris, await rig.SeedCustomersAsync(sessions), 32);
+        await Task.Delay(TimeSpan.FromSeconds(35)); // one reconcile pass of core over the full set
+        var after = (Entry: FleetRig.RssKib(entry.Pid), Core: FleetRig.RssKib(core.CorePid), Wg: FleetRig.RssKib(core.WireGuardPid));
+        var per10k = 10_000.0 / Math.Max(1, result.Started);
+        Console.WriteLine($"p5: {result.Describe()}; load {Load()}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"p5 VmRSS before/after (MiB): entry {before.Entry / 1024.0:F1} → {after.Entry / 1024.0:F1}, core {before.Core / 1024.0:F1} → {after.Core / 1024.0:F1}, " +
+            $"wireguard-go {before.Wg / 1024.0:F1} → {after.Wg / 1024.0:F1}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"p5 result per 10k live sessions: entry +{(after.Entry - before.Entry) * per10k / 1024.0:F1} MiB; core +{(after.Core - before.Core) * per10k / 1024.0:F1} MiB " +
+            $"beyond wireguard-go's own +{(after.Wg - before.Wg) * per10k / 1024.0:F1} MiB"));
+        return 0;
+    }
+
+    /// <summary>EXPLAIN (ANALYZE, BUFFERS) of every statement inside one claim, through auto_explain's nested statements (sent to this client as LOG notices).</summary>
+    private static async Task ExplainClaimAsync(FleetRig rig)
+    {
+        var (customer, device) = (await rig.SeedCustomersAsync(1))[0];
+        var node = rig.Cores[0].NodeId;
+        await using var connection = new NpgsqlConnection(rig.ConnectionString);
+        var plans = new List<string>();
+        connection.Notice += (_, e) => plans.Add(e.Notice.MessageText);
+        await connection.OpenAsync();
+        await using (var setup = new NpgsqlCommand("""
+            load 'auto_explain'; set auto_explain.log_min_duration = 0; set auto_explain.log_analyze = on; set auto_explain.log_buffers = on;
+            set auto_explain.log_nested_statements = on; set client_min_messages = log;
+            """, connection))
+        {
+            await setup.ExecuteNonQueryAsync();
+        }
+        await using var claim = new NpgsqlCommand(ClaimProbeSql, connection);
+        claim.Parameters.AddWithValue("customer", customer);
+        claim.Parameters.AddWithValue("device", device);
+        claim.Parameters.AddWithValue("node", node);
+        await claim.ExecuteNonQueryAsync();
+        Console.WriteLine("p4 plans of one claim with " + await rig.ScalarAsync("select count(*) from vpn_nodes") + " nodes:\n" + string.Join("\n", plans));
+    }
+
+    /// <summary>
+    /// One start's claim as entry sends it (rolled back): claim_session_start, one statement; auto_explain shows the plan
+    /// of each statement inside it. (Before migration 0007 a claim was a node lock, a count, an insert and a commit, after
+    /// a read of every node with its live count.)
+    /// </summary>
+    internal const string ClaimProbeSql = """
+        begin;
+        select status from claim_session_start(gen_random_uuid(), @customer, @device, @node, sha256(gen_random_uuid()::text::bytea), 'bench',
+            null, null, null, now(), false, true, now() - interval '60 seconds', null);
+        rollback;
+        """;
+
+    private static string Load() => File.ReadAllText("/proc/loadavg").Trim();
+}
