@@ -32,7 +32,7 @@ internal sealed class EntryReplica : IAsyncDisposable
         var dll = FleetRig.ServiceDll("Vpn.Entry");
         var environment = new Dictionary<string, string?>
         {
-            ["DATABASE_URL"] = PostgresServer.ToUrl(rig.ConnectionString),
+            ["DATABASE_URL"] = rig.DatabaseUrl,
             ["ADMIN_API_TOKEN"] = rig.AdminToken,
             ["APP_ENV"] = "development",
             ["ASPNETCORE_URLS"] = baseAddress.ToString().TrimEnd('/') + (socket is null ? "" : ";http://unix:" + socket),
@@ -80,8 +80,14 @@ internal sealed class CoreNode : IAsyncDisposable
     private NetworkNamespace _namespace = null!;
     private BackgroundProcess _wireGuard = null!;
     private BackgroundProcess? _core;
+    private Dictionary<string, string?> _coreEnvironment = [];
 
     public Guid NodeId { get; private set; }
+
+    /// <summary>The wireguard-go interface (in <see cref="Namespace"/>).</summary>
+    public string InterfaceName { get; private set; } = "";
+
+    public NetworkNamespace Namespace => _namespace;
 
     public int CorePid => _core!.Id;
 
@@ -107,7 +113,7 @@ internal sealed class CoreNode : IAsyncDisposable
     private async Task StartInnerAsync(FleetRig rig, int index)
     {
         _namespace = await NetworkNamespace.CreateAsync("vfleet");
-        var interfaceName = NetworkNamespace.UniqueName("wgf");
+        var interfaceName = InterfaceName = NetworkNamespace.UniqueName("wgf");
         _wireGuard = _namespace.Start("wireguard-go", ["-f", interfaceName], new Dictionary<string, string?>
         {
             ["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1",
@@ -141,8 +147,7 @@ internal sealed class CoreNode : IAsyncDisposable
         registered.EnsureSuccessStatusCode();
         NodeId = (await registered.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
 
-        var dll = FleetRig.ServiceDll("Vpn.Core");
-        _core = _namespace.Start("dotnet", [dll], new Dictionary<string, string?>
+        _coreEnvironment = new Dictionary<string, string?>
         {
             ["CORE_GRPC_LISTEN"] = "unix:" + socket,
             ["WG_DATAPLANE"] = "linux",
@@ -156,11 +161,36 @@ internal sealed class CoreNode : IAsyncDisposable
             ["CORE_NODE_ID"] = NodeId.ToString(),
             ["ADMIN_API_TOKEN"] = rig.AdminToken,
             ["CORE_HEARTBEAT_SECS"] = "2",
-            ["CORE_RECONCILE_SECS"] = "30",
+            ["CORE_RECONCILE_SECS"] = rig.CoreReconcileSeconds.ToString(CultureInfo.InvariantCulture),
             ["ASPNETCORE_URLS"] = null,
             ["Logging__LogLevel__Default"] = "Warning",
             ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1",
-        });
+        };
+        StartCore();
+    }
+
+    private void StartCore() => _core = _namespace.Start("dotnet", [FleetRig.ServiceDll("Vpn.Core")], _coreEnvironment);
+
+    /// <summary>SIGKILL of the core process, as a crash would (wireguard-go and its peers stay, as on a real node).</summary>
+    public void KillCore() => _core?.Kill();
+
+    /// <summary>Core started again with the same settings (what a supervisor does after a crash).</summary>
+    public async Task RestartCoreAsync()
+    {
+        if (_core is not null)
+        {
+            await _core.DisposeAsync();
+        }
+        StartCore();
+    }
+
+    /// <summary>The device's peers as <c>wg show &lt;if&gt; allowed-ips</c> lists them: public key → allowed IPs.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> ReadPeersAsync()
+    {
+        var output = await _namespace.ExecCheckedAsync("wg", "show", InterfaceName, "allowed-ips");
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split('\t', 2))
+            .ToDictionary(f => f[0], f => f.Length > 1 ? f[1].Trim() : "", StringComparer.Ordinal);
     }
 
     public async ValueTask DisposeAsync()

@@ -22,13 +22,25 @@ internal sealed class FleetRig : IAsyncDisposable
     private readonly List<CoreNode> _cores = [];
     private readonly string _workDirectory = Directory.CreateTempSubdirectory("vpn-fleet-").FullName;
 
-    private FleetRig(PostgresServer server, string connectionString)
+    private FleetRig(PostgresServer? server, PostgresReplicationPair? pair, string connectionString, int coreReconcileSeconds)
     {
         Server = server;
+        Pair = pair;
         ConnectionString = connectionString;
+        CoreReconcileSeconds = coreReconcileSeconds;
     }
 
-    public PostgresServer Server { get; }
+    /// <summary>The single server, unless the rig runs on a replication pair.</summary>
+    public PostgresServer? Server { get; }
+
+    /// <summary>Primary + synchronous standby (entry's DATABASE_URL names both hosts), for switchover runs.</summary>
+    public PostgresReplicationPair? Pair { get; }
+
+    /// <summary>CORE_RECONCILE_SECS of every core.</summary>
+    public int CoreReconcileSeconds { get; }
+
+    /// <summary>DATABASE_URL as entry gets it.</summary>
+    public string DatabaseUrl => Pair is null ? PostgresServer.ToUrl(ConnectionString) : PostgresReplicationPair.ToUrl(ConnectionString);
 
     public string ConnectionString { get; }
 
@@ -41,11 +53,20 @@ internal sealed class FleetRig : IAsyncDisposable
     public IReadOnlyList<CoreNode> Cores => _cores;
 
     /// <summary>Starts PostgreSQL, <paramref name="replicas"/> entries and <paramref name="cores"/> cores, registers the plan and the nodes and waits until every node is healthy.</summary>
-    public static async Task<FleetRig> StartAsync(int replicas, int cores, IDictionary<string, string?>? entrySettings = null)
+    public static async Task<FleetRig> StartAsync(int replicas, int cores, IDictionary<string, string?>? entrySettings = null,
+        bool replicated = false, int coreReconcileSeconds = 30)
     {
-        var server = await PostgresServer.StartNewAsync();
-        var cs = await server.CreateDatabaseAsync("fleet");
-        var rig = new FleetRig(server, cs);
+        FleetRig rig;
+        if (replicated)
+        {
+            var pair = await PostgresReplicationPair.StartAsync(synchronous: true);
+            rig = new FleetRig(null, pair, await pair.CreateDatabaseAsync("fleet"), coreReconcileSeconds);
+        }
+        else
+        {
+            var server = await PostgresServer.StartNewAsync();
+            rig = new FleetRig(server, null, await server.CreateDatabaseAsync("fleet"), coreReconcileSeconds);
+        }
         try
         {
             for (var i = 0; i < replicas; i++)
@@ -156,7 +177,14 @@ internal sealed class FleetRig : IAsyncDisposable
         {
             await entry.DisposeAsync();
         }
-        await Server.DisposeAsync();
+        if (Server is not null)
+        {
+            await Server.DisposeAsync();
+        }
+        if (Pair is not null)
+        {
+            await Pair.DisposeAsync();
+        }
         try
         {
             Directory.Delete(_workDirectory, recursive: true);
