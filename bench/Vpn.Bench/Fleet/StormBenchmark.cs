@@ -113,15 +113,15 @@ internal static class StormBenchmark
         {
             await connection.OpenAsync();
             await using var command = new Npgsql.NpgsqlCommand(
-                "select device_public_key, host(assigned_address), host(assigned_address_v6) from sessions where state = 'active' and node_id = @node", connection);
+                "select device_public_key, assigned_address::text, assigned_address_v6::text from sessions where state = 'active' and node_id = @node", connection);
             command.Parameters.AddWithValue("node", core.NodeId);
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
-                var ips = new List<string> { reader.GetString(1) + "/32" };
+                var ips = new List<string> { reader.GetString(1).Split('/')[0] + "/32" };
                 if (!reader.IsDBNull(2))
                 {
-                    ips.Add(reader.GetString(2) + "/128");
+                    ips.Add(reader.GetString(2).Split('/')[0] + "/128");
                 }
                 expected[reader.GetString(0)] = string.Join(' ', ips.Order(StringComparer.Ordinal));
             }

@@ -17,6 +17,12 @@ public sealed class LoadSheddingOptions
     /// </summary>
     public int CoreQueuePerNode { get; init; } = 128;
 
+    /// <summary>
+    /// How long selection passes over a node whose core gave no answer to a Connect, or answered Unavailable (APP_NODE_UNREACHABLE_SECS, default
+    /// 5; 0 turns it off): a crashed core stops taking the storm's starts at once, not when its heartbeat goes stale.
+    /// </summary>
+    public TimeSpan UnreachableBackoff { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Session starts and reconnects in progress per replica (APP_SESSION_ADMISSION_CONCURRENCY, default 64).</summary>
     public int AdmissionConcurrency { get; init; } = 64;
 
@@ -50,6 +56,7 @@ public sealed class LoadSheddingOptions
             AdmissionConcurrency = Settings.Number(configuration, "APP_SESSION_ADMISSION_CONCURRENCY", 64, 1, 10_000, problems),
             AdmissionQueue = Settings.Number(configuration, "APP_SESSION_ADMISSION_QUEUE", 512, 0, 100_000, problems),
             AdmissionWait = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_SESSION_ADMISSION_WAIT_MS", 5000, 10, 60_000, problems)),
+            UnreachableBackoff = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_NODE_UNREACHABLE_SECS", 5, 0, 3600, problems)),
             RetryAfterMinSeconds = min,
             RetryAfterMaxSeconds = Math.Max(min, max),
         };

@@ -10,9 +10,38 @@ namespace Vpn.Entry.Nodes;
 /// A full node is skipped by selection (<see cref="IsFull"/>) and a Connect that finds it full is refused at once with
 /// 503 node_busy: cheap, early, and nothing claimed stays behind.
 /// </summary>
-public sealed class NodeCallGate(Configuration.EntryOptions options, EntryMetrics metrics) : IDisposable
+public sealed class NodeCallGate(Configuration.EntryOptions options, EntryMetrics metrics, TimeProvider time) : IDisposable
 {
     private readonly ConcurrentDictionary<Guid, ConcurrencyLimiter> _nodes = new();
+
+    /// <summary>Nodes whose core gave no answer or answered Unavailable, until when selection passes them over.</summary>
+    private readonly ConcurrentDictionary<Guid, DateTimeOffset> _unreachableUntil = new();
+
+    /// <summary>
+    /// A Connect got no answer from the node's core (its process died, its address is gone) or core answered
+    /// Unavailable (not synced yet after a restart, its device refusing changes): for
+    /// APP_NODE_UNREACHABLE_SECS selection passes the node over, instead of sending every start of the storm there
+    /// until its heartbeat goes stale (APP_NODE_FRESHNESS_SECS). A Connect that works clears it.
+    /// </summary>
+    public void MarkUnreachable(Guid nodeId) => _unreachableUntil[nodeId] = time.GetUtcNow() + options.Shedding.UnreachableBackoff;
+
+    public void MarkReachable(Guid nodeId) => _unreachableUntil.TryRemove(nodeId, out _);
+
+    /// <summary>Whether the node's core recently gave no answer (see <see cref="MarkUnreachable"/>).</summary>
+    public bool IsUnreachable(Guid nodeId)
+    {
+        if (!_unreachableUntil.TryGetValue(nodeId, out var until))
+        {
+            return false;
+        }
+        if (time.GetUtcNow() < until)
+        {
+            return true;
+        }
+        // Its time is up: the next start may try it again (and mark it again if it still does not answer).
+        _unreachableUntil.TryRemove(new KeyValuePair<Guid, DateTimeOffset>(nodeId, until));
+        return false;
+    }
 
     private ConcurrencyLimiter For(Guid nodeId) => _nodes.GetOrAdd(nodeId, _ => new ConcurrencyLimiter(new ConcurrencyLimiterOptions
     {

@@ -216,9 +216,16 @@ public sealed partial class SessionService
         catch (Exception e) when (e is RpcException or HttpRequestException or OperationCanceledException)
         {
             LogConnectFailed(logger, node.Id, Reason(e));
+            if (e is HttpRequestException or RpcException { StatusCode: StatusCode.Unavailable })
+            {
+                // Core did not answer even the retry on a fresh connection, or said it cannot take sessions now (not
+                // synced after a restart, its device refusing changes): selection passes the node over for a while.
+                gate.MarkUnreachable(node.Id);
+            }
             await TryDisconnectAsync(node, sessionId);
             return (null, false);
         }
+        gate.MarkReachable(node.Id);
         if (!TunnelAssignment.TryRead(response, out var assigned, out var badField))
         {
             LogMalformedAssignment(logger, node.Id, badField);

@@ -89,8 +89,8 @@ public sealed partial class SessionService
     private async Task<Node?> ChooseAsync(NodeRequest request, HashSet<Guid> excluded, bool reload, CancellationToken cancellationToken)
     {
         var snapshot = reload ? await directory.ReloadAsync(cancellationToken) : await directory.GetAsync(cancellationToken);
-        var choice = NodeSelection.Select(snapshot.InRegion(request.Region).Where(e => !excluded.Contains(e.Node.Id)), e => e.Describe(), request,
-            time.GetUtcNow(), options.NodeFreshness, Random.Shared);
+        var choice = SelectShedding(snapshot.InRegion(request.Region).Where(e => !excluded.Contains(e.Node.Id)).ToList(), e => e.Node.Id,
+            e => e.Describe(), request);
         return choice.Node?.Node;
     }
 

@@ -186,13 +186,29 @@ public sealed partial class SessionService(
     private async Task<NodeChoice<NodeWithLoad>> SelectAsync(NodeRequest request, HashSet<Guid> excluded, CancellationToken cancellationToken)
     {
         var all = await nodes.ListWithLoadAsync(cancellationToken);
-        // A node whose Connect queue is full is passed over (its load shows only in the database once those Connects land).
-        var busy = 0;
-        var open = all.Where(n => !excluded.Contains(n.Node.Id) && !(gate.IsFull(n.Node.Id) && ++busy > 0)).ToList();
-        var choice = NodeSelection.Select(open, Describe, request, time.GetUtcNow(), options.NodeFreshness, Random.Shared);
-        if (choice.Node is null && busy > 0)
+        return SelectShedding(all.Where(n => !excluded.Contains(n.Node.Id)).ToList(), n => n.Node.Id, Describe, request);
+    }
+
+    /// <summary>
+    /// The selection policy with the storm rules on top: a node whose Connect queue is full is passed over (its load shows
+    /// in the registry only once those Connects land), and so is one whose core just gave no answer — unless no other
+    /// node would do, then it gets its chance. When only full nodes would take the start, it is 503 node_busy (retry
+    /// shortly), not "no nodes".
+    /// </summary>
+    private NodeChoice<T> SelectShedding<T>(IReadOnlyList<T> open, Func<T, Guid> id, Func<T, NodeSnapshot> describe, NodeRequest request)
+        where T : class
+    {
+        var now = time.GetUtcNow();
+        NodeChoice<T> Select(IEnumerable<T> among) => NodeSelection.Select(among, describe, request, now, options.NodeFreshness, Random.Shared);
+        var notFull = open.Where(n => !gate.IsFull(id(n))).ToList();
+        var reachable = notFull.Where(n => !gate.IsUnreachable(id(n))).ToList();
+        if (reachable.Count < notFull.Count && Select(reachable) is { Node: not null } preferred)
         {
-            // Nodes would take it, but every one of them is saturated right now: busy (retry shortly), not "no nodes".
+            return preferred;
+        }
+        var choice = Select(notFull);
+        if (choice.Node is null && notFull.Count < open.Count && Select(open).Node is not null)
+        {
             throw new NodeBusyException();
         }
         return choice;
