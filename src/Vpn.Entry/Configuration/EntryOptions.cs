@@ -63,6 +63,9 @@ public sealed class EntryOptions
     /// <summary>How entry reaches cores: TLS required or not, the CA it trusts, its client certificate.</summary>
     public CoreTlsOptions CoreTls { get; init; } = new();
 
+    /// <summary>Pool size, connect timeout and the connection budget (APP_DB_POOL_SIZE, APP_ENTRY_REPLICAS, …).</summary>
+    public DatabasePoolOptions DatabasePool { get; init; } = new();
+
     /// <summary>Retention windows and log redaction (APP_SESSION_RETENTION_DAYS, APP_AUDIT_RETENTION_DAYS, APP_LOG_REDACTION_MODE, …).</summary>
     public Vpn.Entry.Privacy.PrivacyOptions Privacy { get; init; } = new();
 
@@ -91,6 +94,7 @@ public sealed class EntryOptions
                 problems.Add("DATABASE_URL is not a valid postgres:// URL or Npgsql connection string.");
             }
         }
+        var databasePool = DatabasePoolOptions.Load(configuration, ref connectionString, problems);
         var adminToken = Settings.Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (string.IsNullOrEmpty(adminToken))
         {
@@ -123,6 +127,7 @@ public sealed class EntryOptions
         {
             Environment = environment,
             DatabaseConnectionString = connectionString,
+            DatabasePool = databasePool,
             AdminToken = adminToken,
             NodeFreshness = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
             AllowLegacyCustomerHeader = legacyHeader,
