@@ -28,11 +28,14 @@ public sealed class FailoverTests
         var settings = new Dictionary<string, string?> { ["DATABASE_URL"] = PostgresReplicationPair.ToUrl(connectionString) };
         await using var stack = await TestStack.StartAsync(StoreKind.InMemory, settings);
         // No ExpectErrors: an outage is expected, so nothing entry logs about it may be an Error (it logs Warnings).
-        var customers = new List<(Guid Id, Guid Device, string Token)>();
-        for (var i = 0; i < Clients * CustomersPerClient; i++)
+        var first = await stack.SeedCustomerAsync(); // the plan, the node, the first customer
+        var customers = new List<(Guid Id, Guid Device, string Token)> { (first.Id, first.DeviceId, stack.TokenFor(first.Id)) };
+        while (customers.Count < Clients * CustomersPerClient)
         {
-            var c = await stack.SeedCustomerAsync();
-            customers.Add((c.Id, c.DeviceId, stack.TokenFor(c.Id)));
+            var id = Guid.NewGuid();
+            await stack.SendJsonAsync(stack.Admin(HttpMethod.Post, "/v1/admin/subscriptions", new { customer_id = id, plan_code = "basic", status = "active" }), 200);
+            var device = await stack.SendJsonAsync(TestStack.AsCustomer(id, HttpMethod.Post, "/v1/devices", new { name = "phone", public_key = TestStack.NewKey() }), 201);
+            customers.Add((id, device.GetProperty("id").GetGuid(), stack.TokenFor(id)));
         }
 
         var answers = new ConcurrentQueue<Answer>();
