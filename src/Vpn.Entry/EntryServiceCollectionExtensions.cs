@@ -48,7 +48,10 @@ public static class EntryServiceCollectionExtensions
         services.AddLogRedaction(options.Privacy);
         services.AddSingleton<RetentionStatus>();
 
-        // StartupTasks first: hosted services start in registration order, and its migrations come before anything reads the database.
+        // The connection budget before anything opens connections; then StartupTasks: hosted services start in
+        // registration order, and its migrations come before anything reads the database.
+        services.AddSingleton<ConnectionBudget>();
+        services.AddHostedService<ConnectionBudgetStartupCheck>();
         services.AddHostedService<StartupTasks>();
         services.AddEntryStores(options.DatabaseConnectionString);
         services.AddSingleton<Auth.AccessTokenService>();

@@ -89,7 +89,12 @@ public sealed class PostgresReplicationPair : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _destroyed) != 0, this);
         var prefix = new string((namePrefix ?? "ha").Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '_').Take(40).ToArray());
-        var name = $"{(prefix.Length == 0 || char.IsAsciiDigit(prefix[0]) ? "d" + prefix : prefix)}_{Interlocked.Increment(ref s_databaseCounter).ToString(CultureInfo.InvariantCulture)}_{Guid.NewGuid().ToString("N")[..8]}";
+        if (prefix.Length == 0 || char.IsAsciiDigit(prefix[0]))
+        {
+            prefix = "d" + prefix;
+        }
+        var counter = Interlocked.Increment(ref s_databaseCounter).ToString(CultureInfo.InvariantCulture);
+        var name = $"{prefix}_{counter}_{Guid.NewGuid().ToString("N")[..8]}";
         await ExecuteAsync(PrimaryAdminConnectionString, $"CREATE DATABASE \"{name}\"");
         await WaitForReplayAsync();
         return new NpgsqlConnectionStringBuilder
@@ -120,6 +125,12 @@ public sealed class PostgresReplicationPair : IAsyncDisposable
 
     /// <summary><c>pg_ctl stop -m immediate</c> on the primary: every backend dies at once, nothing is shut down cleanly.</summary>
     public Task KillPrimaryAsync() => _primary.StopAsync("immediate");
+
+    /// <summary>
+    /// <c>pg_ctl stop -m fast</c> on the primary, as a planned switchover does: sessions end with 57P01 (admin
+    /// shutdown) and the standby receives all WAL before the primary exits.
+    /// </summary>
+    public Task StopPrimaryAsync() => _primary.StopAsync("fast");
 
     /// <summary><c>pg_ctl promote</c> on the standby, then waits until it answers <c>pg_is_in_recovery() = false</c>.</summary>
     public async Task PromoteAsync()

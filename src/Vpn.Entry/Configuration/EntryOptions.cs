@@ -73,6 +73,9 @@ public sealed class EntryOptions
     /// <summary>Storm shedding: per-node Connect queues, admission per replica, jittered Retry-After.</summary>
     public LoadSheddingOptions Shedding { get; init; } = new();
 
+    /// <summary>Pool size, connect timeout and the connection budget (APP_DB_POOL_SIZE, APP_ENTRY_REPLICAS, …).</summary>
+    public DatabasePoolOptions DatabasePool { get; init; } = new();
+
     /// <summary>Retention windows and log redaction (APP_SESSION_RETENTION_DAYS, APP_AUDIT_RETENTION_DAYS, APP_LOG_REDACTION_MODE, …).</summary>
     public Vpn.Entry.Privacy.PrivacyOptions Privacy { get; init; } = new();
 
@@ -104,6 +107,7 @@ public sealed class EntryOptions
                 problems.Add("DATABASE_URL is not a valid postgres:// URL or Npgsql connection string.");
             }
         }
+        var databasePool = DatabasePoolOptions.Load(configuration, ref connectionString, problems);
         var adminToken = Settings.Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (string.IsNullOrEmpty(adminToken))
         {
@@ -136,6 +140,7 @@ public sealed class EntryOptions
         {
             Environment = environment,
             DatabaseConnectionString = connectionString,
+            DatabasePool = databasePool,
             AdminToken = adminToken,
             NodeFreshness = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_NODE_FRESHNESS_SECS", 60, 1, 86_400, problems)),
             NodeCacheRefresh = TimeSpan.FromMilliseconds(Settings.Number(configuration, "APP_NODE_CACHE_REFRESH_MS", connectionString is null ? 0 : 2000, 0, 60_000, problems)),

@@ -130,4 +130,45 @@ public sealed class DatabaseUrlTests
         Assert.Contains("port of host 2", error, StringComparison.Ordinal);
         Assert.DoesNotContain(Password, error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void PoolSettings_Defaults_AppliedToTheConnectionString()
+    {
+        var (options, errors) = OptionsLoading.Load(EntryOptions.Load, [("DATABASE_URL", "postgres://vpn@pg-a:5432,pg-b:5432/vpn")]);
+
+        Assert.Empty(errors);
+        var b = new NpgsqlConnectionStringBuilder(options.DatabaseConnectionString);
+        Assert.Equal(40, b.MaxPoolSize);
+        Assert.Equal(5, b.Timeout);
+        Assert.Equal(45, options.DatabasePool.Required);
+        Assert.True(options.DatabasePool.CheckBudget);
+    }
+
+    [Fact]
+    public void PoolSettings_UrlsOwnPoolSizeKept_UnlessTheSettingSaysOtherwise()
+    {
+        var (own, _) = OptionsLoading.Load(EntryOptions.Load, [("DATABASE_URL", "Host=db;Username=vpn;Maximum Pool Size=100;Timeout=15")]);
+        var (set, errors) = OptionsLoading.Load(EntryOptions.Load, [("DATABASE_URL", "Host=db;Username=vpn;Maximum Pool Size=100"),
+            ("APP_DB_POOL_SIZE", "12"), ("APP_DB_CONNECT_TIMEOUT_SECS", "2"), ("APP_ENTRY_REPLICAS", "4"), ("APP_DB_RESERVED_CONNECTIONS", "10")]);
+
+        Assert.Empty(errors);
+        Assert.Equal(100, new NpgsqlConnectionStringBuilder(own.DatabaseConnectionString).MaxPoolSize);
+        Assert.Equal(15, new NpgsqlConnectionStringBuilder(own.DatabaseConnectionString).Timeout);
+        Assert.Equal(12, new NpgsqlConnectionStringBuilder(set.DatabaseConnectionString).MaxPoolSize);
+        Assert.Equal(2, new NpgsqlConnectionStringBuilder(set.DatabaseConnectionString).Timeout);
+        Assert.Equal(58, set.DatabasePool.Required);
+    }
+
+    [Theory]
+    [InlineData("APP_DB_POOL_SIZE", "0")]
+    [InlineData("APP_DB_POOL_SIZE", "many")]
+    [InlineData("APP_ENTRY_REPLICAS", "0")]
+    [InlineData("APP_DB_RESERVED_CONNECTIONS", "-1")]
+    [InlineData("APP_DB_CONNECT_TIMEOUT_SECS", "0")]
+    [InlineData("APP_DB_CHECK_BUDGET", "perhaps")]
+    public void PoolSettings_BadValue_Refused(string name, string value)
+    {
+        var (_, errors) = OptionsLoading.Load(EntryOptions.Load, [("DATABASE_URL", "postgres://vpn@db/vpn"), (name, value)]);
+        Assert.Contains(errors, e => e.Contains(name, StringComparison.Ordinal));
+    }
 }

@@ -18,7 +18,7 @@ public abstract class ReadinessTests(StoreKind store)
         var report = await GetReportAsync(stack, 200);
 
         Assert.True(report.GetProperty("ready").GetBoolean());
-        Assert.Equal(["store", "revocation_list", "sign_in", "nodes", "cores", "core_tls", "privacy"], Names(report));
+        Assert.Equal(["store", "revocation_list", "sign_in", "nodes", "cores", "core_tls", "privacy", "connection_budget"], Names(report));
         foreach (var check in report.GetProperty("checks").EnumerateArray())
         {
             Assert.True(check.GetProperty("ok").GetBoolean(), check.ToString());
