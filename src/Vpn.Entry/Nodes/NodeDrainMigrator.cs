@@ -8,7 +8,9 @@ namespace Vpn.Entry.Nodes;
 /// moves at a time, until the node is empty or a whole batch found no node to go to (then the next pass tries again).
 /// Each session keeps its key; the client gets its new node and address by reconnect. Several replicas may run this at
 /// once: a session's move commits only while it is still on the draining node, so one replica's move wins and the
-/// other's new peer is removed again.
+/// other's new peer is removed again. A client reconnecting while its session is being moved can race the move (the
+/// reconnect's compare-and-swap is on the key, which a migration keeps): the session then ends on the reconnect's node,
+/// as the database says, and the peer the migration added elsewhere is removed by that node's next reconciliation.
 /// </summary>
 public sealed partial class NodeDrainMigrator(INodeStore nodes, INodeDrainStore drains, SessionService sessions, EntryOptions options,
     TimeProvider time, ILogger<NodeDrainMigrator> logger) : BackgroundService

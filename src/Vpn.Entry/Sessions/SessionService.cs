@@ -83,23 +83,30 @@ public sealed partial class SessionService(
         var current = await nodes.GetAsync(session.NodeId, cancellationToken);
         var now = time.GetUtcNow();
         // The session already counts against its node's capacity, so only health, freshness and a drain decide whether it stays.
-        if (current is not null && current.Healthy && !current.Draining && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness)
+        var serving = current is not null && current.Healthy && current.LastHeartbeatAt is { } beat && now - beat <= options.NodeFreshness;
+        if (serving && !current!.Draining)
         {
-            if (!await sessions.RotateKeyAsync(session.Id, oldHash, newHash, now, cancellationToken))
-            {
-                return new SessionFailure.InvalidSessionKey();
-            }
-            return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, current, Assignment(session));
+            return await StayAsync(session, current, oldHash, newHash, newKey, now, cancellationToken);
         }
         var move = await MoveOffAsync(session, current, (node, assigned) => sessions.MoveAsync(session.Id, oldHash, newHash, node.Id, assigned.Address,
             assigned.AddressV6, assigned.Dns, time.GetUtcNow(), CancellationToken.None), cancellationToken);
         if (move is not { Node: { } to, Assigned: { } moved })
         {
-            return move.Failure!;
+            // A draining node still serves its sessions: with no node to take this one, it stays until one can.
+            return serving && move.Failure is SessionFailure.NoNodes or SessionFailure.NoNodeTookOver
+                ? await StayAsync(session, current!, oldHash, newHash, newKey, time.GetUtcNow(), cancellationToken)
+                : move.Failure!;
         }
         LogMoved(logger, session.NodeId, to.Id);
         return ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, to, moved);
     }
+
+    /// <summary>The session stays on its node: only the key is rotated (one of two concurrent reconnects wins).</summary>
+    private async Task<SessionOutcome> StayAsync(SessionRecord session, Node node, byte[] oldHash, byte[] newHash, byte[] newKey, DateTimeOffset now,
+        CancellationToken cancellationToken) =>
+        await sessions.RotateKeyAsync(session.Id, oldHash, newHash, now, cancellationToken)
+            ? ToView(session.Id, Base64Url(newKey), SessionState.Active, session.CreatedAt, session.DeviceId, node, Assignment(session))
+            : new SessionFailure.InvalidSessionKey();
 
     /// <summary>The customer's active session without its key; null when there is none.</summary>
     public async Task<SessionView?> GetCurrentAsync(Guid customerId, CancellationToken cancellationToken)
