@@ -48,9 +48,16 @@ internal sealed class FleetRig : IAsyncDisposable
         var rig = new FleetRig(server, cs);
         try
         {
+            // FLEET_ENTRY_SETTINGS="K=V;K2=V2": extra environment for every entry replica (experiments, e.g. runtime knobs).
+            var settings = new Dictionary<string, string?>(entrySettings ?? new Dictionary<string, string?>());
+            foreach (var pair in (Environment.GetEnvironmentVariable("FLEET_ENTRY_SETTINGS") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var kv = pair.Split('=', 2);
+                settings[kv[0]] = kv.Length == 2 ? kv[1] : null;
+            }
             for (var i = 0; i < replicas; i++)
             {
-                rig._entries.Add(await EntryReplica.StartAsync(rig, i, entrySettings));
+                rig._entries.Add(await EntryReplica.StartAsync(rig, i, settings));
             }
             using var admin = rig.AdminClient();
             (await admin.PostAsJsonAsync("/v1/admin/plans", new { code = PlanCode, name = "Bench", max_devices = 5, allowed_regions = new[] { Region } }))
