@@ -69,9 +69,16 @@ internal sealed class FleetRig : IAsyncDisposable
         }
         try
         {
+            // FLEET_ENTRY_SETTINGS="K=V;K2=V2": extra environment for every entry replica (experiments, e.g. runtime knobs).
+            var settings = new Dictionary<string, string?>(entrySettings ?? new Dictionary<string, string?>());
+            foreach (var pair in (Environment.GetEnvironmentVariable("FLEET_ENTRY_SETTINGS") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var kv = pair.Split('=', 2);
+                settings[kv[0]] = kv.Length == 2 ? kv[1] : null;
+            }
             for (var i = 0; i < replicas; i++)
             {
-                rig._entries.Add(await EntryReplica.StartAsync(rig, i, entrySettings));
+                rig._entries.Add(await EntryReplica.StartAsync(rig, i, settings));
             }
             using var admin = rig.AdminClient();
             (await admin.PostAsJsonAsync("/v1/admin/plans", new { code = PlanCode, name = "Bench", max_devices = 5, allowed_regions = new[] { Region } }))
@@ -195,11 +202,61 @@ internal sealed class FleetRig : IAsyncDisposable
     }
 
     /// <summary>utime + stime of a process in seconds (from /proc/&lt;pid&gt;/stat; clock ticks of 100 Hz).</summary>
-    public static double CpuSeconds(int pid)
+    public static double CpuSeconds(int pid, bool withReapedChildren = false)
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            if (withReapedChildren)
+            {
+                ticks += long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+            }
+            return ticks / 100.0;
+        }
+        catch (IOException)
+        {
+            return 0; // gone meanwhile
+        }
+    }
+
+    /// <summary>
+    /// CPU seconds so far of each part: the entry replicas, the cores, the wireguard-go devices, PostgreSQL (the
+    /// postmaster and its live backends, plus backends already gone) and this process (the load driver).
+    /// </summary>
+    public IReadOnlyDictionary<string, double> CpuByPart()
+    {
+        var postmaster = int.Parse(File.ReadLines(Path.Combine(Server.DataDirectory!, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
+        var postgres = CpuSeconds(postmaster, withReapedChildren: true);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid) && ParentOf(pid) == postmaster)
+            {
+                postgres += CpuSeconds(pid);
+            }
+        }
+        return new Dictionary<string, double>
+        {
+            ["entry"] = _entries.Sum(e => CpuSeconds(e.Pid)),
+            ["core"] = _cores.Sum(c => CpuSeconds(c.CorePid)),
+            ["wireguard-go"] = _cores.Sum(c => CpuSeconds(c.WireGuardPid)),
+            ["postgres"] = postgres,
+            ["driver"] = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds,
+        };
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return -1;
+        }
     }
 
     /// <summary>VmRSS of a process in KiB.</summary>

@@ -24,7 +24,7 @@ public static class StoreServiceCollectionExtensions
         // Every statement entry sends is one of a few dozen fixed texts: prepared once per physical connection, a start's
         // claim and activation skip parse and plan (unless DATABASE_URL sets a Max Auto Prepare of its own).
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
-        if (builder.MaxAutoPrepare == 0)
+        if (!builder.ConnectionString.Contains("Max Auto Prepare=", StringComparison.OrdinalIgnoreCase))
         {
             builder.MaxAutoPrepare = 64;
         }

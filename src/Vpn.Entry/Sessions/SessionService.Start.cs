@@ -60,7 +60,10 @@ public sealed partial class SessionService
             switch (claimed.Outcome)
             {
                 case ClaimOutcome.NotEntitled:
-                    return (new SessionFailure.NotEntitled(Entitlements.Check(claimed.Entitlement, nodeRequest.Region).Denial!.Value), null);
+                    // The store applied the same rule; should the two ever disagree (a region spelled outside ASCII), the
+                    // store's no stands and the region is what it refused.
+                    return (new SessionFailure.NotEntitled(Entitlements.Check(claimed.Entitlement, nodeRequest.Region).Denial
+                        ?? EntitlementDenial.RegionNotAllowed), null);
                 case ClaimOutcome.Conflict:
                     return (new SessionFailure.Conflict(claimed.Claim.ActiveSessionId), null);
                 case ClaimOutcome.DeviceGone:
