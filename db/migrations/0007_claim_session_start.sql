@@ -62,8 +62,8 @@ end $$;
 create trigger vpn_nodes_changed_insert_delete after insert or delete on vpn_nodes
     for each row execute function vpn_nodes_notify();
 create trigger vpn_nodes_changed_update after update on vpn_nodes for each row
-    when ((old.healthy, old.capacity, old.region, old.country_code, old.city_code, old.pool, old.public_endpoint, old.public_key, old.core_endpoint, old.name)
-        is distinct from (new.healthy, new.capacity, new.region, new.country_code, new.city_code, new.pool, new.public_endpoint, new.public_key, new.core_endpoint, new.name))
+    when ((old.healthy, old.draining, old.capacity, old.region, old.country_code, old.city_code, old.pool, old.public_endpoint, old.public_key, old.core_endpoint, old.name)
+        is distinct from (new.healthy, new.draining, new.capacity, new.region, new.country_code, new.city_code, new.pool, new.public_endpoint, new.public_key, new.core_endpoint, new.name))
     execute function vpn_nodes_notify();
 
 -- One session start's claim, one round trip: the customer's entitlement (current subscription period, entitling status,
@@ -74,7 +74,7 @@ create trigger vpn_nodes_changed_update after update on vpn_nodes for each row
 --   claimed        the provisioning row exists; claim_seq is its order; the replaced session's columns when one was replaced
 --   not_entitled   sub_* describe the current subscription period (all null: none); nothing changed
 --   device_gone    no such device of this customer
---   node_gone / node_unfit / node_full   the node does not exist / is unhealthy or stale / is at capacity
+--   node_gone / node_unfit / node_full   the node does not exist / is unhealthy, stale or draining / is at capacity
 --   conflict       the customer has another live session (live_id)
 -- p_check_entitlement false skips the subscription, device and node health checks (ISessionStore.ClaimAsync's contract:
 -- the device key comes as p_device_key).
@@ -127,14 +127,15 @@ begin
             perform 1 from vpn_nodes where id in (p_node, v_old_node) order by id for update;
         end if;
     end if;
-    select n.capacity, n.live_sessions, n.healthy, n.last_heartbeat_at into v_node from vpn_nodes n where n.id = p_node for update;
+    select n.capacity, n.live_sessions, n.healthy, n.draining, n.last_heartbeat_at into v_node from vpn_nodes n where n.id = p_node for update;
     if not found then
         status := 'node_gone';
         return next;
         return;
     end if;
     node_live := v_node.live_sessions;
-    if p_check_entitlement and (not v_node.healthy or v_node.last_heartbeat_at is null or v_node.last_heartbeat_at < p_fresh_after) then
+    -- A draining node takes no new session, whatever a replica's cache still says (another replica drained it a moment ago).
+    if v_node.draining or (p_check_entitlement and (not v_node.healthy or v_node.last_heartbeat_at is null or v_node.last_heartbeat_at < p_fresh_after)) then
         status := 'node_unfit';
         return next;
         return;

@@ -39,7 +39,10 @@ public sealed class NodeEntry(Node node, int liveSessions)
     public NodeSnapshot Describe()
     {
         var n = Node;
-        return new NodeSnapshot(n.Id, n.Region, n.CountryCode, n.CityCode, n.Pool, n.Capacity, n.Healthy, n.LastHeartbeatAt, LiveSessions);
+        return new NodeSnapshot(n.Id, n.Region, n.CountryCode, n.CityCode, n.Pool, n.Capacity, n.Healthy, n.LastHeartbeatAt, LiveSessions)
+        {
+            Draining = n.Draining,
+        };
     }
 }
 

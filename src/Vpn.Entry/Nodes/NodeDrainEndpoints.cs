@@ -13,11 +13,14 @@ public static class NodeDrainEndpoints
     {
         ArgumentNullException.ThrowIfNull(admin);
 
+        // This replica's node cache is re-read at once (the others hear NOTIFY vpn_nodes_changed; the claim checks draining
+        // itself, so a start another replica sends there meanwhile is refused and placed elsewhere).
         admin.MapPost("/{id}/drain", async Task<Ok<Node>> (string id, DrainNodeRequest? request, INodeDrainStore drains, NodeDrainMigrator migrator,
-            Audit.IAuditLog audit, TimeProvider time, CancellationToken ct) =>
+            INodeDirectory directory, Audit.IAuditLog audit, TimeProvider time, CancellationToken ct) =>
         {
             var migrate = request?.Migrate ?? false;
             var node = await drains.SetDrainAsync(ParseId(id), draining: true, migrate, time.GetUtcNow(), ct) ?? throw NotFound();
+            await directory.ReloadAsync(ct);
             await AuditAsync(audit, time, "node.drained", node, ct, migrate);
             if (migrate)
             {
@@ -26,16 +29,17 @@ public static class NodeDrainEndpoints
             return TypedResults.Ok(node);
         });
 
-        admin.MapPost("/{id}/undrain", async Task<Ok<Node>> (string id, INodeDrainStore drains, Audit.IAuditLog audit, TimeProvider time,
-            CancellationToken ct) =>
+        admin.MapPost("/{id}/undrain", async Task<Ok<Node>> (string id, INodeDrainStore drains, INodeDirectory directory, Audit.IAuditLog audit,
+            TimeProvider time, CancellationToken ct) =>
         {
             var node = await drains.SetDrainAsync(ParseId(id), draining: false, migrate: false, time.GetUtcNow(), ct) ?? throw NotFound();
+            await directory.ReloadAsync(ct);
             await AuditAsync(audit, time, "node.undrained", node, ct);
             return TypedResults.Ok(node);
         });
 
-        admin.MapDelete("/{id}", async Task<NoContent> (string id, INodeDrainStore drains, Audit.IAuditLog audit, TimeProvider time,
-            CancellationToken ct) =>
+        admin.MapDelete("/{id}", async Task<NoContent> (string id, INodeDrainStore drains, INodeDirectory directory, Audit.IAuditLog audit,
+            TimeProvider time, CancellationToken ct) =>
         {
             var nodeId = ParseId(id);
             switch (await drains.DeleteAsync(nodeId, ct))
@@ -49,6 +53,7 @@ public static class NodeDrainEndpoints
                     throw new ApiProblemException(StatusCodes.Status409Conflict, ErrorCodes.NodeNotEmpty,
                         "The node still has live sessions; they move on reconnect, or drain it with \"migrate\": true.");
             }
+            await directory.ReloadAsync(ct);
             await audit.WriteAsync(new Audit.AuditEvent(time.GetUtcNow(), "admin", "node.deleted", nodeId.ToString(), new Dictionary<string, string?>()), ct);
             return TypedResults.NoContent();
         });

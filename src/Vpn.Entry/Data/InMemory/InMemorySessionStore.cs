@@ -34,7 +34,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db) : ISessionStore
                 return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NodeGone)));
             }
             var live = db.Sessions.Values.Count(s => s.NodeId == claim.NodeId && InMemoryDatabase.IsLive(s));
-            if (!node.Healthy || node.LastHeartbeatAt is not { } beat || beat < claim.FreshAfter)
+            if (node.Draining || !node.Healthy || node.LastHeartbeatAt is not { } beat || beat < claim.FreshAfter)
             {
                 return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NodeUnfit), NodeLive: live));
             }
