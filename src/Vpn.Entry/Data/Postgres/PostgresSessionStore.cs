@@ -14,6 +14,12 @@ public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : 
     // taken before the lock was granted and miss the claims committed while we waited.
     private const string LockNodeSql = "select capacity from vpn_nodes where id = @node for update";
 
+    // A move touches two nodes' rows (the new node's capacity, and both live_sessions counters through the trigger): both
+    // locked first in id order, as a replace claim does, so a move and a replace across the same two nodes cannot deadlock.
+    private const string LockMoveNodesSql = """
+        select 1 from vpn_nodes where id = @node or id = (select node_id from sessions where id = @id) order by id for update
+        """;
+
     private const string CountLiveSql = "select count(*) from sessions where node_id = @node and state in ('provisioning', 'active')";
 
     private const string LiveIdSql = "select id from sessions where customer_id = @customer and state in ('provisioning', 'active')";
@@ -70,6 +76,12 @@ public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : 
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var lockBoth = new NpgsqlCommand(LockMoveNodesSql, connection, transaction))
+        {
+            lockBoth.Parameters.AddWithValue("node", nodeId);
+            lockBoth.Parameters.AddWithValue("id", sessionId);
+            await lockBoth.ExecuteNonQueryAsync(cancellationToken);
+        }
         if (await LockNodeAndCheckCapacityAsync(connection, transaction, nodeId, cancellationToken) != true)
         {
             return MoveOutcome.NodeFull;
