@@ -227,7 +227,8 @@ internal sealed class FleetRig : IAsyncDisposable
     /// </summary>
     public IReadOnlyDictionary<string, double> CpuByPart()
     {
-        var postmaster = int.Parse(File.ReadLines(Path.Combine(Server.DataDirectory!, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
+        var dataDirectory = Server?.DataDirectory ?? throw new InvalidOperationException("CPU by part needs the single-server rig.");
+        var postmaster = int.Parse(File.ReadLines(Path.Combine(dataDirectory, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
         var postgres = CpuSeconds(postmaster, withReapedChildren: true);
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {

@@ -52,6 +52,13 @@ public sealed class EntryOptions
     /// </summary>
     public TimeSpan ProvisioningTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Age after which an Idempotency-Key record still pending is taken over by a retry with that key: its start's entry
+    /// died, or lost the database, before recording or releasing it (APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS, default 30; at
+    /// least twice APP_CORE_TIMEOUT_MS, so a start still waiting for core is not run twice).
+    /// </summary>
+    public TimeSpan IdempotencyPendingTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Time between provisioning sweeps (APP_PROVISIONING_SWEEP_SECS, default 30).</summary>
     public TimeSpan ProvisioningSweepInterval { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -136,8 +143,14 @@ public sealed class EntryOptions
         {
             problems.Add("APP_PROVISIONING_TIMEOUT_SECS must be at least twice APP_CORE_TIMEOUT_MS (a start still waiting for core would be swept).");
         }
+        var idempotencyPendingTimeout = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS", 30, 1, 86_400, problems));
+        if (idempotencyPendingTimeout < 2 * coreCallTimeout)
+        {
+            problems.Add("APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS must be at least twice APP_CORE_TIMEOUT_MS (a start still waiting for core would run twice).");
+        }
         var options = new EntryOptions
         {
+            IdempotencyPendingTimeout = idempotencyPendingTimeout,
             Environment = environment,
             DatabaseConnectionString = connectionString,
             DatabasePool = databasePool,

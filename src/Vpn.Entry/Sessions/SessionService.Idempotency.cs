@@ -23,7 +23,7 @@ public sealed partial class SessionService
         var deadline = time.GetUtcNow() + InProgressWait;
         while (true)
         {
-            var begun = await idempotency.BeginAsync(customerId, key, requestHash, time.GetUtcNow(), cancellationToken);
+            var begun = await idempotency.BeginAsync(customerId, key, requestHash, time.GetUtcNow(), options.IdempotencyPendingTimeout, cancellationToken);
             switch (begun.Outcome)
             {
                 case IdempotencyOutcome.Mismatch:

@@ -85,8 +85,9 @@ public sealed class FaultyStores
 
     private sealed class Idempotency(IIdempotencyStore inner, FaultyStores faults) : IIdempotencyStore
     {
-        public Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.BeginAsync(customerId, key, requestHash, now, cancellationToken);
+        public Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, TimeSpan abandonAfter,
+            CancellationToken cancellationToken) =>
+            inner.BeginAsync(customerId, key, requestHash, now, abandonAfter, cancellationToken);
 
         public Task CompleteAsync(Guid customerId, string key, int status, string body, CancellationToken cancellationToken) =>
             status == StatusCodes.Created && Take(ref faults._failCompleteCreated)

@@ -18,11 +18,13 @@ public sealed class InMemoryIdempotencyStore(TimeProvider time) : IIdempotencySt
     private readonly Lock _gate = new();
     private readonly Dictionary<(Guid, string), Entry> _entries = [];
 
-    public Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, TimeSpan abandonAfter,
+        CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            if (_entries.TryGetValue((customerId, key), out var entry) && entry.ExpiresAt >= now)
+            if (_entries.TryGetValue((customerId, key), out var entry) && entry.ExpiresAt >= now
+                && !(entry.Body is null && entry.ExpiresAt - Retention < now - abandonAfter))
             {
                 return Task.FromResult(!entry.Hash.AsSpan().SequenceEqual(requestHash) ? new IdempotencyResult(IdempotencyOutcome.Mismatch)
                     : entry.Body is null ? new IdempotencyResult(IdempotencyOutcome.InProgress)

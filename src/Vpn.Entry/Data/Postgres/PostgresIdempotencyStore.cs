@@ -9,7 +9,8 @@ public sealed class PostgresIdempotencyStore(NpgsqlDataSource dataSource) : IIde
     // The primary key (customer_id, key) decides which of several concurrent first uses runs the request.
     private const string BeginSql = """
         insert into customers (id) values (@customer) on conflict (id) do nothing;
-        delete from idempotency_keys where customer_id = @customer and key = @key and expires_at < @now;
+        delete from idempotency_keys where customer_id = @customer and key = @key
+            and (expires_at < @now or (state = 'pending' and created_at < @abandoned));
         insert into idempotency_keys (customer_id, key, request_hash, state, created_at, expires_at)
         values (@customer, @key, @hash, 'pending', @now, @expires) on conflict (customer_id, key) do nothing;
         """;
@@ -25,7 +26,8 @@ public sealed class PostgresIdempotencyStore(NpgsqlDataSource dataSource) : IIde
 
     private const string ReleaseSql = "delete from idempotency_keys where customer_id = @customer and key = @key and state = 'pending'";
 
-    public async Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<IdempotencyResult> BeginAsync(Guid customerId, string key, byte[] requestHash, DateTimeOffset now, TimeSpan abandonAfter,
+        CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using (var begin = new NpgsqlBatch(connection))
@@ -38,6 +40,7 @@ public sealed class PostgresIdempotencyStore(NpgsqlDataSource dataSource) : IIde
                 command.Parameters.AddWithValue("hash", requestHash);
                 command.Parameters.AddWithValue("now", now);
                 command.Parameters.AddWithValue("expires", now + Retention);
+                command.Parameters.AddWithValue("abandoned", now - abandonAfter);
                 begin.BatchCommands.Add(command);
             }
             await begin.ExecuteNonQueryAsync(cancellationToken);
