@@ -140,13 +140,13 @@ internal static class StormBenchmark
 
 /// <summary>What one storm measured: every attempt's status, each customer's time to a session.</summary>
 internal sealed record StormResult(int Customers, IReadOnlyDictionary<string, int> Attempts, IReadOnlyDictionary<Guid, Guid> SessionIds, int Unfinished,
-    TimeSpan Elapsed, double P50Ms, double P99Ms, double MaxMs, int MaxAttempts)
+    TimeSpan Elapsed, double P50Ms, double P99Ms, double MaxMs, int MaxAttempts, int Replaced)
 {
     public int Status500 => Attempts.Where(a => a.Key.StartsWith("500", StringComparison.Ordinal)).Sum(a => a.Value);
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"{SessionIds.Count}/{Customers} customers got a session in {Elapsed.TotalSeconds:F1} s ({Unfinished} gave up); time to session p50 {P50Ms:F0} ms, " +
-        $"p99 {P99Ms:F0} ms, max {MaxMs:F0} ms; most attempts by one customer {MaxAttempts}; attempts by answer: {AttemptText}");
+        $"p99 {P99Ms:F0} ms, max {MaxMs:F0} ms; most attempts by one customer {MaxAttempts}; customers who replaced a session whose answer was lost {Replaced}; attempts by answer: {AttemptText}");
 
     private string AttemptText => string.Join(", ", Attempts.OrderByDescending(a => a.Value).Select(a => $"{a.Key} x{a.Value}"));
 }
@@ -154,7 +154,9 @@ internal sealed record StormResult(int Customers, IReadOnlyDictionary<string, in
 /// <summary>
 /// The storm's clients: customer i arrives at i/N of the window and starts its session; on 429, 502, 503 or 409
 /// idempotency_key_in_progress it waits the answer's Retry-After (1 s without one; 1 s after no answer at all) and sends
-/// the same request with the same Idempotency-Key again, until it gets its 201 or gives up.
+/// the same request with the same Idempotency-Key again, until it gets its 201 or gives up. A 409 session_conflict means
+/// a session of its own whose answer it never got (committed while the store went away): it starts again with
+/// replace_existing, as an app does, under a new key.
 /// </summary>
 internal static class StormLoad
 {
@@ -171,15 +173,17 @@ internal static class StormLoad
         var times = new ConcurrentBag<double>();
         var maxAttempts = 0;
         var unfinished = 0;
+        var replaced = 0;
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(work.Select((w, i) => Task.Run(async () =>
         {
             await Task.Delay(window * ((double)i / work.Count));
             var arrived = Stopwatch.GetTimestamp();
             var key = Guid.NewGuid().ToString("N");
+            var replace = false;
             for (var attempt = 1; ; attempt++)
             {
-                var (status, code, retryAfter, sessionId) = await SendAsync(clients[(i + attempt) % clients.Length], w, key);
+                var (status, code, retryAfter, sessionId) = await SendAsync(clients[(i + attempt) % clients.Length], w, key, replace);
                 attempts.AddOrUpdate(code is null ? status.ToString(CultureInfo.InvariantCulture) : $"{status} {code}", 1, (_, n) => n + 1);
                 if (status == 201)
                 {
@@ -188,14 +192,26 @@ internal static class StormLoad
                     InterlockedMax(ref maxAttempts, attempt);
                     return;
                 }
-                var retryable = status is 429 or 502 or 503 or -1 || (status == 409 && code == "idempotency_key_in_progress");
+                if (status == 409 && code == "session_conflict" && !replace)
+                {
+                    // A session of ours exists whose answer never reached us (its start committed, the answer was lost in
+                    // the outage): as an app does, start again replacing it — a new request, so a new Idempotency-Key.
+                    Interlocked.Increment(ref replaced);
+                    replace = true;
+                    key = Guid.NewGuid().ToString("N");
+                    continue;
+                }
+                // After replacing, session_conflict means a start of ours still holds the slot (provisioning): one the
+                // outage cut off, whose row entry could not mark failed, stays until the sweeper
+                // (APP_PROVISIONING_TIMEOUT_SECS). Retried every few seconds, as an app would.
+                var retryable = status is 429 or 502 or 503 or -1 || (status == 409 && code is "idempotency_key_in_progress" or "session_conflict");
                 if (!retryable || Stopwatch.GetElapsedTime(arrived) > giveUpAfter)
                 {
                     Interlocked.Increment(ref unfinished);
                     InterlockedMax(ref maxAttempts, attempt);
                     return;
                 }
-                await Task.Delay(TimeSpan.FromSeconds(retryAfter ?? 1) + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)));
+                await Task.Delay(TimeSpan.FromSeconds(retryAfter ?? (status == 409 ? 5 : 1)) + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)));
             }
         })));
         var elapsed = clock.Elapsed;
@@ -205,14 +221,16 @@ internal static class StormLoad
         }
         var sorted = times.Order().ToArray();
         return new StormResult(work.Count, attempts, sessions, unfinished, elapsed, Percentile(sorted, 0.50), Percentile(sorted, 0.99),
-            sorted.Length == 0 ? 0 : sorted[^1], maxAttempts);
+            sorted.Length == 0 ? 0 : sorted[^1], maxAttempts, replaced);
     }
 
-    private static async Task<(int Status, string? Code, int? RetryAfter, Guid? SessionId)> SendAsync(HttpClient client, (Guid Customer, Guid Device) w, string key)
+    private static async Task<(int Status, string? Code, int? RetryAfter, Guid? SessionId)> SendAsync(HttpClient client, (Guid Customer, Guid Device) w, string key,
+        bool replace)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/sessions")
         {
-            Content = new StringContent($"{{\"device_id\":\"{w.Device}\",\"region\":\"{FleetRig.Region}\"}}", Encoding.UTF8, new MediaTypeHeaderValue("application/json")),
+            Content = new StringContent($"{{\"device_id\":\"{w.Device}\",\"region\":\"{FleetRig.Region}\",\"replace_existing\":{(replace ? "true" : "false")}}}",
+                Encoding.UTF8, new MediaTypeHeaderValue("application/json")),
         };
         request.Headers.Add("x-customer-id", w.Customer.ToString());
         request.Headers.Add("Idempotency-Key", key);
