@@ -211,6 +211,12 @@ internal static class StormLoad
                     InterlockedMax(ref maxAttempts, attempt);
                     return;
                 }
+                if (status == 409 && code == "session_conflict")
+                {
+                    // A 4xx answer is recorded under its Idempotency-Key (a retry with it replays the same 409): the next
+                    // try is a new request.
+                    key = Guid.NewGuid().ToString("N");
+                }
                 await Task.Delay(TimeSpan.FromSeconds(retryAfter ?? (status == 409 ? 5 : 1)) + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)));
             }
         })));
