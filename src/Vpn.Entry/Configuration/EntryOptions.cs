@@ -54,8 +54,8 @@ public sealed class EntryOptions
 
     /// <summary>
     /// Age after which an Idempotency-Key record still pending is taken over by a retry with that key: its start's entry
-    /// died, or lost the database, before recording or releasing it (APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS, default 30; at
-    /// least twice APP_CORE_TIMEOUT_MS, so a start still waiting for core is not run twice).
+    /// died, or lost the database, before recording or releasing it (APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS, default 30 or twice
+    /// APP_CORE_TIMEOUT_MS if longer; at least twice APP_CORE_TIMEOUT_MS, so a start still waiting for core is not run twice).
     /// </summary>
     public TimeSpan IdempotencyPendingTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -143,7 +143,9 @@ public sealed class EntryOptions
         {
             problems.Add("APP_PROVISIONING_TIMEOUT_SECS must be at least twice APP_CORE_TIMEOUT_MS (a start still waiting for core would be swept).");
         }
-        var idempotencyPendingTimeout = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS", 30, 1, 86_400, problems));
+        // Unset: 30 s, or twice the core deadline when that is longer.
+        var defaultPendingSecs = (int)Math.Max(30, Math.Ceiling(2 * coreCallTimeout.TotalSeconds));
+        var idempotencyPendingTimeout = TimeSpan.FromSeconds(Settings.Number(configuration, "APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS", defaultPendingSecs, 1, 86_400, problems));
         if (idempotencyPendingTimeout < 2 * coreCallTimeout)
         {
             problems.Add("APP_IDEMPOTENCY_PENDING_TIMEOUT_SECS must be at least twice APP_CORE_TIMEOUT_MS (a start still waiting for core would run twice).");

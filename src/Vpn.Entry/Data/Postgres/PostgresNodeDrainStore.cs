@@ -30,10 +30,6 @@ public sealed class PostgresNodeDrainStore(NpgsqlDataSource dataSource) : INodeD
         where id = @id and node_id = @from and state = 'active'
         """;
 
-    private const string LockTargetSql = "select capacity from vpn_nodes where id = @node for update";
-
-    private const string CountTargetSql = "select count(*) from sessions where node_id = @node and state in ('provisioning', 'active')";
-
     public async Task<Node?> SetDrainAsync(Guid nodeId, bool draining, bool migrate, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(SetDrainSql);
@@ -86,51 +82,19 @@ public sealed class PostgresNodeDrainStore(NpgsqlDataSource dataSource) : INodeD
         return await command.ReadAllAsync(PostgresSessionStore.Read, cancellationToken);
     }
 
-    public async Task<MoveOutcome> MigrateSessionAsync(Guid sessionId, Guid fromNodeId, Guid toNodeId, string address, string? addressV6,
+    public Task<MoveOutcome> MigrateSessionAsync(Guid sessionId, Guid fromNodeId, Guid toNodeId, string address, string? addressV6,
         IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(dns);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        int capacity;
-        await using (var lockNode = new NpgsqlCommand(LockTargetSql, connection, transaction))
+        return PostgresSessionMoves.MoveAsync(dataSource, sessionId, toNodeId, MigrateSql, p =>
         {
-            lockNode.Parameters.AddWithValue("node", toNodeId);
-            if (await lockNode.ExecuteScalarAsync(cancellationToken) is not int value)
-            {
-                return MoveOutcome.NodeFull;
-            }
-            capacity = value;
-        }
-        await using (var count = new NpgsqlCommand(CountTargetSql, connection, transaction))
-        {
-            count.Parameters.AddWithValue("node", toNodeId);
-            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! >= capacity)
-            {
-                return MoveOutcome.NodeFull;
-            }
-        }
-        try
-        {
-            await using var move = new NpgsqlCommand(MigrateSql, connection, transaction);
-            move.Parameters.AddWithValue("id", sessionId);
-            move.Parameters.AddWithValue("from", fromNodeId);
-            move.Parameters.AddWithValue("to", toNodeId);
-            move.Parameters.AddWithValue("address", address);
-            move.Parameters.AddWithValue("address_v6", (object?)addressV6 ?? DBNull.Value);
-            move.Parameters.AddWithValue("dns", dns.ToArray());
-            move.Parameters.AddWithValue("now", now);
-            if (await move.ExecuteNonQueryAsync(cancellationToken) != 1)
-            {
-                return MoveOutcome.KeyChanged;
-            }
-            await transaction.CommitAsync(cancellationToken);
-            return MoveOutcome.Moved;
-        }
-        // sessions_node_address or sessions_node_address_v6: the new node already has a live session on that address.
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
-        {
-            return MoveOutcome.AddressTaken;
-        }
+            p.AddWithValue("id", sessionId);
+            p.AddWithValue("from", fromNodeId);
+            p.AddWithValue("to", toNodeId);
+            p.AddWithValue("address", address);
+            p.AddWithValue("address_v6", (object?)addressV6 ?? DBNull.Value);
+            p.AddWithValue("dns", dns.ToArray());
+            p.AddWithValue("now", now);
+        }, cancellationToken);
     }
 }

@@ -14,11 +14,6 @@ public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : 
     // taken before the lock was granted and miss the claims committed while we waited.
     private const string LockNodeSql = "select capacity from vpn_nodes where id = @node for update";
 
-    // A move touches two nodes' rows (the new node's capacity, and both live_sessions counters through the trigger): both
-    // locked first in id order, as a replace claim does, so a move and a replace across the same two nodes cannot deadlock.
-    private const string LockMoveNodesSql = """
-        select 1 from vpn_nodes where id = @node or id = (select node_id from sessions where id = @id) order by id for update
-        """;
 
     private const string CountLiveSql = "select count(*) from sessions where node_id = @node and state in ('provisioning', 'active')";
 
@@ -71,45 +66,19 @@ public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : 
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    public async Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, string? addressV6,
-        IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockBoth = new NpgsqlCommand(LockMoveNodesSql, connection, transaction))
+    public Task<MoveOutcome> MoveAsync(Guid sessionId, byte[] oldHash, byte[] newHash, Guid nodeId, string address, string? addressV6,
+        IReadOnlyList<string> dns, DateTimeOffset now, CancellationToken cancellationToken) =>
+        PostgresSessionMoves.MoveAsync(dataSource, sessionId, nodeId, MoveSql, p =>
         {
-            lockBoth.Parameters.AddWithValue("node", nodeId);
-            lockBoth.Parameters.AddWithValue("id", sessionId);
-            await lockBoth.ExecuteNonQueryAsync(cancellationToken);
-        }
-        if (await LockNodeAndCheckCapacityAsync(connection, transaction, nodeId, cancellationToken) != true)
-        {
-            return MoveOutcome.NodeFull;
-        }
-        try
-        {
-            await using var move = new NpgsqlCommand(MoveSql, connection, transaction);
-            move.Parameters.AddWithValue("id", sessionId);
-            move.Parameters.AddWithValue("old", oldHash);
-            move.Parameters.AddWithValue("new", newHash);
-            move.Parameters.AddWithValue("node", nodeId);
-            move.Parameters.AddWithValue("address", address);
-            move.Parameters.AddWithValue("address_v6", (object?)addressV6 ?? DBNull.Value);
-            move.Parameters.AddWithValue("dns", dns.ToArray());
-            move.Parameters.AddWithValue("now", now);
-            if (await move.ExecuteNonQueryAsync(cancellationToken) != 1)
-            {
-                return MoveOutcome.KeyChanged;
-            }
-            await transaction.CommitAsync(cancellationToken);
-            return MoveOutcome.Moved;
-        }
-        // sessions_node_address or sessions_node_address_v6: the new node already has a live session on that address.
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
-        {
-            return MoveOutcome.AddressTaken;
-        }
-    }
+            p.AddWithValue("id", sessionId);
+            p.AddWithValue("old", oldHash);
+            p.AddWithValue("new", newHash);
+            p.AddWithValue("node", nodeId);
+            p.AddWithValue("address", address);
+            p.AddWithValue("address_v6", (object?)addressV6 ?? DBNull.Value);
+            p.AddWithValue("dns", dns.ToArray());
+            p.AddWithValue("now", now);
+        }, cancellationToken);
 
     public async Task<bool> ActivateAsync(Guid sessionId, string assignedAddress, string? assignedAddressV6, IReadOnlyList<string> dns, DateTimeOffset now,
         CancellationToken cancellationToken)
@@ -198,7 +167,7 @@ public sealed partial class PostgresSessionStore(NpgsqlDataSource dataSource) : 
     }
 
     /// <summary>Locks the node row; null when the node is gone, false when it is full, true when one more session fits.</summary>
-    private static async Task<bool?> LockNodeAndCheckCapacityAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid nodeId,
+    internal static async Task<bool?> LockNodeAndCheckCapacityAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid nodeId,
         CancellationToken cancellationToken)
     {
         int capacity;
