@@ -61,8 +61,10 @@ public sealed class FailoverTests
         }, CancellationToken.None)).ToArray();
 
         await WaitUntilAsync(() => answers.Count(a => a.Status == 201) >= 30, "30 starts before the kill");
-        var killedAt = clock.Elapsed;
         await (stopMode == "fast" ? pair.StopPrimaryAsync() : pair.KillPrimaryAsync());
+        // From here on there is no primary (pg_ctl stop returns once the server is down; a fast stop first lets the
+        // requests it is serving finish, so a 201 may still land while it runs).
+        var killedAt = clock.Elapsed;
         // No primary now: entry must answer (503), not hang. Promote once every client has seen that (and ≥ 1 s).
         await Task.Delay(TimeSpan.FromSeconds(1), Ct);
         await WaitUntilAsync(() => answers.Count(a => a.Status == 503 && a.Started > killedAt) >= Clients, "503s while there is no primary");
