@@ -114,7 +114,16 @@ public sealed partial class NodeDirectory(INodeStore nodes, EntryOptions options
         return loaded;
     }
 
-    public void MarkChanged() => Interlocked.Exchange(ref _changed, 1);
+    public void MarkChanged()
+    {
+        Interlocked.Exchange(ref _changed, 1);
+        // Re-read at once in the background (a NOTIFY from another replica, a node a claim turned down), not only at the
+        // next start: that start would otherwise still choose from the old snapshot — an old core endpoint, say.
+        if (Volatile.Read(ref _snapshot) is not null && options.NodeCacheRefresh > TimeSpan.Zero)
+        {
+            StartBackgroundRefresh();
+        }
+    }
 
     public void ObserveLoad(Guid nodeId, int liveSessions)
     {

@@ -44,7 +44,8 @@ public static class NodeEndpoints
                 coreEndpoint,
                 Validation.RequireRange(request.Capacity, "capacity", 1, MaxCapacity - 1));
             var (node, created) = await nodes.UpsertAsync(registration, time.GetUtcNow(), ct);
-            directory.MarkChanged();
+            // Re-read now: the next start here must not dial the core endpoint (or use the capacity) the node had before.
+            await directory.ReloadAsync(ct);
             await audit.WriteAsync(new Audit.AuditEvent(time.GetUtcNow(), "admin", created ? "node.created" : "node.updated", node.Id.ToString(),
                 new Dictionary<string, string?> { ["name"] = node.Name, ["region"] = node.Region, ["capacity"] = node.Capacity.ToString(System.Globalization.CultureInfo.InvariantCulture) }), ct);
             return created ? TypedResults.Created($"/v1/admin/nodes/{node.Id}", node) : TypedResults.Ok(node);
