@@ -62,20 +62,33 @@ public static class LoadShedding
         ArgumentNullException.ThrowIfNull(options);
         services.AddSingleton<SessionAdmission>();
         services.AddSingleton<Nodes.NodeCallGate>();
-        services.Configure<ProblemDetailsOptions>(problems => problems.CustomizeProblemDetails = context =>
+        services.Configure<ProblemDetailsOptions>(problems =>
         {
-            // Every 502 and 503 problem, whichever code path wrote it: a retry hint spread over a few seconds, so
-            // the crowd a failure sends back does not return in the same second.
-            var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
-            if (status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable
-                && !context.HttpContext.Response.HasStarted && !context.HttpContext.Response.Headers.ContainsKey("Retry-After"))
+            // Composed with any customization registered before, not in its place.
+            var previous = problems.CustomizeProblemDetails;
+            problems.CustomizeProblemDetails = context =>
             {
-                var seconds = options.Shedding.NextRetryAfterSeconds();
-                context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-                context.ProblemDetails.Extensions[RateLimiting.RetryAfterExtension] = seconds;
-            }
+                previous?.Invoke(context);
+                AddRetryAfter(context, options);
+            };
         });
         return services;
+    }
+
+    /// <summary>
+    /// Every 502 and 503 problem, whichever code path wrote it: a retry hint spread over a few seconds, so the crowd a
+    /// failure sends back does not return in the same second.
+    /// </summary>
+    private static void AddRetryAfter(ProblemDetailsContext context, Configuration.EntryOptions options)
+    {
+        var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+        if (status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable
+            && !context.HttpContext.Response.HasStarted && !context.HttpContext.Response.Headers.ContainsKey("Retry-After"))
+        {
+            var seconds = options.Shedding.NextRetryAfterSeconds();
+            context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            context.ProblemDetails.Extensions[RateLimiting.RetryAfterExtension] = seconds;
+        }
     }
 
     /// <summary>Runs the endpoint only once <see cref="SessionAdmission"/> admits it (503 server_busy otherwise).</summary>

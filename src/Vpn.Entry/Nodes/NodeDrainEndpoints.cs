@@ -27,7 +27,8 @@ public static class NodeDrainEndpoints
                 migrator.Wake();
             }
             return TypedResults.Ok(node);
-        });
+        })
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         admin.MapPost("/{id}/undrain", async Task<Ok<Node>> (string id, INodeDrainStore drains, INodeDirectory directory, Audit.IAuditLog audit,
             TimeProvider time, CancellationToken ct) =>
@@ -36,7 +37,8 @@ public static class NodeDrainEndpoints
             await directory.ReloadAsync(ct);
             await AuditAsync(audit, time, "node.undrained", node, ct);
             return TypedResults.Ok(node);
-        });
+        })
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         admin.MapDelete("/{id}", async Task<NoContent> (string id, INodeDrainStore drains, INodeDirectory directory, Audit.IAuditLog audit,
             TimeProvider time, CancellationToken ct) =>
@@ -56,7 +58,9 @@ public static class NodeDrainEndpoints
             await directory.ReloadAsync(ct);
             await audit.WriteAsync(new Audit.AuditEvent(time.GetUtcNow(), "admin", "node.deleted", nodeId.ToString(), new Dictionary<string, string?>()), ct);
             return TypedResults.NoContent();
-        });
+        })
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
 
         return admin;
     }
