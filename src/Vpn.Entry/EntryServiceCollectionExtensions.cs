@@ -41,7 +41,7 @@ public static class EntryServiceCollectionExtensions
         });
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddExceptionHandler<ProblemExceptionHandler>();
-        services.AddOpenApi();
+        services.AddEntryOpenApi();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EntryMetrics.MeterName));
         services.AddSingleton<EntryMetrics>();
         services.AddSingleton(options.Privacy);

@@ -2,4 +2,5 @@
 global using Vpn.Entry.Auth;
 global using Vpn.Entry.Configuration;
 global using Vpn.Entry.Http;
+global using Vpn.Entry.Http.OpenApi;
 global using Vpn.Entry.Sessions;

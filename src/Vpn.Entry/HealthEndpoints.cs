@@ -21,7 +21,7 @@ public static class HealthEndpoints
                 StoreReadiness.MigrationsPending => TypedResults.Json(new HealthStatus("migrations_pending"), statusCode: StatusCodes.Status503ServiceUnavailable),
                 StoreReadiness.Unreachable => TypedResults.Json(new HealthStatus("store_unavailable"), statusCode: StatusCodes.Status503ServiceUnavailable),
                 _ => TypedResults.Ok(new HealthStatus("ready")),
-            }).WithTags("Service");
+            }).Produces<HealthStatus>(StatusCodes.Status503ServiceUnavailable).WithTags("Service");
         return app;
     }
 }

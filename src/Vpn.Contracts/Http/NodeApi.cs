@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Serialization;
 
 namespace Vpn.Contracts.Http;
@@ -11,9 +12,9 @@ namespace Vpn.Contracts.Http;
 /// ActivePeerCount is the number of peers on the node's WireGuard device (0..65,536).
 /// </summary>
 public sealed record NodeHeartbeatDto(
-    [property: JsonPropertyName("node_id")] string? NodeId,
-    [property: JsonPropertyName("healthy")] bool? Healthy,
-    [property: JsonPropertyName("active_peer_count")] int? ActivePeerCount);
+    [property: JsonPropertyName("node_id"), Required] string? NodeId,
+    [property: JsonPropertyName("healthy"), Required] bool? Healthy,
+    [property: JsonPropertyName("active_peer_count"), Required] int? ActivePeerCount);
 
 /// <summary>
 /// <c>GET /v1/internal/nodes/{node_id}/peers</c>: what a node's core reconciles its WireGuard device to, as a whole.

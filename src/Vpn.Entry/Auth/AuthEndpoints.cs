@@ -1,10 +1,11 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Entry.Audit;
 using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Auth;
 
-public sealed record OAuthCallbackRequest(string? Code, string? RedirectUri, string? CodeVerifier, string? Nonce);
+public sealed record OAuthCallbackRequest([property: Required] string? Code, [property: Required] string? RedirectUri, string? CodeVerifier, string? Nonce);
 
 public sealed record SignInResponse(string AccessToken, string TokenType, int ExpiresIn, Guid CustomerId, bool NewCustomer);
 

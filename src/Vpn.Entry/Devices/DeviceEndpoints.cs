@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Nodes;
@@ -5,7 +6,7 @@ using Vpn.Entry.Subscriptions;
 
 namespace Vpn.Entry.Devices;
 
-public sealed record RegisterDeviceRequest(string? Name, string? PublicKey);
+public sealed record RegisterDeviceRequest([property: Required] string? Name, [property: Required] string? PublicKey);
 
 public sealed record DeviceView(Guid Id, string Name, string PublicKey, DateTimeOffset CreatedAt)
 {

@@ -11,10 +11,10 @@ public sealed record ApiProblem(int Status, string Code, string Detail, IReadOnl
     public ApiProblemException ToException() => new(Status, Code, Detail, Extensions);
 }
 
-/// <summary>The problem statuses one endpoint answers, as a type: <see cref="ApiProblemResult{TStatuses}"/> lists them in OpenAPI.</summary>
+/// <summary>The problems one endpoint answers, as a type: <see cref="ApiProblemResult{TStatuses}"/> lists them in OpenAPI.</summary>
 public interface IProblemStatuses
 {
-    static abstract IReadOnlyList<int> Statuses { get; }
+    static abstract IReadOnlyList<OpenApi.ProblemCodes> Problems { get; }
 }
 
 /// <summary>
@@ -53,9 +53,10 @@ public sealed class ApiProblemResult<TStatuses>(ApiProblem problem) : IResult, I
     static void IEndpointMetadataProvider.PopulateMetadata(MethodInfo method, EndpointBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        foreach (var status in TStatuses.Statuses)
+        foreach (var problem in TStatuses.Problems)
         {
-            builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(ProblemDetails), ["application/problem+json"]));
+            builder.Metadata.Add(problem);
+            builder.Metadata.Add(new ProducesResponseTypeMetadata(problem.Status, typeof(ProblemDetails), ["application/problem+json"]));
         }
     }
 }

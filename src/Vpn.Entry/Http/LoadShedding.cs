@@ -98,5 +98,5 @@ public static class LoadShedding
             using var lease = await context.HttpContext.RequestServices.GetRequiredService<SessionAdmission>()
                 .EnterAsync(context.HttpContext.RequestAborted);
             return await next(context);
-        });
+        }).ProducesProblems(StatusCodes.Status503ServiceUnavailable, ErrorCodes.ServerBusy);
 }

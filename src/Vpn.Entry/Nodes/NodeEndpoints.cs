@@ -1,11 +1,13 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Contracts.Http;
 using Vpn.Domain.Sessions;
 
 namespace Vpn.Entry.Nodes;
 
-public sealed record RegisterNodeRequest(string? Name, string? Region, string? CountryCode, string? CityCode, string? Pool,
-    string? PublicEndpoint, string? PublicKey, string? CoreEndpoint, int? Capacity);
+public sealed record RegisterNodeRequest([property: Required] string? Name, [property: Required] string? Region, string? CountryCode,
+    string? CityCode, string? Pool, [property: Required] string? PublicEndpoint, [property: Required] string? PublicKey,
+    [property: Required] string? CoreEndpoint, [property: Required] int? Capacity);
 
 public sealed record NodeList(IReadOnlyList<Node> Items);
 

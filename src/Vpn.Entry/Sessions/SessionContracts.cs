@@ -1,9 +1,12 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Vpn.Entry.Sessions;
 
 /// <summary>POST /v1/sessions body. Only device_id and region are required.</summary>
+/// <summary>POST /v1/sessions. Only device_id and region are required (the handler answers 400 invalid_request without them).</summary>
 public sealed record StartSessionRequest(
-    string? DeviceId,
-    string? Region,
+    [property: Required] string? DeviceId,
+    [property: Required] string? Region,
     string? CountryCode,
     string? CityCode,
     string? Pool,

@@ -1,8 +1,9 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Vpn.Entry.Sessions;
 
-public sealed record ReconnectRequest(string? SessionKey);
+public sealed record ReconnectRequest([property: Required] string? SessionKey);
 
 /// <summary>
 /// The sessions API: each handler asks <see cref="SessionService"/> and answers its outcome, the failures through
@@ -10,7 +11,6 @@ public sealed record ReconnectRequest(string? SessionKey);
 /// </summary>
 public static class SessionEndpoints
 {
-    private const string IdempotencyHeader = "Idempotency-Key";
     private const string CurrentPath = "/v1/sessions/current";
 
     public static IEndpointRouteBuilder MapSessionEndpoints(this IEndpointRouteBuilder app)
@@ -19,8 +19,9 @@ public static class SessionEndpoints
 
         group.MapPost("/", async Task<Results<Created<SessionView>, ApiProblemResult<StartProblems>>> (StartSessionRequest request, HttpContext http,
             SessionService service, CancellationToken ct) =>
-            Answer<Created<SessionView>, StartProblems>(await service.StartAsync(http.CustomerId(), request, http.Request.Headers[IdempotencyHeader], ct),
+            Answer<Created<SessionView>, StartProblems>(await service.StartAsync(http.CustomerId(), request, http.Request.Headers[IdempotencyKeyHeader.Name], ct),
                 session => TypedResults.Created(CurrentPath, session)))
+            .WithMetadata(IdempotencyKeyHeader.Instance)
             .RequireRateLimiting(RateLimiting.SessionsPolicy)
             .RequireSessionAdmission();
 
@@ -57,24 +58,34 @@ public static class SessionEndpoints
     private static ApiProblemResult<CurrentProblems> NoActiveSession() =>
         new(new ApiProblem(StatusCodes.Status404NotFound, ErrorCodes.NoActiveSession, "There is no active session."));
 
-    /// <summary>invalid_request (and invalid_node_hint), the entitlement, device_not_found, session_conflict and
-    /// idempotency_key_in_progress, idempotency_key_reused, node_unavailable, no_nodes_available_in_region, node_busy,
-    /// server_busy.</summary>
     private sealed class StartProblems : IProblemStatuses
     {
-        public static IReadOnlyList<int> Statuses { get; } = [400, 403, 404, 409, 422, 502, 503];
+        public static IReadOnlyList<ProblemCodes> Problems { get; } =
+        [
+            new(400, [ErrorCodes.InvalidRequest, ErrorCodes.InvalidNodeHint]),
+            new(403, [ErrorCodes.SubscriptionInactive, ErrorCodes.RegionNotAllowed]),
+            new(404, [ErrorCodes.DeviceNotFound]),
+            new(409, [ErrorCodes.SessionConflict, ErrorCodes.IdempotencyKeyInProgress]),
+            new(422, [ErrorCodes.IdempotencyKeyReused]),
+            new(502, [ErrorCodes.NodeUnavailable]),
+            new(503, [ErrorCodes.NoNodesAvailable, ErrorCodes.NodeBusy]),
+        ];
     }
 
-    /// <summary>invalid_request, invalid_session_key, the entitlement, rate_limited (guessed keys), node_unavailable, no_nodes_available_in_region,
-    /// node_busy, server_busy.</summary>
     private sealed class ReconnectProblems : IProblemStatuses
     {
-        public static IReadOnlyList<int> Statuses { get; } = [400, 401, 403, 429, 502, 503];
+        public static IReadOnlyList<ProblemCodes> Problems { get; } =
+        [
+            new(400, [ErrorCodes.InvalidRequest]),
+            new(401, [ErrorCodes.InvalidSessionKey]),
+            new(403, [ErrorCodes.SubscriptionInactive, ErrorCodes.RegionNotAllowed]),
+            new(502, [ErrorCodes.NodeUnavailable]),
+            new(503, [ErrorCodes.NoNodesAvailable, ErrorCodes.NodeBusy]),
+        ];
     }
 
-    /// <summary>no_active_session.</summary>
     private sealed class CurrentProblems : IProblemStatuses
     {
-        public static IReadOnlyList<int> Statuses { get; } = [404];
+        public static IReadOnlyList<ProblemCodes> Problems { get; } = [new(404, [ErrorCodes.NoActiveSession])];
     }
 }

@@ -1,12 +1,14 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Vpn.Domain.Subscriptions;
 using Vpn.Entry.Audit;
 
 namespace Vpn.Entry.Subscriptions;
 
-public sealed record UpsertPlanRequest(string? Code, string? Name, int? MaxDevices, IReadOnlyList<string>? AllowedRegions);
+public sealed record UpsertPlanRequest([property: Required] string? Code, [property: Required] string? Name, [property: Required] int? MaxDevices,
+    [property: Required] IReadOnlyList<string>? AllowedRegions);
 
-public sealed record SetSubscriptionRequest(string? CustomerId, string? PlanCode, string? Status);
+public sealed record SetSubscriptionRequest([property: Required] string? CustomerId, [property: Required] string? PlanCode, [property: Required] string? Status);
 
 public sealed record PlanList(IReadOnlyList<Plan> Items);
 

@@ -38,11 +38,12 @@ public sealed class TestStack : IAsyncDisposable
     private readonly WebApplicationFactory<SessionService> _entry;
     private readonly CoreFleet _cores;
 
-    private TestStack(WebApplicationFactory<SessionService> entry, CoreFleet cores, ErrorLogScope errors)
+    private TestStack(WebApplicationFactory<SessionService> entry, CoreFleet cores, ErrorLogScope errors, ProblemContractCheck problems)
     {
         _entry = entry;
         _cores = cores;
         Errors = errors;
+        Problems = problems;
         Client = entry.CreateClient();
     }
 
@@ -50,6 +51,9 @@ public sealed class TestStack : IAsyncDisposable
 
     /// <summary>Every Error and Critical line entry and its cores logged; checked at <see cref="DisposeAsync"/>.</summary>
     public ErrorLogScope Errors { get; }
+
+    /// <summary>Every problem answered that its OpenAPI operation does not declare; checked at <see cref="DisposeAsync"/>.</summary>
+    public ProblemContractCheck Problems { get; }
 
     /// <summary>Error lines matching <paramref name="match"/> are what this test provokes, not a fault.</summary>
     public void ExpectErrors(Func<CapturedLog, bool> match) => Errors.Expect(match);
@@ -83,6 +87,7 @@ public sealed class TestStack : IAsyncDisposable
             databaseUrl = await server.CreateDatabaseAsync("entry");
         }
         var errors = new ErrorLogScope();
+        var problems = new ProblemContractCheck();
         var cores = new CoreFleet(errors);
         TestStack? stack = null;
         var entry = new WebApplicationFactory<SessionService>().WithWebHostBuilder(b =>
@@ -107,12 +112,14 @@ public sealed class TestStack : IAsyncDisposable
             {
                 services.AddSingleton<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerAddressFromTestHeader>();
                 services.AddSingleton<ILoggerProvider>(errors);
+                // First of the problem-details writers, so it sees every problem before the real one writes it.
+                services.Insert(0, ServiceDescriptor.Singleton<Microsoft.AspNetCore.Http.IProblemDetailsWriter>(problems));
                 services.RemoveAll<ICoreChannelFactory>();
                 services.AddSingleton<ICoreChannelFactory>(new InProcessCoreChannels(cores, () => stack?.CoreDown ?? false));
                 configureServices?.Invoke(services);
             });
         });
-        stack = new TestStack(entry, cores, errors);
+        stack = new TestStack(entry, cores, errors, problems);
         return stack;
     }
 
@@ -197,6 +204,7 @@ public sealed class TestStack : IAsyncDisposable
         await _entry.DisposeAsync();
         await _cores.DisposeAsync();
         Errors.Verify();
+        Problems.Verify();
     }
 
     private sealed class CoreFleet(ErrorLogScope errors) : IAsyncDisposable
