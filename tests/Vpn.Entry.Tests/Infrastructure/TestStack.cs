@@ -49,6 +49,9 @@ public sealed class TestStack : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>Another client of this entry (its own default headers), disposed by the caller.</summary>
+    public HttpClient CreateClient() => _entry.CreateClient();
+
     /// <summary>Every Error and Critical line entry and its cores logged; checked at <see cref="DisposeAsync"/>.</summary>
     public ErrorLogScope Errors { get; }
 

@@ -6,10 +6,10 @@ public sealed class SessionOpenApiTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Theory]
-    [InlineData("/v1/sessions", "post", "201", new[] { "400", "403", "404", "409", "422", "502", "503" })]
-    [InlineData("/v1/sessions/reconnect", "post", "200", new[] { "400", "401", "403", "429", "502", "503" })]
-    [InlineData("/v1/sessions/current", "get", "200", new[] { "404" })]
-    [InlineData("/v1/sessions/current", "delete", "204", new[] { "404" })]
+    [InlineData("/v1/sessions", "post", "201", new[] { "400", "401", "403", "404", "409", "413", "422", "429", "502", "503" })]
+    [InlineData("/v1/sessions/reconnect", "post", "200", new[] { "400", "401", "403", "413", "429", "502", "503" })]
+    [InlineData("/v1/sessions/current", "get", "200", new[] { "401", "404", "503" })]
+    [InlineData("/v1/sessions/current", "delete", "204", new[] { "401", "404", "503" })]
     public async Task OpenApi_SessionEndpoint_ListsEveryProblemResponse(string path, string method, string success, string[] problems)
     {
         await using var stack = await TestStack.StartAsync(StoreKind.InMemory);
@@ -18,8 +18,9 @@ public sealed class SessionOpenApiTests
 
         var responses = document.RootElement.GetProperty("paths").GetProperty(path).GetProperty(method).GetProperty("responses");
         Assert.Equal([success, .. problems], responses.EnumerateObject().Select(r => r.Name).Order(StringComparer.Ordinal));
-        Assert.All(problems, status => Assert.Equal("#/components/schemas/ProblemDetails",
-            responses.GetProperty(status).GetProperty("content").GetProperty("application/problem+json").GetProperty("schema").GetProperty("$ref").GetString()));
+        Assert.All(problems, status => Assert.Equal("#/components/schemas/Problem",
+            responses.GetProperty(status).GetProperty("content").GetProperty("application/problem+json").GetProperty("schema")
+                .GetProperty("$ref").GetString()));
     }
 
     [Fact]

@@ -21,6 +21,9 @@ public static class OpenApiContract
     private const string ProblemSchema = "Problem";
     private const string ProblemContentType = "application/problem+json";
 
+    /// <summary>The response extension listing the problem codes an operation answers with that status.</summary>
+    public const string ProblemCodesExtension = "x-problem-codes";
+
     // A property marked [Required] (or written even when null); read back by the document transformer.
     private const string RequiredMarker = "x-vpn-required-when-nullable";
 
@@ -101,6 +104,8 @@ public static class OpenApiContract
             {
                 // A status that is also a documented answer of its own (readiness's 503 report): both bodies.
                 content[ProblemContentType] = problem.Content![ProblemContentType];
+                existing.Extensions ??= new Dictionary<string, IOpenApiExtension>();
+                existing.Extensions[ProblemCodesExtension] = problem.Extensions![ProblemCodesExtension];
                 existing.Description = $"{ReasonPhrase(status)}: the application/json body above, or a problem with code {string.Join(", ", codes)}.";
                 existing.Headers ??= problem.Headers;
             }
@@ -126,6 +131,8 @@ public static class OpenApiContract
         return Task.CompletedTask;
     }
 
+    // The codes go in the description and in x-problem-codes, not as an enum beside the shared schema: generators turn
+    // such an allOf into one subclass per response whose enum hides Problem.code, and a client then reads null.
     private static OpenApiResponse ProblemResponse(int status, IEnumerable<string> codes, OpenApiDocument document)
     {
         var codeList = codes.ToList();
@@ -134,23 +141,11 @@ public static class OpenApiContract
             Description = $"{ReasonPhrase(status)}: problem code {string.Join(", ", codeList)}.",
             Content = new Dictionary<string, OpenApiMediaType>
             {
-                [ProblemContentType] = new()
-                {
-                    Schema = new OpenApiSchema
-                    {
-                        AllOf =
-                        [
-                            new OpenApiSchemaReference(ProblemSchema, document),
-                            new OpenApiSchema
-                            {
-                                Properties = new Dictionary<string, IOpenApiSchema>
-                                {
-                                    ["code"] = new OpenApiSchema { Type = JsonSchemaType.String, Enum = [.. codeList.Select(c => (JsonNode)c)] },
-                                },
-                            },
-                        ],
-                    },
-                },
+                [ProblemContentType] = new() { Schema = new OpenApiSchemaReference(ProblemSchema, document) },
+            },
+            Extensions = new Dictionary<string, IOpenApiExtension>
+            {
+                [ProblemCodesExtension] = new JsonNodeExtension(new JsonArray([.. codeList.Select(c => (JsonNode)c)])),
             },
         };
         if (status is 429 or 502 or 503)
