@@ -44,6 +44,7 @@ public static class EntryServiceCollectionExtensions
         services.AddEntryOpenApi();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EntryMetrics.MeterName));
         services.AddSingleton<EntryMetrics>();
+        services.AddSingleton<Health.StateGauges>();
         services.AddSingleton(options.Privacy);
         services.AddLogRedaction(options.Privacy);
         services.AddSingleton<RetentionStatus>();

@@ -20,6 +20,8 @@ builder.AddServiceDefaults("vpn-entry");
 builder.AddEntryServices();
 
 var app = builder.Build();
+// The scrape-time gauges (nodes by state, revocation list, retention) exist from the start.
+app.Services.GetRequiredService<Vpn.Entry.Health.StateGauges>();
 app.UseExceptionHandler();
 app.UseRequestBodyLimit();
 app.UseStatusCodePages();

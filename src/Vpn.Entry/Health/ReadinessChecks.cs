@@ -33,7 +33,8 @@ public sealed class StoreReadinessCheck(IStoreSchema schema) : IReadinessCheck
 public sealed class RevocationListReadinessCheck(ITokenRevocations revocations, EntryOptions options) : IReadinessCheck
 {
     // Not a jti we issue (ours are UUIDs): the lookup's answer is irrelevant, only whether it can be made.
-    private const string ProbeJti = "readiness-probe";
+    /// <summary>A jti no token carries: asking for it tells whether the list is fresh, nothing else.</summary>
+    public const string ProbeJti = "readiness-probe";
 
     public string Name => "revocation_list";
 

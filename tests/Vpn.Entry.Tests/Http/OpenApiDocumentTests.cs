@@ -16,7 +16,7 @@ public sealed class OpenApiDocumentTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static readonly string SnapshotPath = Path.Combine(RepositoryRoot(), "docs", "openapi", "v1.json");
+    private static readonly string SnapshotPath = Path.Combine(RepositoryPaths.Root, "docs", "openapi", "v1.json");
 
     [Fact]
     public async Task ServedDocument_IsTheCommittedSnapshot()
@@ -121,7 +121,7 @@ public sealed class OpenApiDocumentTests
     [Fact]
     public async Task Snapshot_PassesRedoclyLint_AndTheLintCatchesAMissingOperationId()
     {
-        var lintDirectory = Path.Combine(RepositoryRoot(), "tests", "openapi-lint");
+        var lintDirectory = Path.Combine(RepositoryPaths.Root, "tests", "openapi-lint");
         var redocly = Path.Combine(lintDirectory, "node_modules", "@redocly", "cli", "bin", "cli.js");
         Prerequisites.RequireExecutable("node");
         Prerequisites.Require(File.Exists(redocly), "Redocly CLI (npm ci --prefix tests/openapi-lint)");
@@ -164,16 +164,4 @@ public sealed class OpenApiDocumentTests
 
     private static IEnumerable<string> Codes(JsonObject operation, string status) =>
         operation["responses"]![status]![OpenApiContract.ProblemCodesExtension]!.AsArray().Select(c => (string)c!);
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Vpn.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException($"No Vpn.slnx above {AppContext.BaseDirectory}.");
-    }
 }
