@@ -45,6 +45,7 @@ public static class EntryServiceCollectionExtensions
         services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EntryMetrics.MeterName));
         services.AddSingleton<EntryMetrics>();
         services.AddSingleton<Health.StateGauges>();
+        services.AddSingleton<Locations.LocationCatalog>();
         services.AddSingleton(options.Privacy);
         services.AddLogRedaction(options.Privacy);
         services.AddSingleton<RetentionStatus>();

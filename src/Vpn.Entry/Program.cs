@@ -2,6 +2,7 @@ using Vpn.Entry;
 using Vpn.Entry.Accounts;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Health;
+using Vpn.Entry.Locations;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
 using Vpn.Entry.Subscriptions;
@@ -21,7 +22,9 @@ builder.AddEntryServices();
 
 var app = builder.Build();
 // The scrape-time gauges (nodes by state, revocation list, retention) exist from the start.
-app.Services.GetRequiredService<Vpn.Entry.Health.StateGauges>();
+app.Services.GetRequiredService<StateGauges>();
+// The server list's signing key (a development one is made and logged now).
+app.Services.GetRequiredService<LocationCatalog>();
 app.UseExceptionHandler();
 app.UseRequestBodyLimit();
 app.UseStatusCodePages();
@@ -43,5 +46,6 @@ app.MapReadinessEndpoints();
 app.MapSubscriptionEndpoints();
 app.MapSubscriptionReportEndpoints();
 app.MapPrivacyEndpoints();
+app.MapLocationEndpoints();
 await app.RunAsync();
 return 0;

@@ -16,6 +16,9 @@ public sealed class EntryOptions
 
     public bool IsProduction => string.Equals(Environment, "production", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>The signed public server list (APP_CATALOG_*).</summary>
+    public LocationCatalogOptions Locations { get; init; } = new();
+
     /// <summary>Npgsql connection string; null selects the in-memory store.</summary>
     public string? DatabaseConnectionString { get; init; }
 
@@ -174,6 +177,7 @@ public sealed class EntryOptions
             CoreTls = CoreTlsOptions.Load(configuration, production, problems),
             Shedding = LoadSheddingOptions.Load(configuration, problems),
             Drain = DrainOptions.Load(configuration, problems),
+            Locations = LocationCatalogOptions.Load(configuration, problems),
         };
         errors = problems;
         return options;

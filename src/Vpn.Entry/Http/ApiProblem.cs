@@ -44,6 +44,7 @@ public static class ErrorCodes
     public const string IdempotencyKeyInProgress = "idempotency_key_in_progress";
     public const string Internal = "internal_error";
     public const string StoreUnavailable = "store_unavailable";
+    public const string CatalogNotConfigured = "catalog_not_configured";
 }
 
 public class ApiProblemException(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)

@@ -15,6 +15,8 @@ public static class EntryOperations
 {
     public static IReadOnlyList<EntryOperation> All { get; } =
     [
+        new("GET", "/v1/locations", "getLocations", "The signed public server list: locations with load and availability",
+            [new(503, [CatalogNotConfigured])]),
         new("GET", "/healthz", "getHealth", "Liveness: 200 while the process runs", []),
         new("GET", "/readyz", "getReadiness", "Readiness: 200 when the store is reachable and migrations are current, else 503", []),
 

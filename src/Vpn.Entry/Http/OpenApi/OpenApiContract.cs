@@ -297,6 +297,7 @@ public static class OpenApiContract
         "Privacy" => "Retention windows and redaction in force.",
         "Accounts" => "The customer's own account (erasure).",
         "Service" => "Health, readiness and deployment checks.",
+        "Locations" => "The public server list, signed with Ed25519 so an app can detect a tampered or stale one.",
         _ => $"{tag} endpoints.",
     };
 }
