@@ -1,241 +1,30 @@
 namespace Vpn.EndToEnd;
 
 /// <summary>
-/// What a reviewer checks in every rendered overlay, as tests: resources and probes on every container, numeric
-/// non-root users where a container can do without root, read-only roots, no privilege escalation (one documented
-/// exception), NET_ADMIN for the node's dataplane only, settings files that are mounted, init containers with the
-/// settings of the command they run, budgets that let a node drain, per-environment namespaces and selectors, scrapeable
-/// metrics, egress limited to what entry needs, and production secrets from GCP Secret Manager only.
-/// The privileges are the ones deploy/k8s/base/core-node.yaml explains container by container.
+/// What a reviewer checks in every rendered overlay (<see cref="ManifestPolicy"/>): resources and probes on every
+/// container, numeric non-root users where a container can do without root, read-only roots, no privilege escalation
+/// (one documented exception), NET_ADMIN for the node's dataplane only, settings files that are mounted, init containers
+/// with the settings of the command they run, budgets that let a node drain, per-environment namespaces and selectors,
+/// scrapeable core metrics, egress limited to what entry needs, production secrets from GCP Secret Manager only. Each
+/// check also refuses a mutated overlay, so it can fail.
 /// </summary>
 public sealed class ManifestPolicyTests
 {
     public static TheoryData<string> Overlays => [.. ManifestOverlays.All];
 
-    // Containers that need root: a capability the pod grants is effective only for uid 0 (no ambient capabilities).
-    private static readonly HashSet<string> s_rootDataplane = ["core-node/core", "core-node/wireguard-go"];
-
-    // uid/gid of the images: entry's and core's own user 10001, unbound's 10053.
-    private static readonly Dictionary<string, int> s_users = new(StringComparer.Ordinal)
-    {
-        ["entry/migrate"] = 10001, ["entry/entry"] = 10001, ["core-node/resolver-config"] = 10001, ["core-node/unbound"] = 10053,
-    };
-
     [Theory]
     [MemberData(nameof(Overlays))]
-    public async Task EveryContainer_HasRequestsLimitsAndProbes(string overlay)
-    {
-        var problems = new List<string>();
-        foreach (var (workload, container, init) in Containers(await ManifestOverlays.RenderAsync(overlay)))
-        {
-            var name = $"{workload}/{container["name"]}";
-            var resources = container["resources"];
-            foreach (var (section, resource) in new[] { ("requests", "cpu"), ("requests", "memory"), ("limits", "memory") })
-            {
-                if (resources?[section]?[resource] is null)
-                {
-                    problems.Add($"{name}: no {section}.{resource}");
-                }
-            }
-            if (!init && (container["readinessProbe"] is null || container["livenessProbe"] is null))
-            {
-                problems.Add($"{name}: needs a readiness and a liveness probe");
-            }
-        }
-        Assert.True(problems.Count == 0, string.Join('\n', problems));
-    }
-
-    [Theory]
-    [MemberData(nameof(Overlays))]
-    public async Task EveryContainer_LeastPrivilege(string overlay)
+    public async Task Overlay_CompliesWithEveryPolicy(string overlay)
     {
         var documents = await ManifestOverlays.RenderAsync(overlay);
-        var problems = new List<string>();
-        foreach (var pod in Pods(documents))
-        {
-            var spec = pod.Spec;
-            if ((string?)spec["securityContext"]?["seccompProfile"]?["type"] != "RuntimeDefault")
-            {
-                problems.Add($"{pod.Name}: pod seccompProfile is not RuntimeDefault");
-            }
-            if ((bool?)spec["automountServiceAccountToken"] != false)
-            {
-                problems.Add($"{pod.Name}: mounts a service account token");
-            }
-            if ((bool?)spec["hostNetwork"] == true && pod.Name != "core-node")
-            {
-                problems.Add($"{pod.Name}: host network");
-            }
-            if ((bool?)spec["hostPID"] == true || (bool?)spec["hostIPC"] == true)
-            {
-                problems.Add($"{pod.Name}: host PID/IPC");
-            }
-        }
-        foreach (var (workload, container, _) in Containers(documents))
-        {
-            var name = $"{workload}/{container["name"]}";
-            var pod = Pods(documents).Single(p => p.Name == workload).Spec["securityContext"];
-            var own = container["securityContext"];
-            JsonNode? Effective(string field) => own?[field] ?? pod?[field];
-            if ((bool?)own?["privileged"] == true)
-            {
-                problems.Add($"{name}: privileged");
-            }
-            if ((bool?)own?["readOnlyRootFilesystem"] != true)
-            {
-                problems.Add($"{name}: root filesystem not read-only");
-            }
-            var drop = own?["capabilities"]?["drop"]?.AsArray().Select(c => (string?)c).ToList() ?? [];
-            var add = own?["capabilities"]?["add"]?.AsArray().Select(c => (string?)c).ToList() ?? [];
-            if (!drop.Contains("ALL"))
-            {
-                problems.Add($"{name}: does not drop ALL capabilities");
-            }
-            string[] allowed = s_rootDataplane.Contains(name) ? ["NET_ADMIN"] : name == "core-node/unbound" ? ["NET_BIND_SERVICE"] : [];
-            if (!add.All(c => allowed.Contains(c)))
-            {
-                problems.Add($"{name}: adds {string.Join(',', add)}; may add only [{string.Join(',', allowed)}]");
-            }
-            // The one exception, documented in core-node.yaml: unbound's port 53 comes from a file capability, which
-            // no_new_privs would void; its bounding set is NET_BIND_SERVICE alone.
-            var escalation = (bool?)own?["allowPrivilegeEscalation"];
-            if (escalation != false && !(name == "core-node/unbound" && add.SequenceEqual(["NET_BIND_SERVICE"])))
-            {
-                problems.Add($"{name}: allowPrivilegeEscalation is not false");
-            }
-            var user = (int?)Effective("runAsUser");
-            if (s_rootDataplane.Contains(name))
-            {
-                // Root, and said so explicitly rather than left to the image.
-                if (user != 0 || (bool?)Effective("runAsNonRoot") != false)
-                {
-                    problems.Add($"{name}: must state runAsUser 0 and runAsNonRoot false (it needs root for NET_ADMIN)");
-                }
-                continue;
-            }
-            if ((bool?)Effective("runAsNonRoot") != true || user is null or 0)
-            {
-                problems.Add($"{name}: needs runAsNonRoot with a numeric non-zero runAsUser");
-            }
-            else if (s_users.TryGetValue(name, out var expected) && user != expected)
-            {
-                problems.Add($"{name}: runs as {user}, the image's user is {expected}");
-            }
-        }
+        var problems = ManifestPolicy.ResourcesAndProbes(documents)
+            .Concat(ManifestPolicy.LeastPrivilege(documents))
+            .Concat(ManifestPolicy.SettingsFiles(documents))
+            .Concat(ManifestPolicy.Environment(documents, overlay))
+            .Concat(ManifestPolicy.EntryEgress(documents))
+            .Concat(overlay == "dev" ? ManifestPolicy.DevSecrets(documents) : ManifestPolicy.ProdSecrets(documents))
+            .ToList();
         Assert.True(problems.Count == 0, string.Join('\n', problems));
-    }
-
-    [Theory]
-    [MemberData(nameof(Overlays))]
-    public async Task EveryContainer_SettingsFilesMounted_InitContainersHaveTheirCommandsSettings(string overlay)
-    {
-        var documents = await ManifestOverlays.RenderAsync(overlay);
-        var problems = new List<string>();
-        foreach (var (workload, container, _) in Containers(documents))
-        {
-            var name = $"{workload}/{container["name"]}";
-            var mounts = container["volumeMounts"]?.AsArray().Select(m => (string)m!["mountPath"]!).ToList() ?? [];
-            foreach (var variable in container["env"]?.AsArray() ?? [])
-            {
-                if (((string)variable!["name"]!).EndsWith("_FILE", StringComparison.Ordinal) && (string?)variable["value"] is { } path
-                    && !mounts.Any(m => path.StartsWith(m.TrimEnd('/') + "/", StringComparison.Ordinal)))
-                {
-                    problems.Add($"{name}: {variable["name"]}={path} is on no mounted volume");
-                }
-            }
-        }
-        // migrate runs in entry's image (APP_ENV=production) and checks entry's settings: it gets exactly entry's
-        // settings and files, so whatever it validates entry passes, and the reverse.
-        var entry = Pods(documents).Single(p => p.Name == "entry").Spec;
-        var migrate = entry["initContainers"]!.AsArray().Single(c => (string?)c!["name"] == "migrate")!;
-        var server = entry["containers"]!.AsArray().Single(c => (string?)c!["name"] == "entry")!;
-        Assert.Equal(["migrate"], migrate["args"]!.AsArray().Select(a => (string?)a));
-        foreach (var field in new[] { "env", "envFrom", "volumeMounts" })
-        {
-            if (!JsonNode.DeepEquals(migrate[field], server[field]))
-            {
-                problems.Add($"entry/migrate: {field} differs from entry's");
-            }
-        }
-        // resolver-config validates core's settings: the same env and core's secret mounts.
-        var core = Pods(documents).Single(p => p.Name == "core-node").Spec;
-        var resolver = core["initContainers"]!.AsArray().Single(c => (string?)c!["name"] == "resolver-config")!;
-        var agent = core["containers"]!.AsArray().Single(c => (string?)c!["name"] == "core")!;
-        if (!JsonNode.DeepEquals(resolver["env"], agent["env"]))
-        {
-            problems.Add("core-node/resolver-config: env differs from core's");
-        }
-        Assert.True(problems.Count == 0, string.Join('\n', problems));
-    }
-
-    [Theory]
-    [MemberData(nameof(Overlays))]
-    public async Task Workloads_DrainableScrapeableAndSelectedInTheirOwnEnvironment(string overlay)
-    {
-        var documents = await ManifestOverlays.RenderAsync(overlay);
-        var instance = overlay == "dev" ? "dev" : "prod";
-        var expectedNamespace = overlay == "dev" ? "vpn-dev" : "vpn";
-        var problems = new List<string>();
-        Assert.Equal(expectedNamespace, (string?)KubernetesManifests.Single(documents, "Namespace", expectedNamespace)["metadata"]!["name"]);
-        foreach (var document in documents.Where(d => (string?)d["kind"] != "Namespace"))
-        {
-            if ((string?)document["metadata"]!["namespace"] != expectedNamespace)
-            {
-                problems.Add($"{document["kind"]} {document["metadata"]!["name"]}: not in namespace {expectedNamespace}");
-            }
-        }
-        foreach (var document in documents)
-        {
-            var selector = (string?)document["kind"] switch
-            {
-                "Deployment" or "PodDisruptionBudget" => document["spec"]!["selector"]!["matchLabels"],
-                "Service" => document["spec"]!["selector"],
-                "NetworkPolicy" => document["spec"]!["podSelector"]!["matchLabels"],
-                _ => null,
-            };
-            if (selector is not null && (string?)selector["app.kubernetes.io/instance"] != instance)
-            {
-                problems.Add($"{document["kind"]} {document["metadata"]!["name"]}: selector without app.kubernetes.io/instance={instance}");
-            }
-        }
-        // A drain may always evict one entry pod.
-        var budget = KubernetesManifests.Single(documents, "PodDisruptionBudget", "entry");
-        var deployment = KubernetesManifests.Single(documents, "Deployment", "entry");
-        var autoscaler = documents.SingleOrDefault(d => (string?)d["kind"] == "HorizontalPodAutoscaler");
-        var fewest = autoscaler is not null ? (int)autoscaler["spec"]!["minReplicas"]! : (int)deployment["spec"]!["replicas"]!;
-        var drainable = budget["spec"]!["maxUnavailable"] is JsonValue max ? (int)max >= 1 : (int)budget["spec"]!["minAvailable"]! < fewest;
-        if (!drainable)
-        {
-            problems.Add($"PodDisruptionBudget entry blocks drains at {fewest} replica(s)");
-        }
-        // Core's metrics and probes on the node's address (host network: 127.0.0.1 is unreachable for Prometheus).
-        var core = Pods(documents).Single(p => p.Name == "core-node");
-        var agent = core.Spec["containers"]!.AsArray().Single(c => (string?)c!["name"] == "core")!;
-        var env = agent["env"]!.AsArray().Select(e => e!).ToList();
-        var hostIp = env.FindIndex(e => (string?)e["name"] == "HOST_IP");
-        var listen = env.FindIndex(e => (string?)e["name"] == "CORE_METRICS_LISTEN");
-        Assert.True(hostIp >= 0 && listen > hostIp, "CORE_METRICS_LISTEN must follow HOST_IP (a $(VAR) sees only earlier variables)");
-        Assert.Equal("status.hostIP", (string?)env[hostIp]["valueFrom"]!["fieldRef"]!["fieldPath"]);
-        Assert.Equal("$(HOST_IP):9464", (string?)env[listen]["value"]);
-        Assert.Equal("9464", (string?)core.Template["metadata"]!["annotations"]!["prometheus.io/port"]);
-        Assert.Equal("true", (string?)core.Template["metadata"]!["annotations"]!["prometheus.io/scrape"]);
-        Assert.Equal("/readyz", (string?)agent["readinessProbe"]!["httpGet"]!["path"]);
-        Assert.Equal("/healthz", (string?)agent["livenessProbe"]!["httpGet"]!["path"]);
-        Assert.Contains(agent["ports"]!.AsArray(), p => (string?)p!["name"] == "metrics" && (int)p["containerPort"]! == 9464);
-        Assert.True(problems.Count == 0, string.Join('\n', problems));
-    }
-
-    [Theory]
-    [MemberData(nameof(Overlays))]
-    public async Task EntryEgress_OnlyDnsPostgresCoresAndHttps(string overlay)
-    {
-        var policy = KubernetesManifests.Single(await ManifestOverlays.RenderAsync(overlay), "NetworkPolicy", "entry");
-        Assert.Contains("Egress", policy["spec"]!["policyTypes"]!.AsArray().Select(t => (string?)t));
-        var rules = policy["spec"]!["egress"]!.AsArray();
-        Assert.All(rules, rule => Assert.NotEmpty(rule!["ports"]?.AsArray() ?? []));
-        var ports = rules.SelectMany(r => r!["ports"]!.AsArray()).Select(p => (int)p!["port"]!).ToHashSet();
-        Assert.Subset(new HashSet<int> { 53, 5432, 50051, 443 }, ports);
-        Assert.Superset(new HashSet<int> { 53, 5432, 50051, 443 }, ports);
     }
 
     [Fact]
@@ -254,55 +43,88 @@ public sealed class ManifestPolicyTests
         Assert.False(JsonNode.DeepEquals(Node(dev), Node(prod)));
     }
 
+    public static TheoryData<string> Mutations => [.. s_mutations.Keys];
+
     [Theory]
-    [InlineData("prod")]
-    [InlineData("prod-native-canary")]
-    public async Task Prod_EverySecretFromGcpSecretManager_ButTheOperatorsDatabaseSecret(string overlay)
+    [MemberData(nameof(Mutations))]
+    public async Task MutatedOverlay_Refused(string mutation)
     {
+        var (overlay, mutate, check) = s_mutations[mutation];
         var documents = await ManifestOverlays.RenderAsync(overlay);
-        var classes = documents.Where(d => (string?)d["kind"] == "SecretProviderClass").ToDictionary(d => (string)d["metadata"]!["name"]!);
-        Assert.All(classes.Values, c => Assert.Equal("gcp", (string?)c["spec"]!["provider"]));
-        var problems = new List<string>();
-        foreach (var pod in Pods(documents))
-        {
-            foreach (var volume in pod.Spec["volumes"]?.AsArray() ?? [])
-            {
-                var name = $"{pod.Name}/{volume!["name"]}";
-                if (volume["secret"] is { } secret && (string?)secret["secretName"] != "vpn-db-app")
-                {
-                    problems.Add($"{name}: a Kubernetes Secret ({secret["secretName"]}), not GCP Secret Manager");
-                }
-                if (volume["csi"] is { } csi && ((string?)csi["driver"] != "secrets-store.csi.k8s.io"
-                    || !classes.ContainsKey((string?)csi["volumeAttributes"]?["secretProviderClass"] ?? "")))
-                {
-                    problems.Add($"{name}: CSI volume without a SecretProviderClass of this overlay");
-                }
-            }
-        }
-        Assert.Equal(["core-grpc-client-tls", "core-tls", "entry-secrets", "wireguard-keys"], classes.Keys.Order(StringComparer.Ordinal));
-        Assert.DoesNotContain(documents, d => (string?)d["kind"] is "Secret" or "SealedSecret");
-        Assert.True(problems.Count == 0, string.Join('\n', problems));
+        Assert.Empty(check(documents, overlay));
+        mutate(documents);
+
+        var problems = check(documents, overlay);
+
+        Assert.True(problems.Count > 0, $"The policy accepted {overlay} with {mutation}.");
+        TestContext.Current.TestOutputHelper?.WriteLine($"{mutation}: {string.Join("; ", problems)}");
     }
 
-    [Fact]
-    public async Task Dev_EverySecretVolume_SealedInTheOverlay()
+    private delegate List<string> Check(List<JsonObject> documents, string overlay);
+
+    private static readonly Check s_resources = (d, _) => ManifestPolicy.ResourcesAndProbes(d);
+    private static readonly Check s_privilege = (d, _) => ManifestPolicy.LeastPrivilege(d);
+    private static readonly Check s_settings = (d, _) => ManifestPolicy.SettingsFiles(d);
+    private static readonly Check s_environment = ManifestPolicy.Environment;
+    private static readonly Check s_egress = (d, _) => ManifestPolicy.EntryEgress(d);
+    private static readonly Check s_prodSecrets = (d, _) => ManifestPolicy.ProdSecrets(d);
+    private static readonly Check s_devSecrets = (d, _) => ManifestPolicy.DevSecrets(d);
+
+    private static readonly Dictionary<string, (string Overlay, Action<List<JsonObject>> Mutate, Check Check)> s_mutations = new(StringComparer.Ordinal)
     {
-        var documents = await ManifestOverlays.RenderAsync("dev");
-        var sealedNames = documents.Where(d => (string?)d["kind"] == "SealedSecret").Select(d => (string)d["metadata"]!["name"]!).ToHashSet();
-        var mounted = Pods(documents).SelectMany(p => p.Spec["volumes"]!.AsArray())
-            .Select(v => (string?)v!["secret"]?["secretName"]).OfType<string>().ToHashSet();
-        Assert.Equal(["core-grpc-client-tls", "core-tls", "entry-secrets", "wireguard-keys"], mounted.Order(StringComparer.Ordinal));
-        Assert.Superset(mounted, sealedNames);
+        ["an init container without limits"] = ("prod", d => Container(d, "entry", "migrate").Remove("resources"), s_resources),
+        ["core without a liveness probe"] = ("dev", d => Container(d, "core-node", "core").Remove("livenessProbe"), s_resources),
+        ["entry adding NET_ADMIN"] = ("prod", d => Security(d, "entry", "entry")["capabilities"]!["add"] = new JsonArray("NET_ADMIN"), s_privilege),
+        ["unbound adding NET_ADMIN"] = ("prod", d => Security(d, "core-node", "unbound")["capabilities"]!["add"]!.AsArray().Add("NET_ADMIN"), s_privilege),
+        ["entry allowing privilege escalation"] = ("prod", d => Security(d, "entry", "entry")["allowPrivilegeEscalation"] = true, s_privilege),
+        ["a writable root filesystem"] = ("dev", d => Security(d, "core-node", "resolver-config")["readOnlyRootFilesystem"] = false, s_privilege),
+        ["entry without a numeric user"] = ("prod", d => PodSpec(d, "entry")["securityContext"]!.AsObject().Remove("runAsUser"), s_privilege),
+        ["entry as the wrong user"] = ("dev", d => PodSpec(d, "entry")["securityContext"]!["runAsUser"] = 1000, s_privilege),
+        ["core left to the image's user"] = ("prod", d => Security(d, "core-node", "core").Remove("runAsUser"), s_privilege),
+        ["no seccomp profile on core's pod"] = ("prod", d => PodSpec(d, "core-node").Remove("securityContext"), s_privilege),
+        ["migrate with DATABASE_URL_FILE only (the shipped bug)"] = ("prod", d => Container(d, "entry", "migrate")["env"] =
+            new JsonArray(new JsonObject { ["name"] = "DATABASE_URL_FILE", ["value"] = "/var/run/secrets/vpn-db/uri" }), s_settings),
+        ["migrate without entry's settings ConfigMap"] = ("dev", d => Container(d, "entry", "migrate").Remove("envFrom"), s_settings),
+        ["a settings file on no volume"] = ("prod", d => Container(d, "entry", "entry")["env"]!.AsArray()
+            .Add(new JsonObject { ["name"] = "APP_EXTRA_FILE", ["value"] = "/etc/extra" }), s_settings),
+        ["resolver-config out of step with core"] = ("prod", d => Container(d, "core-node", "core")["env"]!.AsArray()
+            .Add(new JsonObject { ["name"] = "WG_NAT_DRIVER_EXTRA", ["value"] = "x" }), s_settings),
+        ["a budget of minAvailable 1 at one replica"] = ("dev", d =>
+        {
+            var spec = Document(d, "PodDisruptionBudget", "entry")["spec"]!.AsObject();
+            spec.Remove("maxUnavailable");
+            spec["minAvailable"] = 1;
+        }, s_environment),
+        ["entry selecting another environment's pods"] = ("dev", d => Document(d, "Deployment", "entry")["spec"]!["selector"]!["matchLabels"]!.AsObject()
+            .Remove("app.kubernetes.io/instance"), s_environment),
+        ["a document in the shared namespace"] = ("dev", d => Document(d, "Service", "entry")["metadata"]!["namespace"] = "vpn", s_environment),
+        ["core metrics on loopback"] = ("prod", d => Container(d, "core-node", "core")["env"]!.AsArray()
+            .Single(e => (string?)e!["name"] == "CORE_METRICS_LISTEN")!["value"] = "127.0.0.1:9464", s_environment),
+        ["core not announced for scraping"] = ("prod", d => Document(d, "Deployment", "core-node")["spec"]!["template"]!["metadata"]!.AsObject().Remove("annotations"), s_environment),
+        ["an egress rule to every port"] = ("prod", d => Document(d, "NetworkPolicy", "entry")["spec"]!["egress"]!.AsArray()
+            .Add(new JsonObject { ["to"] = new JsonArray(new JsonObject { ["ipBlock"] = new JsonObject { ["cidr"] = "0.0.0.0/0" } }) }), s_egress),
+        ["no egress restriction"] = ("dev", d => Document(d, "NetworkPolicy", "entry")["spec"]!["policyTypes"] = new JsonArray("Ingress"), s_egress),
+        ["a prod secret from a Kubernetes Secret"] = ("prod", d =>
+        {
+            var volume = PodSpec(d, "core-node")["volumes"]!.AsArray().Single(v => (string?)v!["name"] == "core-tls")!.AsObject();
+            volume.Remove("csi");
+            volume["secret"] = new JsonObject { ["secretName"] = "core-tls" };
+        }, s_prodSecrets),
+        ["a canary SecretProviderClass of another provider"] = ("prod-native-canary", d => Document(d, "SecretProviderClass", "wireguard-keys")["spec"]!["provider"] = "vault", s_prodSecrets),
+        ["a dev secret sealed nowhere"] = ("dev", d => d.Remove(Document(d, "SealedSecret", "wireguard-keys")), s_devSecrets),
+    };
+
+    private static JsonObject Document(List<JsonObject> documents, string kind, string name) => KubernetesManifests.Single(documents, kind, name);
+
+    private static JsonObject PodSpec(List<JsonObject> documents, string workload) =>
+        Document(documents, "Deployment", workload)["spec"]!["template"]!["spec"]!.AsObject();
+
+    private static JsonObject Container(List<JsonObject> documents, string workload, string name)
+    {
+        var spec = PodSpec(documents, workload);
+        return (spec["initContainers"]?.AsArray() ?? []).Concat(spec["containers"]!.AsArray()).Single(c => (string?)c!["name"] == name)!.AsObject();
     }
 
-    private sealed record Pod(string Name, JsonObject Template, JsonObject Spec);
-
-    private static IEnumerable<Pod> Pods(IEnumerable<JsonObject> documents) =>
-        documents.Where(d => (string?)d["kind"] is "Deployment" or "DaemonSet" or "Job")
-            .Select(d => new Pod((string)d["metadata"]!["name"]!, d["spec"]!["template"]!.AsObject(), d["spec"]!["template"]!["spec"]!.AsObject()));
-
-    private static IEnumerable<(string Workload, JsonObject Container, bool Init)> Containers(IEnumerable<JsonObject> documents) =>
-        Pods(documents).SelectMany(p =>
-            (p.Spec["initContainers"]?.AsArray() ?? []).Select(c => (p.Name, c!.AsObject(), true))
-            .Concat((p.Spec["containers"]?.AsArray() ?? []).Select(c => (p.Name, c!.AsObject(), false))));
+    private static JsonObject Security(List<JsonObject> documents, string workload, string name) =>
+        Container(documents, workload, name)["securityContext"]!.AsObject();
 }
