@@ -75,6 +75,8 @@ public sealed class DeployManifestTests
         Assert.Equal(Setting("APP_ENTRY_REPLICAS"), (int)autoscaler["spec"]!["maxReplicas"]!);
         Assert.InRange((int)autoscaler["spec"]!["minReplicas"]!, 2, Setting("APP_ENTRY_REPLICAS"));
         Assert.Null(entry["spec"]!["replicas"]);
+        // A rollout must not add a replica beyond the budget: no surge.
+        Assert.Equal(0, (int)entry["spec"]!["strategy"]!["rollingUpdate"]!["maxSurge"]!);
         Assert.True(Setting("APP_ENTRY_REPLICAS") * Setting("APP_DB_POOL_SIZE") + Setting("APP_DB_RESERVED_CONNECTIONS") <= maxConnections);
     }
 }
