@@ -237,6 +237,52 @@ internal static class ManifestPolicy
         return problems;
     }
 
+    /// <summary>
+    /// Every image from the registry with an explicit tag other than latest (the overlays pin them; base's bare names
+    /// must not survive a render), and every selector or reference pointing at something the overlay renders: a
+    /// Service, PodDisruptionBudget or NetworkPolicy selects some workload's pods, an autoscaler's target exists.
+    /// </summary>
+    public static List<string> ImagesAndReferences(List<JsonObject> documents)
+    {
+        var problems = new List<string>();
+        foreach (var (name, container, _) in Containers(documents))
+        {
+            var image = (string?)container["image"] ?? "";
+            var tag = image.Contains('@', StringComparison.Ordinal) ? "digest" : image[(image.LastIndexOf('/') + 1)..].Split(':').ElementAtOrDefault(1);
+            if (!image.Contains('/', StringComparison.Ordinal) || string.IsNullOrEmpty(tag) || tag == "latest")
+            {
+                problems.Add($"{name}: image {image} is not a registry image with a pinned tag");
+            }
+        }
+        var podLabels = Pods(documents).Select(p => p.Template["metadata"]!["labels"]!.AsObject()).ToList();
+        bool SelectsSomething(JsonNode? selector) => selector is JsonObject wanted && wanted.Count > 0
+            && podLabels.Any(labels => wanted.All(w => (string?)labels[w.Key] == (string?)w.Value));
+        foreach (var document in documents)
+        {
+            var name = $"{document["kind"]} {document["metadata"]!["name"]}";
+            var (selects, selector) = (string?)document["kind"] switch
+            {
+                "Service" => (true, document["spec"]!["selector"]),
+                "PodDisruptionBudget" or "Deployment" => (true, document["spec"]!["selector"]!["matchLabels"]),
+                "NetworkPolicy" => (true, document["spec"]!["podSelector"]!["matchLabels"]),
+                _ => (false, null),
+            };
+            if (selects && !SelectsSomething(selector))
+            {
+                problems.Add($"{name}: selects no pod the overlay renders");
+            }
+            if ((string?)document["kind"] == "HorizontalPodAutoscaler")
+            {
+                var target = document["spec"]!["scaleTargetRef"]!;
+                if (!documents.Any(d => (string?)d["kind"] == (string?)target["kind"] && (string?)d["metadata"]!["name"] == (string?)target["name"]))
+                {
+                    problems.Add($"{name}: scales {target["kind"]} {target["name"]}, which the overlay does not render");
+                }
+            }
+        }
+        return problems;
+    }
+
     /// <summary>entry's egress: DNS, PostgreSQL, the cores' gRPC port and HTTPS, each rule limited to its ports.</summary>
     public static List<string> EntryEgress(List<JsonObject> documents)
     {

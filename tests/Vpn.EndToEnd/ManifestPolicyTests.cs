@@ -22,6 +22,7 @@ public sealed class ManifestPolicyTests
             .Concat(ManifestPolicy.SettingsFiles(documents))
             .Concat(ManifestPolicy.Environment(documents, overlay))
             .Concat(ManifestPolicy.EntryEgress(documents))
+            .Concat(ManifestPolicy.ImagesAndReferences(documents))
             .Concat(overlay == "dev" ? ManifestPolicy.DevSecrets(documents) : ManifestPolicy.ProdSecrets(documents))
             .ToList();
         Assert.True(problems.Count == 0, string.Join('\n', problems));
@@ -69,6 +70,7 @@ public sealed class ManifestPolicyTests
     private static readonly Check s_egress = (d, _) => ManifestPolicy.EntryEgress(d);
     private static readonly Check s_prodSecrets = (d, _) => ManifestPolicy.ProdSecrets(d);
     private static readonly Check s_devSecrets = (d, _) => ManifestPolicy.DevSecrets(d);
+    private static readonly Check s_references = (d, _) => ManifestPolicy.ImagesAndReferences(d);
 
     private static readonly Dictionary<string, (string Overlay, Action<List<JsonObject>> Mutate, Check Check)> s_mutations = new(StringComparer.Ordinal)
     {
@@ -111,6 +113,10 @@ public sealed class ManifestPolicyTests
             volume["secret"] = new JsonObject { ["secretName"] = "core-tls" };
         }, s_prodSecrets),
         ["a canary SecretProviderClass of another provider"] = ("prod-native-canary", d => Document(d, "SecretProviderClass", "wireguard-keys")["spec"]!["provider"] = "vault", s_prodSecrets),
+        ["an image left unpinned"] = ("prod", d => Container(d, "core-node", "unbound")["image"] = "registry.example.net/vpn/unbound:latest", s_references),
+        ["a base image name left unresolved"] = ("dev", d => Container(d, "entry", "migrate")["image"] = "vpn-entry", s_references),
+        ["a Service selecting no pod"] = ("prod", d => Document(d, "Service", "entry")["spec"]!["selector"]!["app.kubernetes.io/name"] = "entry-v2", s_references),
+        ["an autoscaler of a missing Deployment"] = ("prod", d => Document(d, "HorizontalPodAutoscaler", "entry")["spec"]!["scaleTargetRef"]!["name"] = "api", s_references),
         ["a dev secret sealed nowhere"] = ("dev", d => d.Remove(Document(d, "SealedSecret", "wireguard-keys")), s_devSecrets),
     };
 
