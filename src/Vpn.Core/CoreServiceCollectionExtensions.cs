@@ -71,9 +71,12 @@ public static class CoreServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Serves /metrics on connections accepted by the CORE_METRICS_LISTEN listener and nowhere else: not on the gRPC
-    /// endpoint (which stays gRPC only), and not at all when the setting is unset. The test is the listener that
-    /// accepted the connection, not the Host or :authority header, which any client can set.
+    /// Serves /metrics, /healthz and /readyz on connections accepted by the CORE_METRICS_LISTEN listener and nowhere
+    /// else: not on the gRPC endpoint (which stays gRPC only), and not at all when the setting is unset. The test is the
+    /// listener that accepted the connection, not the Host or :authority header, which any client can set.
+    /// /healthz (the kubelet's liveness probe) answers 200 while the host serves requests; /readyz answers 200 when the
+    /// node would report itself healthy to entry (<see cref="NodeHealth"/>: the device answers, the leases are synced
+    /// with entry, the resolver answers where checked) and 503 otherwise. Neither body carries anything but the verdict.
     /// </summary>
     public static WebApplication UseCoreMetricsEndpoint(this WebApplication app)
     {
@@ -82,11 +85,25 @@ public static class CoreServiceCollectionExtensions
         {
             // The local endpoint the connection was accepted on: a client can send any Host or :authority, not this.
             var endpoint = IPEndPoint.Parse(listen);
-            app.UseOpenTelemetryPrometheusScrapingEndpoint(http => http.Request.Path == "/metrics"
-                && http.Connection.LocalPort == endpoint.Port
+            bool OnMetricsListener(HttpContext http) => http.Connection.LocalPort == endpoint.Port
                 && http.Connection.LocalIpAddress is { } local
                 && (endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any)
-                    || local.Equals(endpoint.Address) || (local.IsIPv4MappedToIPv6 && local.MapToIPv4().Equals(endpoint.Address))));
+                    || local.Equals(endpoint.Address) || (local.IsIPv4MappedToIPv6 && local.MapToIPv4().Equals(endpoint.Address)));
+            app.Use(async (http, next) =>
+            {
+                if (!HttpMethods.IsGet(http.Request.Method) || !OnMetricsListener(http)
+                    || (http.Request.Path != "/healthz" && http.Request.Path != "/readyz"))
+                {
+                    await next(http);
+                    return;
+                }
+                var ready = http.Request.Path == "/healthz"
+                    || (await http.RequestServices.GetRequiredService<NodeHealth>().ReadAsync(http.RequestAborted)).Healthy;
+                http.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                http.Response.ContentType = "text/plain";
+                await http.Response.WriteAsync(ready ? "ok\n" : "not ready\n", http.RequestAborted);
+            });
+            app.UseOpenTelemetryPrometheusScrapingEndpoint(http => http.Request.Path == "/metrics" && OnMetricsListener(http));
         }
         return app;
     }

@@ -3,7 +3,7 @@ namespace Vpn.EndToEnd;
 /// <summary>
 /// The prod overlay as <c>kubectl kustomize</c> renders it: its CloudNativePG Cluster is valid against the operator's
 /// CRD schema (vendored in deploy/k8s/schemas), entry reads DATABASE_URL from the operator's secret (the read-write
-/// Service), and the connection budget fits the Cluster's max_connections. Mutated copies must be refused, so the
+/// Service), and the connection budget (for the autoscaler's maximum) fits the Cluster's max_connections. Mutated copies must be refused, so the
 /// validation can fail.
 /// </summary>
 public sealed class DeployManifestTests
@@ -66,11 +66,17 @@ public sealed class DeployManifestTests
         Assert.Equal("uri", (string?)volume["secret"]!["items"]![0]!["key"]);
 
         // APP_ENTRY_REPLICAS × APP_DB_POOL_SIZE + APP_DB_RESERVED_CONNECTIONS ≤ the Cluster's max_connections, and the
-        // replica count entry is told is the Deployment's.
+        // replica count entry budgets for is the most its HorizontalPodAutoscaler may run; the Deployment sets none.
         var settings = Assert.Single(documents, d => (string?)d["kind"] == "ConfigMap" && ((string?)d["metadata"]!["name"])!.StartsWith("entry-settings", StringComparison.Ordinal));
         int Setting(string name) => int.Parse((string)settings["data"]![name]!, CultureInfo.InvariantCulture);
         var maxConnections = int.Parse((string)KubernetesManifests.Single(documents, "Cluster", "vpn-db")["spec"]!["postgresql"]!["parameters"]!["max_connections"]!, CultureInfo.InvariantCulture);
-        Assert.Equal((int)entry["spec"]!["replicas"]!, Setting("APP_ENTRY_REPLICAS"));
+        var autoscaler = KubernetesManifests.Single(documents, "HorizontalPodAutoscaler", "entry");
+        Assert.Equal("entry", (string?)autoscaler["spec"]!["scaleTargetRef"]!["name"]);
+        Assert.Equal(Setting("APP_ENTRY_REPLICAS"), (int)autoscaler["spec"]!["maxReplicas"]!);
+        Assert.InRange((int)autoscaler["spec"]!["minReplicas"]!, 2, Setting("APP_ENTRY_REPLICAS"));
+        Assert.Null(entry["spec"]!["replicas"]);
+        // A rollout must not add a replica beyond the budget: no surge.
+        Assert.Equal(0, (int)entry["spec"]!["strategy"]!["rollingUpdate"]!["maxSurge"]!);
         Assert.True(Setting("APP_ENTRY_REPLICAS") * Setting("APP_DB_POOL_SIZE") + Setting("APP_DB_RESERVED_CONNECTIONS") <= maxConnections);
     }
 }

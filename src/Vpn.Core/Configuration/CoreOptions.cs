@@ -113,7 +113,10 @@ public sealed partial class CoreOptions
     /// </summary>
     internal string? NetworkNamespace { get; init; }
 
-    /// <summary>CORE_METRICS_LISTEN: "host:port" of an HTTP/1.1 endpoint serving /metrics (Prometheus text); unset = none.</summary>
+    /// <summary>
+    /// CORE_METRICS_LISTEN: "host:port" of an HTTP/1.1 endpoint serving /metrics (Prometheus text) and the kubelet's probes
+    /// /healthz and /readyz; unset = none.
+    /// </summary>
     public string? MetricsListen { get; init; }
 
     /// <summary>
