@@ -28,10 +28,10 @@ public static class ExitCodes
     /// <summary>Bad usage: an unknown command or option, a missing argument, no URL or token, an unreadable file.</summary>
     public const int Usage = 2;
 
-    /// <summary>The API refused the request (a 4xx problem other than 401/403): its code is printed.</summary>
+    /// <summary>The API refused the request (a 4xx problem other than 401, e.g. 403 subscription_inactive, 404, 409): its code is printed.</summary>
     public const int Refused = 3;
 
-    /// <summary>Not authorized: a wrong or missing admin token (401/403), or the client is not signed in.</summary>
+    /// <summary>Not authorized: a wrong admin token or access token (401), or the client is not signed in.</summary>
     public const int Unauthorized = 4;
 
     /// <summary>Entry (or a node behind it) is unavailable: a 5xx answer, no answer at all, or a timeout.</summary>

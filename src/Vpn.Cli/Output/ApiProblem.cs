@@ -17,7 +17,7 @@ public sealed class ApiProblemException(int status, string code, string detail, 
 
     public static int ExitCodeFor(int status) => status switch
     {
-        401 or 403 => ExitCodes.Unauthorized,
+        401 => ExitCodes.Unauthorized,
         >= 500 => ExitCodes.Unavailable,
         _ => ExitCodes.Refused,
     };

@@ -27,7 +27,7 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
             $"id:              {stack.NodeId}", "core endpoint:   " + stack.CoreEndpoint, "healthy, synced", "drift:", "resolver:        answering");
         var byId = await Expect(await stack.RunAsync("--json", "nodes", "show", stack.NodeId.ToString()), ExitCodes.Ok);
         await stack.CheckAsync(byId.Json["core"]?["dataplane_mode"]?.GetValue<string>() == "linux", byId.Describe());
-        await Expect(await stack.RunAsync("nodes", "show", "no-such-node"), ExitCodes.Refused, err: "error: 404 node_not_found: no node has the id or name 'no-such-node'");
+        await ExpectError(await stack.RunAsync("nodes", "show", "no-such-node"), ExitCodes.Refused, "error: 404 node_not_found: no node has the id or name 'no-such-node'");
 
         var name = "cli-reg-" + Guid.NewGuid().ToString("N")[..8];
         var key = DeviceKeys.Generate().PublicKey;
@@ -41,8 +41,8 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
             await stack.CheckAsync(updated.Json["id"]!.GetValue<string>() == id && updated.Json["capacity"]!.GetValue<int>() == 7, updated.Describe());
             await Expect(await stack.RunAsync("nodes", "list", "--no-core"), ExitCodes.Ok, name, "0/7 (0%)");
             // The API's own validation, passed on as one line with its code.
-            await Expect(await stack.RunAsync([.. Register(7)[..^1], "70000"]), ExitCodes.Refused, err: "error: 400 invalid_request: ");
-            await Expect(await stack.RunAsync("nodes", "register", "--name", name), ExitCodes.Usage, err: "--region");
+            await ExpectError(await stack.RunAsync([.. Register(7)[..^1], "70000"]), ExitCodes.Refused, "error: 400 invalid_request: ");
+            await ExpectError(await stack.RunAsync("nodes", "register", "--name", name), ExitCodes.Usage, "--region");
         }
         finally
         {
@@ -56,18 +56,18 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
         await stack.CheckAsync(plans.Json["items"]!.AsArray().Any(p => p!["code"]!.GetValue<string>() == "cli-plan"), plans.Describe());
 
         // Credentials: none is a usage error (exit 2), a wrong one the API's 401 (exit 4); never the token in the output.
-        var noToken = await Expect(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_ADMIN_TOKEN"] = null }, null, "nodes", "list"),
-            ExitCodes.Usage, err: "error: no admin token: set VPNCTL_ADMIN_TOKEN or pass --token-file FILE");
-        var wrong = await Expect(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_ADMIN_TOKEN"] = "not-the-token" }, null, "nodes", "list"),
-            ExitCodes.Unauthorized, err: "error: 401 unauthorized");
+        var noToken = await ExpectError(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_ADMIN_TOKEN"] = null }, null, "nodes", "list"),
+            ExitCodes.Usage, "error: no admin token: set VPNCTL_ADMIN_TOKEN or pass --token-file FILE");
+        var wrong = await ExpectError(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_ADMIN_TOKEN"] = "not-the-token" }, null, "nodes", "list"),
+            ExitCodes.Unauthorized, "error: 401 unauthorized");
         await stack.CheckAsync(!wrong.Err.Contains("not-the-token", StringComparison.Ordinal) && !noToken.Err.Contains(stack.AdminToken, StringComparison.Ordinal), wrong.Describe());
         var tokenFile = Path.Combine(stack.NodeLab.WorkDirectory, "admin.token");
         File.WriteAllText(tokenFile, stack.AdminToken + "\n");
         await Expect(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_ADMIN_TOKEN"] = null }, null, "nodes", "list", "--token-file", tokenFile),
             ExitCodes.Ok, VpnStackFixture.NodeName);
         // Nothing listens on port 1: no answer at all is exit 5, naming the URL.
-        await Expect(await stack.RunAsync("nodes", "list", "--url", "http://127.0.0.1:1"), ExitCodes.Unavailable, err: "error: no answer from entry at http://127.0.0.1:1/v1/admin/nodes: connection error");
-        await Expect(await stack.RunAsync("nodes", "frobnicate"), ExitCodes.Usage, err: "frobnicate");
+        await ExpectError(await stack.RunAsync("nodes", "list", "--url", "http://127.0.0.1:1"), ExitCodes.Unavailable, "error: no answer from entry at http://127.0.0.1:1/v1/admin/nodes: connection error");
+        await ExpectError(await stack.RunAsync("nodes", "frobnicate"), ExitCodes.Usage, "frobnicate");
     }
 
     [Fact(Timeout = 180_000)]
@@ -93,11 +93,11 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
             && export.Json["rows"]!.GetValue<int>() == lines.Length - 1, $"export:\n{export.Describe()}\n{string.Join('\n', lines)}");
 
         var unknown = Guid.NewGuid().ToString();
-        await Expect(await stack.RunAsync("subscriptions", "show", unknown), ExitCodes.Refused, err: "error: 404 subscription_not_found: The customer has no subscription.");
-        await Expect(await stack.RunAsync("customers", "show", unknown), ExitCodes.Refused, err: "error: 404 subscription_not_found");
-        await Expect(await stack.RunAsync("subscriptions", "show", "not-a-uuid"), ExitCodes.Refused, err: "error: 400 invalid_request: 'customer_id' must be a UUID.");
-        await Expect(await stack.RunAsync("subscriptions", "set", customer, "--plan", "no-such-plan"), ExitCodes.Refused, err: "error: 404 plan_not_found: No such plan.");
-        await Expect(await stack.RunAsync("subscriptions", "set", customer, "--plan", "e2e", "--status", "paused"), ExitCodes.Usage, err: "paused");
+        await ExpectError(await stack.RunAsync("subscriptions", "show", unknown), ExitCodes.Refused, "error: 404 subscription_not_found: The customer has no subscription.");
+        await ExpectError(await stack.RunAsync("customers", "show", unknown), ExitCodes.Refused, "error: 404 subscription_not_found");
+        await ExpectError(await stack.RunAsync("subscriptions", "show", "not-a-uuid"), ExitCodes.Refused, "error: 400 invalid_request: 'customer_id' must be a UUID.");
+        await ExpectError(await stack.RunAsync("subscriptions", "set", customer, "--plan", "no-such-plan"), ExitCodes.Refused, "error: 404 plan_not_found: No such plan.");
+        await ExpectError(await stack.RunAsync("subscriptions", "set", customer, "--plan", "e2e", "--status", "paused"), ExitCodes.Usage, "paused");
     }
 
     [Fact(Timeout = 240_000)]
@@ -148,9 +148,12 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
         await stack.ExpectStatusAsync(await stack.EntryClient.AdminAsync(HttpMethod.Delete, $"/v1/admin/nodes/{id}", cancellationToken: ct), HttpStatusCode.NoContent);
     }
 
-    private async Task<VpnctlRun> Expect(VpnctlRun run, int exitCode, params string[] stdout) => await Expect(run, exitCode, null, stdout);
+    private Task<VpnctlRun> Expect(VpnctlRun run, int exitCode, params string[] stdout) => Expect(run, exitCode, null, stdout);
 
-    private async Task<VpnctlRun> Expect(VpnctlRun run, int exitCode, string? err, params string[] stdout)
+    /// <summary>The exit code, and this on stderr (an error line and its explanation).</summary>
+    private Task<VpnctlRun> ExpectError(VpnctlRun run, int exitCode, string err) => Expect(run, exitCode, err, []);
+
+    private async Task<VpnctlRun> Expect(VpnctlRun run, int exitCode, string? err, string[] stdout)
     {
         TestContext.Current.TestOutputHelper?.WriteLine(run.Describe());
         var missing = stdout.Where(s => !run.Out.Contains(s, StringComparison.Ordinal)).ToList();

@@ -25,8 +25,8 @@ public sealed partial class VpnctlTests
             $"state file 0600, a new customer: {File.GetUnixFileMode(statePath)}\n{login.Describe()}");
 
         // Not entitled yet: the start's 403 explained; then an operator gives the customer the plan.
-        await Expect(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Refused,
-            err: "error: 403 subscription_inactive: ");
+        await ExpectError(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Refused,
+            "error: 403 subscription_inactive: ");
         await Expect(await stack.RunAsync("subscriptions", "set", customer, "--plan", VpnStackFixture.PlanCode), ExitCodes.Ok);
 
         var connect = await Expect(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Ok,
@@ -61,12 +61,12 @@ public sealed partial class VpnctlTests
             await ExpectThroughTunnelAsync(client, "after reconnect", ct);
 
             // One session per account: a second start without --replace is a 409, explained.
-            await Expect(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Refused,
-                err: $"error: 409 session_conflict: Another session is active for this customer.\n  You already have a session ({sessionId})");
+            await ExpectError(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Refused,
+                $"error: 409 session_conflict: Another session is active for this customer.\n  You already have a session ({sessionId})");
             // No server matches: the 503's rejected counts in words (nothing is replaced: selection comes first).
-            var none = await Expect(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--country", "FR", "--replace", "--no-qr",
+            var none = await ExpectError(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--country", "FR", "--replace", "--no-qr",
                 "--out", Path.Combine(stack.NodeLab.WorkDirectory, "other.conf"))), ExitCodes.Unavailable,
-                err: "error: 503 no_nodes_available_in_region: ");
+                "error: 503 no_nodes_available_in_region: ");
             await stack.CheckAsync(none.Err.Contains("No server can take a session in that region right now: 1 server in the region but not matching your country/city/pool choice.", StringComparison.Ordinal)
                 && none.Err.Contains("Entry suggests retrying in ", StringComparison.Ordinal), none.Describe());
             await ExpectThroughTunnelAsync(client, "after the refused starts", ct);
@@ -79,10 +79,16 @@ public sealed partial class VpnctlTests
             await client.DownFromFileAsync();
         }
 
+        var withSession = await File.ReadAllTextAsync(statePath, ct);
         await Expect(await stack.RunAsync(Client("disconnect")), ExitCodes.Ok, "disconnected");
-        await Expect(await stack.RunAsync(Client("reconnect")), ExitCodes.Refused, err: "error: 401 invalid_session_key: ");
+        await ExpectError(await stack.RunAsync(Client("reconnect")), ExitCodes.Refused, "error: no session to reconnect: run 'vpnctl client connect'");
+        // A copy of the state from before (an app that kept the ended session's key): entry's 401, explained, and the key dropped.
+        File.WriteAllText(statePath, withSession);
+        await ExpectError(await stack.RunAsync(Client("reconnect")), ExitCodes.Unauthorized,
+            "error: 401 invalid_session_key: The session key is not valid.\n  The session key is no longer valid (the session ended");
+        await ExpectError(await stack.RunAsync(Client("reconnect")), ExitCodes.Refused, "error: no session to reconnect");
         await Expect(await stack.RunAsync(Client("logout")), ExitCodes.Ok, "logged out");
-        await Expect(await stack.RunAsync(Client("status")), ExitCodes.Unauthorized, err: "error: not signed in: run 'vpnctl client login'");
+        await ExpectError(await stack.RunAsync(Client("status")), ExitCodes.Unauthorized, "error: not signed in: run 'vpnctl client login'");
     }
 
     /// <summary>The web server, by name (the node's resolver, from the file's DNS line), sees the node's uplink address: NATed through the tunnel.</summary>

@@ -20,6 +20,28 @@ public sealed class VpnctlStackFixture : ConsumerStackFixture
 
     public OidcProvider Provider { get; private set; } = null!;
 
+    // A reconciling core heartbeats unhealthy while its resolver check fails, and the node's resolver starts only in
+    // CompleteSetUpAsync, after the wait for a healthy heartbeat: core starts without the check, and is started again
+    // with it once the resolver answers (doctor's resolver gate then means something).
+    private bool _resolverRunning;
+
+    protected override void AddCoreEnvironment(IDictionary<string, string?> environment)
+    {
+        base.AddCoreEnvironment(environment);
+        environment["CORE_RESOLVER_CHECK"] = _resolverRunning ? "true" : "false";
+    }
+
+    protected override async Task CompleteSetUpAsync(CancellationToken cancellationToken)
+    {
+        await base.CompleteSetUpAsync(cancellationToken);
+        _resolverRunning = true;
+        await StopCoreAsync();
+        var since = DateTimeOffset.UtcNow;
+        await StartCoreAsync(cancellationToken: cancellationToken);
+        await WaitForNodeHeartbeatAsync(since, TimeSpan.FromSeconds(45), cancellationToken);
+        Step("core restarted with its resolver check on; healthy");
+    }
+
     protected override IEnumerable<string> RequiredTools => [.. base.RequiredTools, "node"];
 
     protected override async Task StartDependenciesAsync(CancellationToken cancellationToken)
