@@ -86,8 +86,9 @@ public static partial class ClientCommands
                     }
                     throw Explained(problem);
                 }
-                var moved = answer.EnsureObject()["node"].Str("id") is { } nodeId && session.NodeName != answer.EnsureObject()["node"].Str("name");
-                return await WriteSessionAsync(run, state, directory, answer.EnsureObject(), configPath, output, moved ? "reconnected (moved to another server)" : "reconnected");
+                var reconnected = answer.EnsureObject();
+                var moved = session.NodeName is not null && session.NodeName != reconnected["node"].Str("name");
+                return await WriteSessionAsync(run, state, directory, reconnected, configPath, output, moved ? "reconnected (moved to another server)" : "reconnected");
             });
     }
 
@@ -112,7 +113,7 @@ public static partial class ClientCommands
         return registered;
     }
 
-    private static async Task<int> WriteSessionAsync(Invocation run, ClientState state, string directory, JsonObject session, string configPath,
+    private static Task<int> WriteSessionAsync(Invocation run, ClientState state, string directory, JsonObject session, string configPath,
         ConfigOutput output, string what)
     {
         var config = WgQuickFile.Fill(session.Str("wireguard_config")
@@ -144,7 +145,6 @@ public static partial class ClientCommands
                 w.WriteLine("scan it with the WireGuard app; the code holds the private key: show it only to your own device");
             }
         });
-        await Task.CompletedTask;
-        return ExitCodes.Ok;
+        return Task.FromResult(ExitCodes.Ok);
     }
 }
