@@ -163,7 +163,7 @@ public static class NodeCommands
         null => "-",
         _ when core["error"] is not null => "no answer (" + core.Str("code") + ")",
         _ => (core.Bool("healthy") == true ? "healthy" : "unhealthy") + (core.Bool("synced") == true ? ", synced" : ", not synced")
-            + $", {core.Num("active_peers")} peers",
+            + $", {core.Num("active_peers")} peer{(core.Num("active_peers") == 1 ? "" : "s")}",
     };
 
     private static string Drift(JsonNode? core) => core is null || core["error"] is not null ? "-"

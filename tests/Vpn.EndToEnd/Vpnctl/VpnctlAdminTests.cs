@@ -17,7 +17,7 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
         stack.EnsureReady();
         var ct = TestContext.Current.CancellationToken;
         var list = await Expect(await stack.RunAsync("nodes", "list"), ExitCodes.Ok, "ID", "DRIFT", stack.NodeId.ToString(), VpnStackFixture.NodeName, "healthy");
-        Capture("cli-nodes-list.txt", list);
+        Capture("cli-nodes-list-admin-test.txt", list);
         var json = await Expect(await stack.RunAsync("nodes", "list", "--json"), ExitCodes.Ok);
         var node = json.Json["items"]!.AsArray().Single(n => n!["name"]!.GetValue<string>() == VpnStackFixture.NodeName)!;
         await stack.CheckAsync(node["healthy"]!.GetValue<bool>() && node["core"]?["synced"]?.GetValue<bool>() == true

@@ -59,6 +59,8 @@ public sealed partial class VpnctlTests
             await stack.CheckAsync(after["id"]!.GetValue<string>() == sessionId && after["key"]!.GetValue<string>() != firstKey
                 && File.GetUnixFileMode(client.ConfigPath) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"same session, rotated key, file still 0600\n{reconnect.Describe()}");
             await ExpectThroughTunnelAsync(client, "after reconnect", ct);
+            // The operator's view meanwhile: the node carries this session's peer (core's own count, read live).
+            Capture("cli-nodes-list.txt", await Expect(await stack.RunAsync("nodes", "list"), ExitCodes.Ok, VpnStackFixture.NodeName, "healthy, synced, 1 peer"));
 
             // One session per account: a second start without --replace is a 409, explained.
             await ExpectError(await stack.RunAsync(Client("connect", "--region", VpnStackFixture.Region, "--out", client.ConfigPath)), ExitCodes.Refused,
