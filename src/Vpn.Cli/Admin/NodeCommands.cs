@@ -18,7 +18,37 @@ public static class NodeCommands
         var show = new Command("show", "one node, with its core's own status").With(idOrName)
             .Handle(options, context, run => ShowAsync(run, run.Get(idOrName)));
 
-        return new Command("nodes", "the node registry").With(list, show, CreateRegister(options, context));
+        var migrate = new Option<bool>("--migrate") { Description = "entry also moves the node's sessions itself, in batches (each keeps its key)" };
+        var drain = new Command("drain", "take a node out of selection: no new sessions; its sessions move on their next reconnect").With(idOrName, migrate)
+            .Handle(options, context, run => DrainAsync(run, run.Get(idOrName), "drain", new JsonObject { ["migrate"] = run.Get(migrate) }));
+        var undrain = new Command("undrain", "make a drained node a candidate again").With(idOrName)
+            .Handle(options, context, run => DrainAsync(run, run.Get(idOrName), "undrain", null));
+        var remove = new Command("delete", "delete a drained node without live sessions (stop its core afterwards)").With(idOrName)
+            .Handle(options, context, async run =>
+            {
+                using var http = run.Admin();
+                var node = await FindAsync(http, run.Get(idOrName), run.CancellationToken);
+                var answer = await http.SendAsync(HttpMethod.Delete, $"/v1/admin/nodes/{node.Str("id")}", null, null, run.CancellationToken);
+                if (!answer.IsSuccess)
+                {
+                    throw ApiProblemException.From(answer.Status, answer.ContentType, answer.Body);
+                }
+                run.Print(new JsonObject { ["deleted"] = node.Str("id") }, w => w.WriteLine($"deleted node {node.Str("name")} ({node.Str("id")})"));
+                return ExitCodes.Ok;
+            });
+
+        return new Command("nodes", "the node registry").With(list, show, CreateRegister(options, context), drain, undrain, remove);
+    }
+
+    private static async Task<int> DrainAsync(Invocation run, string idOrName, string verb, JsonObject? body)
+    {
+        using var http = run.Admin();
+        var node = await FindAsync(http, idOrName, run.CancellationToken);
+        var changed = (await http.PostAsync($"/v1/admin/nodes/{node.Str("id")}/{verb}", body, run.CancellationToken)).EnsureObject();
+        run.Print(changed, w => w.WriteLine(changed.Bool("draining") == true
+            ? $"node {changed.Str("name")} is draining since {changed.Str("draining_since")}{(changed.Bool("drain_migrate") == true ? "; entry moves its sessions" : "; its sessions move on reconnect")}"
+            : $"node {changed.Str("name")} takes new sessions again"));
+        return ExitCodes.Ok;
     }
 
     private static async Task<int> ListAsync(Invocation run, bool noCore)

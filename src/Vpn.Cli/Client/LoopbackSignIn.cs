@@ -69,6 +69,11 @@ public static class LoopbackSignIn
         {
             throw new CliException(ExitCodes.Unauthorized, "the sign-in redirect's state is not this sign-in's: refused (another page may have sent it)");
         }
+        // RFC 9207: a provider that names itself in the response must be the one asked (a mix-up defence).
+        if (parameters.TryGetValue("iss", out var iss) && iss.TrimEnd('/') != issuer.AbsoluteUri.TrimEnd('/'))
+        {
+            throw new CliException(ExitCodes.Unauthorized, $"the sign-in redirect names the issuer {iss}, not {issuer}: refused");
+        }
         return parameters.TryGetValue("code", out var code) && code.Length > 0
             ? new SignInCode(code, redirectUri, verifier, nonce)
             : throw new CliException(ExitCodes.Unauthorized, "the sign-in redirect carries no code");

@@ -34,7 +34,7 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
         string[] Register(int capacity) => ["nodes", "register", "--name", name, "--region", "cli-lab", "--country", "NL", "--public-endpoint", "192.0.2.7:51820",
             "--public-key", key, "--core-endpoint", "unix:/run/vpnctl-test-no-core.sock", "--capacity", capacity.ToString(CultureInfo.InvariantCulture)];
         var registered = await Expect(await stack.RunAsync(Register(10)), ExitCodes.Ok, $"registered node {name} (", "in cli-lab/NL, capacity 10");
-        var id = registered.Out.Split('(', ')')[1];
+        string? id = registered.Out.Split('(', ')')[1];
         try
         {
             var updated = await Expect(await stack.RunAsync([.. Register(7), "--json"]), ExitCodes.Ok);
@@ -43,10 +43,22 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
             // The API's own validation, passed on as one line with its code.
             await ExpectError(await stack.RunAsync([.. Register(7)[..^1], "70000"]), ExitCodes.Refused, "error: 400 invalid_request: ");
             await ExpectError(await stack.RunAsync("nodes", "register", "--name", name), ExitCodes.Usage, "--region");
+
+            // Out of service by name: delete before a drain is the API's 409, then drain, undrain, drain, delete.
+            await ExpectError(await stack.RunAsync("nodes", "delete", name), ExitCodes.Refused, "error: 409 node_not_draining: ");
+            await Expect(await stack.RunAsync("nodes", "drain", name, "--migrate"), ExitCodes.Ok, $"node {name} is draining since ", "entry moves its sessions");
+            await Expect(await stack.RunAsync("nodes", "list", "--no-core"), ExitCodes.Ok, "yes (migrate)");
+            await Expect(await stack.RunAsync("nodes", "undrain", id), ExitCodes.Ok, $"node {name} takes new sessions again");
+            await Expect(await stack.RunAsync("nodes", "drain", name), ExitCodes.Ok, "its sessions move on reconnect");
+            await Expect(await stack.RunAsync("nodes", "delete", name), ExitCodes.Ok, $"deleted node {name} ({id})");
+            id = null;
         }
         finally
         {
-            await RemoveNodeAsync(id, ct);
+            if (id is not null)
+            {
+                await RemoveNodeAsync(id, ct);
+            }
         }
 
         await Expect(await stack.RunAsync("plans", "list"), ExitCodes.Ok, "CODE", "MAX DEVICES", VpnStackFixture.PlanCode, VpnStackFixture.Region);
