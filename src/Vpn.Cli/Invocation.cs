@@ -21,24 +21,24 @@ public sealed class Invocation(ParseResult parse, GlobalOptions options, CliCont
 
     public T Get<T>(Argument<T> argument) => Parse.GetValue(argument)!;
 
-    public Uri EntryUrl
+    public Uri EntryUrl => ResolveUrl(null);
+
+    /// <summary>--url, else $VPNCTL_URL, else <paramref name="fallback"/> (the client's sign-in remembers its entry), else the default.</summary>
+    public Uri ResolveUrl(string? fallback)
     {
-        get
+        var text = Parse.GetValue(options.Url) ?? Context.Environment("VPNCTL_URL") ?? fallback ?? CliApp.DefaultUrl;
+        if (!Uri.TryCreate(text.TrimEnd('/') + "/", UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
         {
-            var text = Parse.GetValue(options.Url) ?? Context.Environment("VPNCTL_URL") ?? CliApp.DefaultUrl;
-            if (!Uri.TryCreate(text.TrimEnd('/') + "/", UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
-            {
-                throw new CliException(ExitCodes.Usage, $"--url must be an http(s) URL, got '{text}'");
-            }
-            return url;
+            throw new CliException(ExitCodes.Usage, $"--url must be an http(s) URL, got '{text}'");
         }
+        return url;
     }
 
     /// <summary>A client that sends the admin token; no token anywhere is a usage error.</summary>
     public EntryHttp Admin() => new(EntryUrl, AdminToken(), Context.HttpHandler, Timeout);
 
     /// <summary>A client without credentials (/readyz, /healthz, the customer API with a Bearer token set later).</summary>
-    public EntryHttp Anonymous() => new(EntryUrl, null, Context.HttpHandler, Timeout);
+    public EntryHttp Anonymous(string? fallbackUrl = null) => new(ResolveUrl(fallbackUrl), null, Context.HttpHandler, Timeout);
 
     private string AdminToken()
     {

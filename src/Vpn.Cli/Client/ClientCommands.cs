@@ -124,7 +124,7 @@ public static partial class ClientCommands
             var state = ClientState.Load(directory);
             if (state.AccessToken is not null)
             {
-                using var entry = run.Anonymous();
+                using var entry = run.Anonymous(state.EntryUrl);
                 entry.BearerToken = state.AccessToken;
                 var answer = await entry.PostAsync("/v1/auth/logout", null, run.CancellationToken);
                 // An expired or already revoked token is as logged out as it gets.
@@ -160,7 +160,8 @@ public static partial class ClientCommands
         {
             throw new CliException(ExitCodes.Unauthorized, $"the sign-in expired at {expires:u}: run 'vpnctl client login'");
         }
-        var entry = run.Anonymous();
+        // The entry the sign-in was made at, unless --url or $VPNCTL_URL says otherwise: its token is only good there.
+        var entry = run.Anonymous(state.EntryUrl);
         entry.BearerToken = state.AccessToken;
         return entry;
     }

@@ -75,6 +75,8 @@ public sealed partial class VpnctlTests
 
             var status = await Expect(await stack.RunAsync(Client("status")), ExitCodes.Ok, $"customer:      {customer}", $"session:       {sessionId} active on {VpnStackFixture.NodeName}");
             await stack.CheckAsync(!status.Out.Contains(privateKey, StringComparison.Ordinal), status.Describe());
+            // Without --url or $VPNCTL_URL the client goes to the entry it signed in at (stored in its state).
+            await Expect(await stack.RunWithAsync(new Dictionary<string, string?> { ["VPNCTL_URL"] = null }, null, Client("status")), ExitCodes.Ok, $"customer:      {customer}");
         }
         finally
         {
