@@ -99,6 +99,12 @@ public partial class VpnStackFixture : IAsyncLifetime
     /// <summary>The topology, built after entry is up and before the node is registered.</summary>
     protected virtual async Task<INodeLab> CreateLabAsync() => await VpnLab.CreateAsync();
 
+    /// <summary>The first setup step, before PostgreSQL and entry: what entry's settings name must be running (e.g. an OpenID provider).</summary>
+    protected virtual Task StartDependenciesAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The last teardown step: stops what <see cref="StartDependenciesAsync"/> started.</summary>
+    protected virtual ValueTask StopDependenciesAsync() => ValueTask.CompletedTask;
+
     /// <summary>The last setup step, after core answers and the node is healthy (a failure here is a setup failure too).</summary>
     protected virtual Task CompleteSetUpAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -159,6 +165,7 @@ public partial class VpnStackFixture : IAsyncLifetime
     private async Task SetUpAsync(CancellationToken cancellationToken)
     {
         Step($"binaries: {RepoLayout.EntryDll}, {RepoLayout.CoreDll}");
+        await StartDependenciesAsync(cancellationToken);
         Postgres = await AcquirePostgresAsync();
         Step($"postgres: {Postgres}");
         var connectionString = await Postgres.CreateDatabaseAsync("e2e");
@@ -265,6 +272,7 @@ public partial class VpnStackFixture : IAsyncLifetime
         {
             await Postgres.DisposeAsync(); // no-op for the shared server (stopped at process exit)
         }
+        await StopDependenciesAsync();
         GC.SuppressFinalize(this);
     }
 }

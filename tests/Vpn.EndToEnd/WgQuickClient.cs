@@ -85,7 +85,40 @@ public sealed class WgQuickClient
             writer.Write(text.ToString());
         }
 
-        var resolvConf = string.Concat(config.Interface.Dns.Select(server => $"nameserver {server}\n")) + "options timeout:2 attempts:2\n";
+        WriteResolvConf(config.Interface.Dns);
+        await RunWgQuickAsync("up", null);
+    }
+
+    /// <summary>
+    /// <c>wg-quick up</c> on the file someone else wrote at <see cref="ConfigPath"/> (the reference client's), unchanged,
+    /// its <c>DNS =</c> line included: wg-quick hands those resolvers to <c>resolvconf</c>, which here is a stand-in on
+    /// PATH that only accepts them, since they are already in the namespace's resolv.conf (as for <see cref="UpAsync"/>).
+    /// </summary>
+    public async Task UpFromFileAsync()
+    {
+        var config = WgQuickConfig.Parse(File.ReadAllText(ConfigPath));
+        TunnelIp = config.Interface.Addresses.Select(a => a.Split('/')[0]).FirstOrDefault(a => a.Contains('.', StringComparison.Ordinal));
+        TunnelIp6 = config.Interface.Addresses.Select(a => a.Split('/')[0]).FirstOrDefault(a => a.Contains(':', StringComparison.Ordinal));
+        WriteResolvConf(config.Interface.Dns);
+        await RunWgQuickAsync("up", ResolvconfStandIn());
+    }
+
+    /// <summary><c>wg-quick down</c> of a tunnel <see cref="UpFromFileAsync"/> brought up (the same stand-in resolvconf).</summary>
+    public async Task DownFromFileAsync() => await RunWgQuickAsync("down", ResolvconfStandIn());
+
+    private string ResolvconfStandIn()
+    {
+        var directory = Path.Combine(_workDirectory, Label + "-resolvconf");
+        Directory.CreateDirectory(directory);
+        var script = Path.Combine(directory, "resolvconf");
+        File.WriteAllText(script, "#!/bin/sh\n# wg-quick's resolvconf call: the resolvers are already in the namespace's resolv.conf.\ncat >/dev/null\nexit 0\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return directory;
+    }
+
+    private void WriteResolvConf(IReadOnlyList<string> dns)
+    {
+        var resolvConf = string.Concat(dns.Select(server => $"nameserver {server}\n")) + "options timeout:2 attempts:2\n";
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -99,17 +132,25 @@ public sealed class WgQuickClient
                 // Another lab removed the (then empty) /etc/netns between our steps: create it again.
             }
         }
+    }
 
-        var result = await ProcessRunner.RunAsync("ip", ["netns", "exec", Namespace.Name, "wg-quick", "up", ConfigPath], null,
-            TimeSpan.FromSeconds(30), new Dictionary<string, string>
-            {
-                ["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1",
-                ["WG_QUICK_USERSPACE_IMPLEMENTATION"] = _userspaceWrapper,
-            });
+    private async Task RunWgQuickAsync(string verb, string? pathPrefix)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1",
+            ["WG_QUICK_USERSPACE_IMPLEMENTATION"] = _userspaceWrapper,
+        };
+        if (pathPrefix is not null)
+        {
+            environment["PATH"] = pathPrefix + ":" + Environment.GetEnvironmentVariable("PATH");
+        }
+        var result = await ProcessRunner.RunAsync("ip", ["netns", "exec", Namespace.Name, "wg-quick", verb, ConfigPath], null,
+            TimeSpan.FromSeconds(30), environment);
         WgQuickOutput = $"exit {result.ExitCode}\n{result.StandardOutput}{result.StandardError}";
         if (result.ExitCode != 0)
         {
-            throw new InvalidOperationException($"client {Label}: wg-quick up failed:\n{WgQuickOutput}\n{ReadWireGuardLog()}");
+            throw new InvalidOperationException($"client {Label}: wg-quick {verb} failed:\n{WgQuickOutput}\n{ReadWireGuardLog()}");
         }
     }
 

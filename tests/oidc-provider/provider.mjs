@@ -61,6 +61,17 @@ const defaultClients = [
     grant_types: ['authorization_code'],
     response_types: ['code'],
   },
+  {
+    // A native app (RFC 8252 §7.3): a loopback redirect matches on any port, as Google's desktop clients do. The
+    // reference client (vpnctl client login) listens on a port the kernel picks; entry redeems the code with the secret.
+    client_id: 'vpn-native',
+    client_secret: 'vpn-native-secret',
+    application_type: 'native',
+    redirect_uris: ['http://127.0.0.1/callback'],
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+  },
 ];
 const clients = config.clients ?? defaultClients;
 const defaultSubject = config.default_subject ?? 'alice';

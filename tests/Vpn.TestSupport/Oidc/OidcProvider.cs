@@ -23,6 +23,10 @@ public sealed partial class OidcProvider : IAsyncDisposable
     public const string DefaultOtherClientSecret = "other-app-secret";
     public const string DefaultRedirectUri = "https://app.example/cb";
 
+    /// <summary>A native client (application_type native): its redirect http://127.0.0.1/callback matches on any port (RFC 8252 §7.3).</summary>
+    public const string NativeClientId = "vpn-native";
+    public const string NativeClientSecret = "vpn-native-secret";
+
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly Lazy<Task<string?>> s_nodeProblem = new(FindNodeProblemAsync);
 

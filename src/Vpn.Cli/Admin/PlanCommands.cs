@@ -1,0 +1,48 @@
+using Vpn.Cli.Output;
+
+namespace Vpn.Cli.Admin;
+
+/// <summary>vpnctl plans list | set: GET/POST /v1/admin/plans.</summary>
+public static class PlanCommands
+{
+    public static Command Create(GlobalOptions options, CliContext context)
+    {
+        var list = new Command("list", "the plans: code, name, device limit, allowed regions").Handle(options, context, async run =>
+        {
+            using var http = run.Admin();
+            var plans = (await http.GetAsync("/v1/admin/plans", run.CancellationToken)).EnsureObject();
+            run.Print(plans, w =>
+            {
+                var table = new Table("CODE", "NAME", "MAX DEVICES", "REGIONS");
+                foreach (var plan in plans.Items())
+                {
+                    table.Add(plan.Str("code"), plan.Str("name"), plan.Num("max_devices")?.ToString(CultureInfo.InvariantCulture), Regions(plan));
+                }
+                table.WriteTo(w);
+            });
+            return ExitCodes.Ok;
+        });
+
+        var code = new Argument<string>("code") { Description = "the plan's code" };
+        var name = new Option<string>("--name") { Description = "the plan's name", Required = true };
+        var maxDevices = new Option<int>("--max-devices") { Description = "devices a customer may register", Required = true };
+        var regions = new Option<string[]>("--region") { Description = "an allowed region (repeat the option for more)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var set = new Command("set", "create a plan or update the one with this code").With(code, name, maxDevices, regions).Handle(options, context, async run =>
+        {
+            using var http = run.Admin();
+            var plan = (await http.PostAsync("/v1/admin/plans", new JsonObject
+            {
+                ["code"] = run.Get(code),
+                ["name"] = run.Get(name),
+                ["max_devices"] = run.Get(maxDevices),
+                ["allowed_regions"] = new JsonArray([.. run.Get(regions)!.Select(r => JsonValue.Create(r))]),
+            }, run.CancellationToken)).EnsureObject();
+            run.Print(plan, w => w.WriteLine($"plan {plan.Str("code")} ({plan.Str("name")}): {plan.Num("max_devices")} devices, regions {Regions(plan)}"));
+            return ExitCodes.Ok;
+        });
+
+        return new Command("plans", "plans: device limits and allowed regions").With(list, set);
+    }
+
+    public static string Regions(JsonNode? node) => string.Join(",", node.Items("allowed_regions").Select(r => r?.GetValue<string>()));
+}
