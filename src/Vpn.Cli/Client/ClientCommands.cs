@@ -21,7 +21,8 @@ public static partial class ClientCommands
         var client = new Command("client", "the reference client: sign in (authorization code + PKCE), connect, reconnect, status, logout");
         client.Options.Add(stateDir);
         client.With(CreateLogin(options, context, StateDir), CreateConnect(options, context, StateDir), CreateReconnect(options, context, StateDir),
-            CreateStatus(options, context, StateDir), CreateDisconnect(options, context, StateDir), CreateLogout(options, context, StateDir));
+            CreateStatus(options, context, StateDir), CreateDisconnect(options, context, StateDir), CreateLogout(options, context, StateDir),
+            CreateLocations(options, context));
         return client;
     }
 
