@@ -49,7 +49,7 @@ debian_mirror() {
 
 build_base() {
   local want have
-  want=$(printf '%s ' "${base_packages[@]}")
+  want="${base_packages[*]}"
   if "${podman[@]}" image exists "$base"; then
     have=$("${podman[@]}" image inspect --format '{{ index .Config.Labels "vpn.base.packages" }}' "$base" 2>/dev/null || true)
     if [ "$have" = "$want" ]; then say "base $base cached"; return; fi
@@ -85,7 +85,8 @@ publish() {
 build_image() {
   local name=$1 dockerfile=$2 context=$3; shift 3
   say "build localhost/vpn-$name:$tag"
-  "${podman[@]}" build --quiet --network none --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 \
+  # --layers=false: no intermediate stage images left behind (the builds are quick without a cache).
+  "${podman[@]}" build --quiet --layers=false --network none --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 \
     -f "$dockerfile" -t "localhost/vpn-$name:$tag" "$@" "$context" >/dev/null
 }
 
