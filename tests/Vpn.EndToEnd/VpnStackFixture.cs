@@ -265,6 +265,10 @@ public partial class VpnStackFixture : IAsyncLifetime
         {
             await Postgres.DisposeAsync(); // no-op for the shared server (stopped at process exit)
         }
+        await DisposeMoreAsync();
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>The last step of <see cref="DisposeAsync"/>, for what a derived stack made (ContainerStackFixture: its images).</summary>
+    protected virtual ValueTask DisposeMoreAsync() => ValueTask.CompletedTask;
 }
