@@ -85,14 +85,24 @@ publish() {
 build_image() {
   local name=$1 dockerfile=$2 context=$3; shift 3
   say "build localhost/vpn-$name:$tag"
-  # --layers=false: no intermediate stage images left behind (the builds are quick without a cache).
-  "${podman[@]}" build --quiet --layers=false --network none --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 \
+  "${podman[@]}" build --quiet --network none --ulimit nofile=20000:20000 --ulimit nproc=1024:1024 \
     -f "$dockerfile" -t "localhost/vpn-$name:$tag" "$@" "$context" >/dev/null
+}
+
+# The builds leave their stages behind as untagged images (--layers=false would not, but then buildah does not find
+# the publish-${PUBLISH} stage): remove the ones this run made. The cached base stays.
+dangling() { "${podman[@]}" images --quiet --no-trunc --filter dangling=true | sort -u; }
+remove_new_dangling() {
+  local new
+  new=$(comm -13 <(printf '%s\n' "$dangling_before") <(dangling) | grep . || true)
+  if [ -n "$new" ]; then "${podman[@]}" rmi --force $new >/dev/null 2>&1 || true; fi
 }
 
 mkdir -p "$work/context/publish"
 build_base
 publish
+dangling_before=$(dangling)
+trap remove_new_dangling EXIT
 build_image entry deploy/docker/entry.Dockerfile "$work/context" --build-arg PUBLISH=prebuilt --build-arg RUNTIME_IMAGE="$base"
 build_image core deploy/docker/core.Dockerfile "$work/context" --build-arg PUBLISH=prebuilt --build-arg RUNTIME_IMAGE="$base"
 build_image wireguard-go deploy/docker/wireguard-go.Dockerfile deploy/docker --build-arg DEBIAN_IMAGE="$base"
