@@ -32,8 +32,9 @@ WORKDIR /app
 COPY --from=publish /out /app
 # uid 0 with only NET_ADMIN (cap-drop ALL, cap-add NET_ADMIN; no privileged mode): netlink, nftables and the UAPI
 # socket of the root-owned wireguard-go. A non-root uid would get no effective capability (Kubernetes sets no ambient
-# capabilities). IPv4 forwarding: /proc/sys is read-only in a container; core writes ip_forward only when it is off, and
-# a Kubernetes node (hostNetwork) has it on.
+# capabilities). Forwarding: /proc/sys is read-only in a container (Kubernetes too, unless privileged) and core writes
+# net.ipv4.ip_forward and net.ipv6.conf.all.forwarding only when they are off, so the node must have both on already
+# (its own sysctl configuration); otherwise core stops at start on the read-only file.
 ENV APP_ENV=production \
     WG_DATAPLANE=linux \
     WG_NAT_DRIVER=cli \

@@ -8,9 +8,9 @@ namespace Vpn.EndToEnd;
 /// with the fixture; <see cref="ContainerImageTests"/> runs entry's image on them too.
 /// <para>
 /// Both containers see the host's /var/run/wireguard (the UAPI socket, as the pod's shared emptyDir) and the lab's
-/// scratch directory at the same path (core's gRPC socket and the node's key file). IPv4 forwarding is switched on in
-/// the node namespace beforehand, as on a Kubernetes node: /proc/sys is read-only in a container, and core writes it
-/// only when it is off.
+/// scratch directory at the same path (core's gRPC socket and the node's key file). IPv4 and IPv6 forwarding are
+/// switched on in the node namespace beforehand, as a node's own configuration must: /proc/sys is read-only in a
+/// container (Kubernetes too, unless privileged), and core writes a forwarding switch only when it is off.
 /// </para>
 /// </summary>
 public sealed class ContainerStackFixture : VpnStackFixture
@@ -41,7 +41,8 @@ public sealed class ContainerStackFixture : VpnStackFixture
         }
         Step($"images built in {Seconds(Images.BuildTime)}:\n{Images.BuildLog}");
         var lab = await VpnLab.CreateAsync(StartDeviceContainerAsync);
-        await lab.Node.ExecCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1");
+        // Both families (the node's pools are dual-stack): core would write them, and /proc/sys is read-only in its container.
+        await lab.Node.ExecCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
         return lab;
     }
 
