@@ -6,6 +6,7 @@
 #
 # The digests below were not resolved from this machine (it has no registry access); they are the digests public
 # Dockerfiles pinned for these tags. Re-pin before a release: docker buildx imagetools inspect <image>:<tag>
+# The SDK must satisfy global.json (10.0.401 or a later feature band).
 ARG SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0@sha256:e1ffd2a92ae84c1291bc1b6887501f8af98e6331e7af6d4c8d37168c5e87a64c
 # Debian 12: WG_NAT_DRIVER=cli runs Debian's nft, which brings its libraries (and so a Debian userland with a shell).
 ARG RUNTIME_IMAGE=debian:bookworm-slim@sha256:b55e2651b71408015f8068dd74e1d04404a8fa607dd2cfe284b4824c11f4d9bd

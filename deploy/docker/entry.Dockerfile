@@ -6,6 +6,7 @@
 #
 # The digests below were not resolved from this machine (it has no registry access); they are the digests public
 # Dockerfiles pinned for these tags. Re-pin before a release: docker buildx imagetools inspect <image>:<tag>
+# The SDK must satisfy global.json (10.0.401 or a later feature band).
 ARG SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0@sha256:e1ffd2a92ae84c1291bc1b6887501f8af98e6331e7af6d4c8d37168c5e87a64c
 # Ubuntu 24.04 chiseled: glibc, libssl, zlib, CA certificates and nothing else (entry runs with invariant globalization).
 ARG RUNTIME_IMAGE=mcr.microsoft.com/dotnet/runtime-deps:10.0-noble-chiseled@sha256:b857c8cb8d929183cfe4c6dd9994abba92a2639dd2dbaf06005379f815991604
