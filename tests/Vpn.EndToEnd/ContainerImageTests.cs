@@ -3,8 +3,9 @@ namespace Vpn.EndToEnd;
 /// <summary>
 /// The images as built here (deploy/docker/build-local.sh: a debootstrap base, a self-contained publish, podman with
 /// runc) and run: entry's migrate step with exactly the environment, volumes and securityContext its manifest (the
-/// rendered dev overlay) gives it, entry answering /readyz on PostgreSQL as uid 10001 with no capability, and the node
-/// (the core and wireguard-go images, only NET_ADMIN, in a network namespace the test made) carrying a real session.
+/// rendered dev overlay) gives it, entry answering /readyz on PostgreSQL as uid 10001 with no capability, the node
+/// (the core and wireguard-go images, only NET_ADMIN, in a network namespace the test made) carrying a real session,
+/// and the node's resolver (core's resolver-config, then the unbound image as uid 10053) answering on the gateway.
 /// </summary>
 public sealed class ContainerImageTests(ContainerStackFixture stack) : IClassFixture<ContainerStackFixture>
 {
@@ -127,6 +128,69 @@ public sealed class ContainerImageTests(ContainerStackFixture stack) : IClassFix
         }
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"inet saw {body}; {stack.CoreContainer} and {stack.DeviceContainer} in {stack.NodeLab.Node.Name} with only NET_ADMIN");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task ResolverImages_ConfigRenderedByCoreImage_UnboundAnswersOnTheGatewayAsUid10053()
+    {
+        stack.EnsureReady();
+        Prerequisites.RequireExecutable("dig");
+        var ct = TestContext.Current.CancellationToken;
+        var images = stack.EnsureImages();
+        var node = stack.NodeLab.Node;
+        var work = stack.NodeLab.WorkDirectory;
+        var config = Directory.CreateDirectory(Path.Combine(work, "resolver-config")).FullName;
+        File.SetUnixFileMode(config, (UnixFileMode)0b111_101_101);
+        var name = Podman.UniqueName("unbound");
+        BackgroundProcess? unbound = null;
+        try
+        {
+            // The pod's resolver-config init container: the core image with core's settings, writing the shared volume.
+            var render = await Podman.RunToCompletionAsync(Podman.UniqueName("resolver-config"),
+                [
+                    "--network", $"ns:/run/netns/{node.Name}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
+                    "--tmpfs", "/tmp", "--volume", $"{config}:/run/unbound", "--volume", $"{work}:{work}",
+                    .. Podman.EnvironmentOptions(stack.CoreEnvironment()),
+                ],
+                images.Core, ["resolver-config", "--out", "/run/unbound/unbound.conf"], TimeSpan.FromMinutes(2));
+            Assert.True(render.ExitCode == 0, $"resolver-config exited {render.ExitCode}:\n{render.StandardError}\n{render.StandardOutput}");
+
+            // The unbound sidecar as the pod runs it: the image's uid 10053, only NET_BIND_SERVICE (no no_new_privs: the
+            // binary's file capability binds port 53), read-only root, the rendered config read-only.
+            unbound = Podman.Start(name,
+                [
+                    "--network", $"ns:/run/netns/{node.Name}", "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "--read-only",
+                    "--volume", $"{config}:/run/unbound:ro",
+                ],
+                images.Unbound, []);
+            var answer = "";
+            await VpnLab.WaitUntilAsync(async () =>
+            {
+                if (unbound.HasExited)
+                {
+                    throw new InvalidOperationException($"the unbound container exited: {unbound.Output}");
+                }
+                // From the gateway address itself: a source in the client pool, which the rendered access-control allows.
+                var r = await node.ExecAsync("dig", "+time=1", "+tries=1", "-b", "10.64.0.1", "@10.64.0.1", "localhost", "A");
+                answer = r.StandardOutput + r.StandardError;
+                return r.ExitCode == 0 && answer.Contains("status: NOERROR", StringComparison.Ordinal);
+            }, TimeSpan.FromSeconds(60), () => $"the unbound container did not answer on 10.64.0.1:53 (last: {answer}); output: {unbound.Output}", ct);
+            Assert.Contains("127.0.0.1", answer, StringComparison.Ordinal);
+
+            var pid = await Podman.MainPidAsync(name);
+            var status = File.ReadAllLines($"/proc/{pid}/status");
+            Assert.Equal("10053", status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
+            Assert.Equal(1UL << 10, Podman.EffectiveCapabilities(pid)); // CAP_NET_BIND_SERVICE only
+            TestContext.Current.TestOutputHelper?.WriteLine($"unbound container {name} in {node.Name} answered as uid 10053:\n{answer}");
+        }
+        finally
+        {
+            if (unbound is not null)
+            {
+                await unbound.DisposeAsync();
+            }
+            await Podman.RemoveAsync(name);
+        }
     }
 
     /// <summary>The one container of the rendered manifests that runs entry's <c>migrate</c> (an init container or a Job).</summary>
