@@ -2,8 +2,8 @@ namespace Vpn.EndToEnd;
 
 /// <summary>
 /// One container of a rendered manifest, as podman runs it here with what the kubelet would give it: its environment
-/// (values, ConfigMap and Secret references, envFrom), its volume mounts (secret and emptyDir volumes as temporary
-/// directories), its merged pod and container securityContext (user, read-only root, capabilities, no_new_privs) and
+/// (values, ConfigMap and Secret references, envFrom), its volume mounts (secret, Secrets Store CSI, configMap and
+/// emptyDir volumes as temporary directories), its merged pod and container securityContext (user, read-only root, capabilities, no_new_privs) and
 /// its command and args. Secret contents come from the caller (the manifests hold none); the image is the caller's.
 /// </summary>
 internal sealed class ManifestContainer : IDisposable
@@ -48,7 +48,7 @@ internal sealed class ManifestContainer : IDisposable
         try
         {
             result.AddEnvironment(documents, container, secret);
-            result.AddVolumes(podSpec, container, secret);
+            result.AddVolumes(documents, podSpec, container, secret);
             result.AddSecurityContext(podSpec, container);
             if (container["command"] is JsonArray command)
             {
@@ -101,7 +101,7 @@ internal sealed class ManifestContainer : IDisposable
         return (configMap["data"] as JsonObject ?? []).ToDictionary(p => p.Key, p => (string?)p.Value ?? "", StringComparer.Ordinal);
     }
 
-    private void AddVolumes(JsonNode podSpec, JsonNode container, Func<string?, string, string, string> secret)
+    private void AddVolumes(IReadOnlyList<JsonObject> documents, JsonNode podSpec, JsonNode container, Func<string?, string, string, string> secret)
     {
         var volumes = (podSpec["volumes"] as JsonArray ?? []).ToDictionary(v => (string)v!["name"]!, v => v!, StringComparer.Ordinal);
         var index = 0;
@@ -114,9 +114,19 @@ internal sealed class ManifestContainer : IDisposable
             var directory = Directory.CreateDirectory(Path.Combine(_volumes.FullName, $"{index++}-{name}")).FullName;
             // World-readable like a secret volume's files (defaultMode 0644): the container's user is not root.
             File.SetUnixFileMode(directory, (UnixFileMode)0b111_101_101);
-            if (volume["secret"] is { } secretVolume)
+            // A secret, or a Secrets Store CSI volume (its files are secrets too; named by the SecretProviderClass).
+            var secretVolume = volume["secret"] ?? volume["csi"];
+            if (volume["configMap"] is { } configMapVolume)
             {
-                var secretName = (string)secretVolume["secretName"]!;
+                foreach (var (key, value) in ConfigMapData(documents, (string)configMapVolume["name"]!))
+                {
+                    File.WriteAllText(Path.Combine(directory, key), value);
+                    File.SetUnixFileMode(Path.Combine(directory, key), (UnixFileMode)0b110_100_100);
+                }
+            }
+            else if (secretVolume is not null)
+            {
+                var secretName = (string?)secretVolume["secretName"] ?? (string?)secretVolume["volumeAttributes"]?["secretProviderClass"] ?? name;
                 foreach (var (key, path) in SecretFilesOf(secretVolume, mountPath))
                 {
                     var inContainer = Path.Combine(mountPath, path);
@@ -130,7 +140,7 @@ internal sealed class ManifestContainer : IDisposable
             }
             else if (volume["emptyDir"] is null)
             {
-                throw new NotSupportedException($"volume {name} of container {Name}: only secret and emptyDir volumes are run here");
+                throw new NotSupportedException($"volume {name} of container {Name}: only secret, CSI (secrets), configMap and emptyDir volumes are run here");
             }
             _options.AddRange(["--volume", $"{directory}:{mountPath}:{(readOnly ? "ro" : "rw")}"]);
         }
