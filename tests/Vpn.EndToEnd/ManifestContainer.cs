@@ -167,7 +167,8 @@ internal sealed class ManifestContainer : IDisposable
         var group = Setting("runAsGroup");
         if (user is not null)
         {
-            _options.AddRange(["--user", group is null ? $"{(long)user}" : $"{(long)user}:{(long)group}"]);
+            // Numbers as YAML wrote them (ToJsonString: an int stays "10001").
+            _options.AddRange(["--user", group is null ? user.ToJsonString() : $"{user.ToJsonString()}:{group.ToJsonString()}"]);
         }
         else if ((bool?)Setting("runAsNonRoot") == true)
         {
