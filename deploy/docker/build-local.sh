@@ -76,8 +76,10 @@ publish() {
     if [ "${SKIP_PUBLISH:-}" = 1 ] && [ -d "$work/context/publish/$app" ]; then continue; fi
     say "dotnet publish $project (linux-x64, self-contained)"
     rm -rf "$work/context/publish/$app"
+    # Its own obj/ and bin/ (--artifacts-path): a RID-specific restore in src/*/obj would make the next plain build
+    # of the checkout restore again.
     dotnet publish "$project" -c "$configuration" -r linux-x64 --self-contained -p:UseAppHost=true \
-      -o "$work/context/publish/$app" -v quiet -nologo >"$work/publish-$app.log" 2>&1 \
+      --artifacts-path "$work/artifacts" -o "$work/context/publish/$app" -v quiet -nologo >"$work/publish-$app.log" 2>&1 \
       || { tail -30 "$work/publish-$app.log" >&2; exit 1; }
   done
 }
