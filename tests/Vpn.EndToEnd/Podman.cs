@@ -9,8 +9,15 @@ internal static class Podman
     /// <summary>Global options before every subcommand.</summary>
     private static readonly string[] s_global = ["--runtime", "runc"];
 
-    /// <summary>Options of every <c>podman run</c>.</summary>
-    public static readonly string[] RunLimits = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1024:1024"];
+    /// <summary>
+    /// Options of every <c>podman run</c>: the ulimits, and the helper processes' lifetime cap, so a container outlives a
+    /// crashed test host only that long (conmon kills it; --rm then removes it).
+    /// </summary>
+    public static readonly string[] RunLimits =
+    [
+        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1024:1024",
+        "--timeout", ((int)VpnLab.ProcessLifetimeCap.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+    ];
 
     /// <summary>podman, runc and root; debootstrap for the local base image. Missing: skip locally, fail under CI.</summary>
     public static void Require()
