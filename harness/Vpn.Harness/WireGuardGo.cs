@@ -4,11 +4,13 @@ namespace Vpn.Harness;
 public sealed class WireGuardGo : IAsyncDisposable
 {
     private readonly BackgroundProcess _process;
+    private readonly Func<ValueTask>? _stop;
 
-    private WireGuardGo(string interfaceName, BackgroundProcess process)
+    private WireGuardGo(string interfaceName, BackgroundProcess process, Func<ValueTask>? stop = null)
     {
         InterfaceName = interfaceName;
         _process = process;
+        _stop = stop;
     }
 
     public string InterfaceName { get; }
@@ -25,8 +27,21 @@ public sealed class WireGuardGo : IAsyncDisposable
             ["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1",
             ["LOG_LEVEL"] = "error",
         });
-        var device = new WireGuardGo(interfaceName, process);
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        return await WaitForSocketAsync(new WireGuardGo(interfaceName, process), TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>
+    /// A device that <paramref name="process"/> runs some other way (e.g. <c>podman run</c> of a wireguard-go image with
+    /// the host's /var/run/wireguard mounted): waits for its UAPI socket like <see cref="StartAsync"/>; dispose kills the
+    /// process, then runs <paramref name="stop"/> (e.g. removing the container, which outlives a killed client).
+    /// </summary>
+    public static Task<WireGuardGo> AttachAsync(BackgroundProcess process, string interfaceName, Func<ValueTask>? stop = null) =>
+        WaitForSocketAsync(new WireGuardGo(interfaceName, process, stop), TimeSpan.FromSeconds(60)); // a cap: a container start on a busy machine
+
+    private static async Task<WireGuardGo> WaitForSocketAsync(WireGuardGo device, TimeSpan limit)
+    {
+        var (process, interfaceName) = (device._process, device.InterfaceName);
+        var deadline = DateTime.UtcNow + limit;
         // The socket file appears a moment before wireguard-go accepts on it: wait for a connection to succeed.
         while (!CanConnect(device.SocketPath))
         {
@@ -64,6 +79,10 @@ public sealed class WireGuardGo : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _process.DisposeAsync();
+        if (_stop is not null)
+        {
+            await _stop();
+        }
         try
         {
             File.Delete(SocketPath);

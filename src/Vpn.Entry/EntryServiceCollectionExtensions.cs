@@ -86,18 +86,21 @@ public static class EntryServiceCollectionExtensions
     /// <summary>The migrate command: apply migrations under the advisory lock and exit.</summary>
     public static async Task<int> RunMigrateCommandAsync(IConfiguration configuration)
     {
-        var options = EntryOptions.Load(configuration, out var errors);
+        // Only what migrate uses: the migration step of a deployment (an init container, a Job) is given the database
+        // URL and nothing else, whatever APP_ENV the image sets.
+        var errors = new List<string>();
+        var (connectionString, _) = EntryOptions.LoadDatabase(configuration, errors);
         if (errors.Count > 0)
         {
             await Console.Error.WriteLineAsync("migrate: invalid configuration:\n- " + string.Join("\n- ", errors));
             return 2;
         }
-        if (options.DatabaseConnectionString is null)
+        if (connectionString is null)
         {
             await Console.Error.WriteLineAsync("migrate: DATABASE_URL is required.");
             return 2;
         }
-        await using var dataSource = NpgsqlDataSource.Create(options.DatabaseConnectionString);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
         using var loggerFactory = LoggerFactory.Create(l => l.AddSimpleConsole());
         try
         {

@@ -34,11 +34,13 @@ public sealed class VpnLab : NodeLabBase, INodeLab
         """;
 
     private BackgroundProcess? _inetServer;
+    private readonly Func<NetworkNamespace, string, Task<WireGuardGo>> _startNodeDevice;
 
-    private VpnLab(string workDirectory)
+    private VpnLab(string workDirectory, Func<NetworkNamespace, string, Task<WireGuardGo>>? startNodeDevice)
         : base(workDirectory, NetworkNamespace.UniqueName("wgn"))
     {
         ClientInterface = NetworkNamespace.UniqueName("wgc");
+        _startNodeDevice = startNodeDevice ?? WireGuardGo.StartAsync;
     }
 
     public NetworkNamespace Client { get; private set; } = null!;
@@ -54,8 +56,10 @@ public sealed class VpnLab : NodeLabBase, INodeLab
     string INodeLab.ClientPool => ClientPool;
     public WireGuardGo? ClientWireGuard { get; private set; }
 
-    public static Task<VpnLab> CreateAsync() =>
-        BuildOrDisposeAsync(new VpnLab(Directory.CreateTempSubdirectory("vpn-e2e-").FullName), lab => lab.BuildAsync());
+    /// <param name="startNodeDevice">Starts the node's wireguard-go (namespace, interface); a wireguard-go process by
+    /// default (ContainerStackFixture: the wireguard-go image).</param>
+    public static Task<VpnLab> CreateAsync(Func<NetworkNamespace, string, Task<WireGuardGo>>? startNodeDevice = null) =>
+        BuildOrDisposeAsync(new VpnLab(Directory.CreateTempSubdirectory("vpn-e2e-").FullName, startNodeDevice), lab => lab.BuildAsync());
 
     private async Task BuildAsync()
     {
@@ -70,7 +74,7 @@ public sealed class VpnLab : NodeLabBase, INodeLab
         await WaitUntilAsync(async () => (await Inet.ExecAsync("curl", "-sS", "--max-time", "1", InetUrl)).StandardOutput.Trim() == InetIp,
             TimeSpan.FromSeconds(15), () => $"echo server on {InetUrl} in {Inet.Name} did not answer: {_inetServer.Output}");
 
-        NodeWireGuard = await WireGuardGo.StartAsync(Node, NodeInterface);
+        NodeWireGuard = await _startNodeDevice(Node, NodeInterface);
         ClientWireGuard = await WireGuardGo.StartAsync(Client, ClientInterface);
     }
 

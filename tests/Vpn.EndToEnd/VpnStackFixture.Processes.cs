@@ -116,11 +116,18 @@ public partial class VpnStackFixture
             throw new InvalidOperationException("core is already running");
         }
         var environment = CoreEnvironment(extraEnvironment);
-        _core = StartCapped(NodeLab.Node, RepoLayout.CoreDll, environment);
+        _core = StartCoreProcess(environment);
         var process = _core;
         Step($"core started (pid {process.Id}) in {NodeLab.Node.Name}, gRPC {CoreEndpoint}");
         await WaitForCoreAsync(process, cancellationToken);
     }
+
+    /// <summary>Core as a process in the node namespace (ContainerStackFixture: the core image in a container).</summary>
+    protected virtual BackgroundProcess StartCoreProcess(Dictionary<string, string?> environment) =>
+        StartCapped(NodeLab.Node, RepoLayout.CoreDll, environment);
+
+    /// <summary>After core's process was killed (ContainerStackFixture removes the container, which outlives its client).</summary>
+    protected virtual Task CoreStoppedAsync() => Task.CompletedTask;
 
     /// <summary>
     /// Core's whole environment as <see cref="StartCoreAsync"/> passes it (the fixture's settings, then
@@ -195,6 +202,7 @@ public partial class VpnStackFixture
         {
             _lastCoreOutput = output;
             _core = null;
+            await CoreStoppedAsync();
         }
     }
 

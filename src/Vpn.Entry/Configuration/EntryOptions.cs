@@ -92,12 +92,14 @@ public sealed class EntryOptions
     /// <summary>Moving a drained node's sessions (APP_DRAIN_BATCH_SIZE, APP_DRAIN_CONCURRENCY, APP_DRAIN_INTERVAL_SECS).</summary>
     public DrainOptions Drain { get; init; } = new();
 
-    public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
+    /// <summary>
+    /// Only the database settings (DATABASE_URL or DATABASE_URL_FILE, the pool settings): all that <c>migrate</c> uses, so
+    /// a migration step needs no other secret or setting, in production too. Null connection string: none configured.
+    /// </summary>
+    public static (string? ConnectionString, DatabasePoolOptions Pool) LoadDatabase(IConfiguration configuration, List<string> problems)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var problems = new List<string>();
-        var environment = configuration["APP_ENV"] ?? "development";
-        var production = string.Equals(environment, "production", StringComparison.OrdinalIgnoreCase);
+        ArgumentNullException.ThrowIfNull(problems);
         var databaseUrl = Settings.Secret(configuration, "DATABASE_URL", problems);
         string? connectionString = null;
         if (!string.IsNullOrWhiteSpace(databaseUrl))
@@ -118,6 +120,16 @@ public sealed class EntryOptions
             }
         }
         var databasePool = DatabasePoolOptions.Load(configuration, ref connectionString, problems);
+        return (connectionString, databasePool);
+    }
+
+    public static EntryOptions Load(IConfiguration configuration, out IReadOnlyList<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var problems = new List<string>();
+        var environment = configuration["APP_ENV"] ?? "development";
+        var production = string.Equals(environment, "production", StringComparison.OrdinalIgnoreCase);
+        var (connectionString, databasePool) = LoadDatabase(configuration, problems);
         var adminToken = Settings.Secret(configuration, "ADMIN_API_TOKEN", problems);
         if (string.IsNullOrEmpty(adminToken))
         {
@@ -205,20 +217,20 @@ public sealed class CoreTlsOptions
         var require = Settings.Flag(configuration, "APP_REQUIRE_CORE_TLS", production, problems);
         if (production && !require)
         {
-            problems.Add("APP_REQUIRE_CORE_TLS must be true in production.");
+        problems.Add("APP_REQUIRE_CORE_TLS must be true in production.");
         }
         var caFile = configuration["APP_CORE_TLS_CA_FILE"];
         var certificateFile = configuration["APP_CORE_TLS_CLIENT_CERT_FILE"];
         var authorities = string.IsNullOrEmpty(caFile) ? null : TlsFiles.LoadAuthorities(caFile, "APP_CORE_TLS_CA_FILE", problems);
         var client = TlsFiles.LoadCertificate(configuration, "APP_CORE_TLS_CLIENT_CERT_FILE", "APP_CORE_TLS_CLIENT_KEY_FILE",
-            TlsFiles.ClientAuthentication, problems);
+        TlsFiles.ClientAuthentication, problems);
         if (require && production && string.IsNullOrEmpty(caFile))
         {
-            problems.Add("APP_CORE_TLS_CA_FILE is required in production (the cores' CA; the machine's public CAs must not vouch for a core).");
+        problems.Add("APP_CORE_TLS_CA_FILE is required in production (the cores' CA; the machine's public CAs must not vouch for a core).");
         }
         if (require && production && string.IsNullOrEmpty(certificateFile))
         {
-            problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE are required in production (cores authenticate entry by mTLS).");
+        problems.Add("APP_CORE_TLS_CLIENT_CERT_FILE and APP_CORE_TLS_CLIENT_KEY_FILE are required in production (cores authenticate entry by mTLS).");
         }
         return new CoreTlsOptions { Require = require, Authorities = authorities, ClientCertificate = client };
     }

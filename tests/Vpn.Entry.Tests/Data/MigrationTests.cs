@@ -206,6 +206,22 @@ public sealed partial class MigrationTests
         Assert.DoesNotContain(JwtKey, output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The entry image sets APP_ENV=production and a deployment's migration step gets only the database URL: migrate
+    /// validates only what it uses, so it runs without the service's other production settings.
+    /// </summary>
+    [Fact]
+    public async Task MigrateCommand_ProductionWithOnlyTheDatabaseUrl_Migrates()
+    {
+        RequireEntryBinary();
+        await using var db = await TestDatabase.CreateEmptyAsync("migrate_prod");
+
+        var result = await RunMigrateCommandAsync(PostgresServer.ToUrl(db.ConnectionString), new Dictionary<string, string> { ["APP_ENV"] = "production" });
+
+        Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains($"schema at {Migrator.LatestVersion}.", result.StandardOutput, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task MigrateCommand_MalformedDatabaseUrl_ExitsNonZeroWithoutEchoingPassword()
     {
