@@ -34,7 +34,17 @@ public sealed class IpForwarding(string path = IpForwarding.DefaultPath)
         {
             return false;
         }
-        File.WriteAllText(Path, "1\n");
+        try
+        {
+            File.WriteAllText(Path, "1\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A container's /proc/sys is read-only unless privileged: the node (or the pod's namespace) must have it on.
+            throw new InvalidOperationException(
+                $"Forwarding is off and {Path} cannot be written ({e.GetType().Name}): turn it on for the node's network namespace "
+                + "(sysctl -w on the host; a container cannot) before core starts.", e);
+        }
         return true;
     }
 }
