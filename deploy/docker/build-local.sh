@@ -19,7 +19,7 @@ work=${WORK_DIR:-/var/tmp/vpn-image-build}
 podman=(podman --runtime runc)
 # What the images install on top of their base, preinstalled here so that the builds need no network: each
 # Dockerfile's apt step is skipped when its packages are already there.
-base_packages=(libssl3 ca-certificates nftables wireguard-go unbound dns-root-data libcap2-bin)
+base_packages=(libssl3 ca-certificates nftables wireguard-go wireguard-tools unbound dns-root-data libcap2-bin)
 
 say() { printf '[build-local %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 

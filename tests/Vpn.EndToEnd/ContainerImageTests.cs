@@ -118,6 +118,15 @@ public sealed class ContainerImageTests(ContainerStackFixture stack) : IClassFix
         var peers = await stack.NodeWgShowPeersAsync();
         await stack.CheckAsync(peers.Contains(keys.PublicKey), $"node peers [{string.Join(", ", peers)}] lack the device key.");
 
+        // The manifest probes the device with an exec in its container (no shell there): that command must work in the image.
+        var documents = await KubernetesManifests.RenderAsync(DevOverlay);
+        var deviceSpec = KubernetesManifests.Single(documents, "Deployment", "core-node")["spec"]!["template"]!["spec"]!["containers"]!.AsArray()
+            .Single(c => (string?)c!["name"] == "wireguard-go")!;
+        var probe = deviceSpec["readinessProbe"]!["exec"]!["command"]!.AsArray().Select(a => ((string)a!).Replace("wg0", stack.NodeLab.NodeInterface, StringComparison.Ordinal));
+        var probed = await Podman.RunAsync(["exec", stack.DeviceContainer, .. probe]);
+        await stack.CheckAsync(probed.ExitCode == 0 && probed.StandardOutput.Contains(keys.PublicKey, StringComparison.Ordinal),
+            $"the manifest's wireguard-go probe failed in the image ({probed.ExitCode}): {probed.StandardError.Trim()}");
+
         var nodeNamespace = await InodeAsync($"/run/netns/{stack.NodeLab.Node.Name}");
         foreach (var container in new[] { stack.CoreContainer, stack.DeviceContainer })
         {
