@@ -48,7 +48,7 @@ public static class CoreServiceCollectionExtensions
         builder.Services.AddSingleton<ReconcileMetrics>();
         builder.Services.AddSingleton<PeerRegistry>();
         builder.Services.AddSingleton(new CoreOptionsView(options.ClientPool.ToString(), options.ClientPool6.ToString(),
-            options.PrivateKey is { } privateKey ? WireGuard.X25519.PublicKeyOf(privateKey) : null));
+            options.PrivateKey is { } privateKey ? Vpn.Domain.WireGuard.X25519.PublicKeyOf(privateKey) : null));
         // Registration order is start order: the device is initialized before the first pass reads it.
         builder.Services.AddHostedService<DataplaneInitializer>();
         builder.Services.AddSingleton<ResolverHealth>();

@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Vpn.Core.WireGuard;
+namespace Vpn.Domain.WireGuard;
 
 /// <summary>
 /// A WireGuard public key from its private key (X25519 of the clamped scalar and the base point, as <c>wg pubkey</c>),
 /// computed by OpenSSL's libcrypto: the .NET runtime on Linux already depends on it, and .NET 10 has no X25519 of its own.
-/// No curve arithmetic of ours.
+/// No curve arithmetic of ours. Core derives its node's public key with it; vpnctl's reference client, a device's.
 /// </summary>
-internal static unsafe partial class X25519
+public static unsafe partial class X25519
 {
     // OpenSSL 3 (Debian bookworm and later, the aspnet:10.0 image). EVP_PKEY_X25519 = NID_X25519.
     private const string LibCrypto = "libcrypto.so.3";
