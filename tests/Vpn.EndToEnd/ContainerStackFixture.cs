@@ -28,8 +28,11 @@ public sealed class ContainerStackFixture : VpnStackFixture
 
     protected override IEnumerable<string> RequiredTools => [.. base.RequiredTools, "podman", "runc", "debootstrap"];
 
-    protected override async Task<INodeLab> CreateLabAsync()
+    // The images first, before PostgreSQL and entry start: the build (two self-contained publishes) is the heaviest
+    // step, and an entry left waiting through it answered its first request past the client's timeout on a busy machine.
+    protected override async Task StartDependenciesAsync(CancellationToken cancellationToken)
     {
+        await base.StartDependenciesAsync(cancellationToken);
         try
         {
             Images = await LocalImages.BuildAsync();
@@ -40,6 +43,10 @@ public sealed class ContainerStackFixture : VpnStackFixture
             throw;
         }
         Step($"images built in {Seconds(Images.BuildTime)}:\n{Images.BuildLog}");
+    }
+
+    protected override async Task<INodeLab> CreateLabAsync()
+    {
         var lab = await VpnLab.CreateAsync(StartDeviceContainerAsync);
         // Both families (the node's pools are dual-stack): core would write them, and /proc/sys is read-only in its container.
         await lab.Node.ExecCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
@@ -98,6 +105,7 @@ public sealed class ContainerStackFixture : VpnStackFixture
 
     protected override async ValueTask StopDependenciesAsync()
     {
+        await base.StopDependenciesAsync();
         if (Images is not null)
         {
             await Images.DisposeAsync();
