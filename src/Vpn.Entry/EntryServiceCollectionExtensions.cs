@@ -49,6 +49,7 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton(options.Privacy);
         services.AddLogRedaction(options.Privacy);
         services.AddSingleton<RetentionStatus>();
+        services.AddSingleton<PrivacyConformance>();
 
         // The connection budget before anything opens connections; then StartupTasks: hosted services start in
         // registration order, and its migrations come before anything reads the database.

@@ -43,6 +43,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<ISubscriptionReportStore, PostgresSubscriptionReportStore>();
         services.AddAuditLog<PostgresAuditLog>();
         services.AddSingleton<IRetentionStore, PostgresRetentionStore>();
+        services.AddSingleton<IPrivacyFactsStore, PostgresPrivacyFacts>();
         services.AddSingleton<IIdentityStore, PostgresIdentityStore>();
         services.AddSingleton<PostgresTokenRevocations>();
         services.AddSingleton<ITokenRevocations>(sp => sp.GetRequiredService<PostgresTokenRevocations>());
@@ -71,6 +72,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<ISubscriptionReportStore, InMemorySubscriptionReportStore>();
         services.AddAuditLog<InMemoryAuditLog>();
         services.AddSingleton<IRetentionStore, InMemoryRetentionStore>();
+        services.AddSingleton<IPrivacyFactsStore, InMemoryPrivacyFacts>();
         services.AddSingleton<InMemoryIdentityStore>();
         services.AddSingleton<IIdentityStore>(sp => sp.GetRequiredService<InMemoryIdentityStore>());
         services.AddSingleton<ITokenRevocations, InMemoryTokenRevocations>();

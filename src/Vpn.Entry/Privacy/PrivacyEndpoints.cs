@@ -33,9 +33,11 @@ public static class PrivacyEndpoints
 
     public static IEndpointRouteBuilder MapPrivacyEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGroup("/v1/admin/privacy").RequireAdmin().WithTags("Privacy")
-            .MapGet("/policy", Ok<PrivacyPolicy> (EntryOptions options, RetentionStatus status, TimeProvider time) =>
-                TypedResults.Ok(Describe(options, status.Snapshot(), time.GetUtcNow())));
+        var privacy = app.MapGroup("/v1/admin/privacy").RequireAdmin().WithTags("Privacy");
+        privacy.MapGet("/policy", Ok<PrivacyPolicy> (EntryOptions options, RetentionStatus status, TimeProvider time) =>
+            TypedResults.Ok(Describe(options, status.Snapshot(), time.GetUtcNow())));
+        privacy.MapGet("/conformance", async Task<Ok<ConformanceReport>> (PrivacyConformance conformance, CancellationToken ct) =>
+            TypedResults.Ok(await conformance.CheckAsync(ct)));
         return app;
     }
 

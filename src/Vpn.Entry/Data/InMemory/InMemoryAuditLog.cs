@@ -22,6 +22,9 @@ public sealed class InMemoryAuditLog : IAuditLog
         }
     }
 
+    /// <summary>How many events happened before <paramref name="before"/> (the privacy conformance check).</summary>
+    public int CountBefore(DateTimeOffset before) => _events.Count(e => e.OccurredAt < before);
+
     public Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
         // Under the purge lock so an erasure's rebuild (below) never drops an event written meanwhile.

@@ -14,6 +14,15 @@ public sealed class InMemoryIdempotencyStore(TimeProvider time) : IIdempotencySt
         }
     }
 
+    /// <summary>How many records expired before <paramref name="before"/> (the privacy conformance check).</summary>
+    public int CountExpiredBefore(DateTimeOffset before)
+    {
+        lock (_gate)
+        {
+            return _entries.Values.Count(e => e.ExpiresAt < before);
+        }
+    }
+
     private static readonly TimeSpan Retention = TimeSpan.FromHours(24);
     private readonly Lock _gate = new();
     private readonly Dictionary<(Guid, string), Entry> _entries = [];
