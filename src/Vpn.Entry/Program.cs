@@ -1,5 +1,6 @@
 using Vpn.Entry;
 using Vpn.Entry.Accounts;
+using Vpn.Entry.Audit;
 using Vpn.Entry.Devices;
 using Vpn.Entry.Health;
 using Vpn.Entry.Locations;
@@ -47,5 +48,6 @@ app.MapSubscriptionEndpoints();
 app.MapSubscriptionReportEndpoints();
 app.MapPrivacyEndpoints();
 app.MapLocationEndpoints();
+app.MapAuditExportEndpoints();
 await app.RunAsync();
 return 0;

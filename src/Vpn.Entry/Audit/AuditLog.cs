@@ -9,6 +9,23 @@ public interface IAuditLog
 
     /// <summary>Most recent first, for support tooling and tests.</summary>
     Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>Oldest first, streamed: events at or after <see cref="AuditQuery.Since"/>, before <see cref="AuditQuery.Until"/>, of one kind.</summary>
+    IAsyncEnumerable<AuditEvent> ExportAsync(AuditQuery query, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A time window (either end open) and a kind: an action (<c>session.started</c>) or the family before its dot
+/// (<c>session</c>), null for all.
+/// </summary>
+public sealed record AuditQuery(DateTimeOffset? Since, DateTimeOffset? Until, string? Kind)
+{
+    public bool Matches(AuditEvent auditEvent)
+    {
+        ArgumentNullException.ThrowIfNull(auditEvent);
+        return (Since is not { } since || auditEvent.OccurredAt >= since) && (Until is not { } until || auditEvent.OccurredAt < until)
+            && (Kind is null || auditEvent.Action == Kind || auditEvent.Action.StartsWith(Kind + ".", StringComparison.Ordinal));
+    }
 }
 
 /// <summary>
@@ -36,6 +53,8 @@ public sealed partial class LoggingAuditLog(IAuditLog inner, Privacy.LogIdentifi
     }
 
     public Task<IReadOnlyList<AuditEvent>> RecentAsync(int limit, CancellationToken cancellationToken) => inner.RecentAsync(limit, cancellationToken);
+
+    public IAsyncEnumerable<AuditEvent> ExportAsync(AuditQuery query, CancellationToken cancellationToken) => inner.ExportAsync(query, cancellationToken);
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Audit {Action} by {Actor} on {Subject}")]
     private static partial void LogAudit(ILogger logger, string action, string actor, string subject);

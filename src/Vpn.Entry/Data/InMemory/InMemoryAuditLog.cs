@@ -22,6 +22,17 @@ public sealed class InMemoryAuditLog : IAuditLog
         }
     }
 
+    public async IAsyncEnumerable<AuditEvent> ExportAsync(AuditQuery query, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        await Task.CompletedTask;
+        foreach (var auditEvent in _events.ToArray().Where(query.Matches).OrderBy(e => e.OccurredAt))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return auditEvent;
+        }
+    }
+
     /// <summary>How many events happened before <paramref name="before"/> (the privacy conformance check).</summary>
     public int CountBefore(DateTimeOffset before) => _events.Count(e => e.OccurredAt < before);
 

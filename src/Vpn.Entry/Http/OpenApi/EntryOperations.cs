@@ -73,6 +73,8 @@ public static class EntryOperations
             [new(400, [InvalidRequest]), new(404, [SubscriptionNotFound])]),
         new("GET", "/v1/admin/subscriptions/{customer_id}/history", "getSubscriptionHistory", "A customer's subscription periods, oldest first",
             [new(400, [InvalidRequest]), new(404, [SubscriptionNotFound])]),
+        new("GET", "/v1/admin/audit/export", "exportAuditEvents", "The audit trail, streamed as NDJSON or CSV, filtered by time and kind",
+            [new(400, [InvalidRequest])]),
         new("GET", "/v1/admin/privacy/conformance", "getPrivacyConformance",
             "Proof from the live database that nothing is kept past its window, no column holds a client address, logs are strict", []),
         new("GET", "/v1/admin/privacy/policy", "getPrivacyPolicy", "Retention windows, redaction mode and compliance hints in force", []),
