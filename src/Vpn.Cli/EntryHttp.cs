@@ -6,6 +6,9 @@ namespace Vpn.Cli;
 /// <summary>One answer of entry read to the end: its status and body (JSON when it is JSON).</summary>
 public sealed record EntryAnswer(HttpStatusCode Status, string? ContentType, string Body)
 {
+    /// <summary>The body's bytes exactly as received (what a signature covers).</summary>
+    public byte[] RawBody { get; init; } = [];
+
     public bool IsSuccess => (int)Status is >= 200 and < 300;
 
     public JsonNode? Json
@@ -41,7 +44,8 @@ public sealed class EntryHttp : IDisposable
 
     public EntryHttp(Uri baseAddress, string? adminToken, HttpMessageHandler? handler, TimeSpan timeout)
     {
-        _http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
+        // No redirects: .NET drops Authorization on one but would carry x-admin-token to wherever a 3xx points.
+        _http = handler is null ? new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) : new HttpClient(handler, disposeHandler: false);
         _http.BaseAddress = baseAddress;
         _http.Timeout = timeout;
         _adminToken = adminToken;
@@ -64,8 +68,8 @@ public sealed class EntryHttp : IDisposable
         try
         {
             using var response = await _http.SendAsync(request, cancellationToken);
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            return new EntryAnswer(response.StatusCode, response.Content.Headers.ContentType?.MediaType, text);
+            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+            return new EntryAnswer(response.StatusCode, response.Content.Headers.ContentType?.MediaType, Encoding.UTF8.GetString(bytes)) { RawBody = bytes };
         }
         catch (Exception e) when (IsNoAnswer(e, cancellationToken))
         {

@@ -72,7 +72,11 @@ public static class SubscriptionCommands
         long bytes;
         try
         {
-            await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write))
+            await using (var file = new FileStream(partial, new FileStreamOptions
+                {
+                    // Customer ids and plans: readable by the operator only, as the client's own files are.
+                    Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = Client.PrivateFiles.OwnerOnly,
+                }))
             {
                 bytes = await http.DownloadAsync("/v1/admin/subscriptions/export" + (query.Count == 0 ? "" : "?" + string.Join('&', query)), file, run.CancellationToken);
             }

@@ -51,9 +51,15 @@ public static partial class ClientCommands
                 }
                 var answer = await entry.PostAsync("/v1/sessions", JsonNode.Parse(body), run.CancellationToken,
                     new Dictionary<string, string> { ["Idempotency-Key"] = state.PendingStart.IdempotencyKey });
-                // An answer, whatever it says, is final for this key: only a lost answer keeps it for the next run.
-                state.PendingStart = null;
-                state.Save(directory);
+                // An answer is final for this key, except one that says to retry with it: 409 idempotency_key_in_progress
+                // (the first start still runs), 429 and 5xx (entry records no such answer). A lost answer keeps it too.
+                var code = answer.IsSuccess ? null : (string?)(answer.Json as JsonObject)?["code"];
+                var retryWithKey = code == "idempotency_key_in_progress" || answer.Status == HttpStatusCode.TooManyRequests || (int)answer.Status >= 500;
+                if (!retryWithKey)
+                {
+                    state.PendingStart = null;
+                    state.Save(directory);
+                }
                 if (!answer.IsSuccess)
                 {
                     throw Explained(ApiProblemException.From(answer.Status, answer.ContentType, answer.Body));

@@ -21,7 +21,7 @@ public static partial class ClientCommands
             .With(trust).Handle(options, context, async run =>
             {
                 var keys = (run.Get(trust) is { Length: > 0 } given ? given : (run.Context.Environment("VPNCTL_CATALOG_KEYS") ?? "").Split(',',
-                    StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(PinnedKey).ToDictionary(k => SignedLocations.KeyId(k), k => k);
+                    StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(PinnedKey).DistinctBy(k => SignedLocations.KeyId(k)).ToDictionary(k => SignedLocations.KeyId(k), k => k);
                 if (keys.Count == 0)
                 {
                     throw new CliException(ExitCodes.Usage, "no pinned key: pass --trust-key <base64 public key> or set VPNCTL_CATALOG_KEYS (an app ships its keys)");
@@ -32,7 +32,7 @@ public static partial class ClientCommands
                 {
                     throw ApiProblemException.From(answer.Status, answer.ContentType, answer.Body);
                 }
-                var verified = SignedLocations.Verify(Encoding.UTF8.GetBytes(answer.Body), keys, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(2));
+                var verified = SignedLocations.Verify(answer.RawBody, keys, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(2));
                 if (!verified.IsValid)
                 {
                     run.Context.Error.WriteLine("error: the server list is not to be trusted: " + Refusal(verified));

@@ -49,7 +49,7 @@ public static class LoopbackSignIn
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        var callback = WaitForCallbackAsync(listener, deadline.Token);
+        var callback = WaitForCallbackAsync(listener, state, deadline.Token);
         await openBrowser(url, deadline.Token);
         Dictionary<string, string> parameters;
         try
@@ -60,14 +60,13 @@ public static class LoopbackSignIn
         {
             throw new CliException(ExitCodes.Unauthorized, $"no sign-in came back to {redirectUri} within {timeout.TotalSeconds:0} s");
         }
+        // Only a redirect carrying this sign-in's state gets here (WaitForCallbackAsync ignores the others), so an error
+        // is the provider's, not another page's; its text is printed without control characters (no terminal escapes).
         if (parameters.TryGetValue("error", out var error))
         {
             parameters.TryGetValue("error_description", out var description);
-            throw new CliException(ExitCodes.Unauthorized, $"the provider refused the sign-in: {error}{(description is null ? "" : $" ({description})")}");
-        }
-        if (!parameters.TryGetValue("state", out var returned) || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(returned), Encoding.UTF8.GetBytes(state)))
-        {
-            throw new CliException(ExitCodes.Unauthorized, "the sign-in redirect's state is not this sign-in's: refused (another page may have sent it)");
+            throw new CliException(ExitCodes.Unauthorized,
+                $"the provider refused the sign-in: {Printable(error)}{(description is null ? "" : $" ({Printable(description)})")}");
         }
         // RFC 9207: a provider that names itself in the response must be the one asked (a mix-up defence).
         if (parameters.TryGetValue("iss", out var iss) && iss.TrimEnd('/') != issuer.AbsoluteUri.TrimEnd('/'))
@@ -101,25 +100,35 @@ public static class LoopbackSignIn
     }
 
     /// <summary>Serves the loopback port until a request for the callback path arrives; anything else (a favicon) gets a 404.</summary>
-    private static async Task<Dictionary<string, string>> WaitForCallbackAsync(TcpListener listener, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, string>> WaitForCallbackAsync(TcpListener listener, string state, CancellationToken cancellationToken)
     {
         while (true)
         {
             using var client = await listener.AcceptTcpClientAsync(cancellationToken);
             await using var stream = client.GetStream();
             var target = await ReadRequestTargetAsync(stream, cancellationToken);
-            if (target is null || !target.StartsWith(CallbackPath, StringComparison.Ordinal))
+            if (target is null || !(target == CallbackPath || target.StartsWith(CallbackPath + "?", StringComparison.Ordinal)))
             {
                 await RespondAsync(stream, "404 Not Found", "Not the sign-in callback.", cancellationToken);
                 continue;
             }
             var parameters = ParseQuery(target.Contains('?', StringComparison.Ordinal) ? target[(target.IndexOf('?', StringComparison.Ordinal) + 1)..] : "");
+            // Any local page or process can reach this port: a redirect without this sign-in's state is not the
+            // provider's answer to it, and neither ends nor aborts the wait.
+            if (!parameters.TryGetValue("state", out var returned)
+                || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(returned), Encoding.UTF8.GetBytes(state)))
+            {
+                await RespondAsync(stream, "400 Bad Request", "Not this sign-in's redirect (its state does not match).", cancellationToken);
+                continue;
+            }
             await RespondAsync(stream, "200 OK", parameters.ContainsKey("code")
                 ? "Signed in. You can close this tab and go back to vpnctl."
                 : "The sign-in did not succeed. vpnctl says why.", cancellationToken);
             return parameters;
         }
     }
+
+    private static string Printable(string text) => new([.. text.Where(c => !char.IsControl(c)).Take(300)]);
 
     private static async Task<string?> ReadRequestTargetAsync(NetworkStream stream, CancellationToken cancellationToken)
     {

@@ -50,9 +50,10 @@ public sealed class StateGauges
             var check = revocations.IsRevokedAsync(RevocationListReadinessCheck.ProbeJti, CancellationToken.None);
             if (!check.IsCompleted)
             {
-                // Still waiting on a refresh: no verdict yet, and the request path reports its own staleness.
+                // Waiting for a first load or a refresh: authenticated requests are waiting on it too, so it is not fresh
+                // (a replica that never reached PostgreSQL reports 0, not 1).
                 _ = check.AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
-                return 1;
+                return 0;
             }
             _ = check.Result;
             return 1;

@@ -62,10 +62,14 @@ public sealed partial class LocationCatalog : IDisposable
                 return other;
             }
             var snapshot = await _nodes.GetAsync(cancellationToken);
-            var payload = new LocationsPayload(now, now + _options.Locations.Validity, Describe(snapshot.All, now), KeyId!);
+            // Issued at the start of the cache period, not this moment: Ed25519 is deterministic, so replicas with the same
+            // registry serve the same bytes and ETag in a period, and a client's If-None-Match holds across replicas.
+            var period = _options.Locations.CacheFor.Ticks;
+            var issued = new DateTimeOffset(now.UtcTicks - now.UtcTicks % period, TimeSpan.Zero);
+            var payload = new LocationsPayload(issued, issued + _options.Locations.Validity, Describe(snapshot.All, now), KeyId!);
             var body = SignedLocations.Sign(payload, SigningKey);
             var etag = "\"" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body)[..12]) + "\"";
-            var list = new SignedLocationList(body, etag, now);
+            var list = new SignedLocationList(body, etag, issued);
             Volatile.Write(ref _current, list);
             return list;
         }
