@@ -56,6 +56,7 @@ public sealed class VpnctlStackFixture : ConsumerStackFixture
         {
             await Provider.DisposeAsync();
         }
+        File.Delete(CatalogKeyFile);
     }
 
     protected override void AddEntryEnvironment(IDictionary<string, string?> environment)
@@ -67,7 +68,18 @@ public sealed class VpnctlStackFixture : ConsumerStackFixture
         // The wrong-token cases spend the per-address budget of admin-token failures (10 a minute by default); the
         // throttle is Entry.Tests' subject, not this suite's, and a spent budget would refuse the right token next.
         environment["APP_RATE_LIMIT_ADMIN_FAILURES_PER_MIN"] = "1000";
+        // The server list's signing key, as an operator's file; the client pins its public key.
+        var key = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(new Org.BouncyCastle.Security.SecureRandom());
+        CatalogPublicKey = Convert.ToBase64String(key.GeneratePublicKey().GetEncoded());
+        File.WriteAllText(CatalogKeyFile, new string(System.Security.Cryptography.PemEncoding.Write("PRIVATE KEY",
+            Org.BouncyCastle.Pkcs.PrivateKeyInfoFactory.CreatePrivateKeyInfo(key).GetEncoded())));
+        environment["APP_CATALOG_SIGNING_KEY_FILE"] = CatalogKeyFile;
     }
+
+    /// <summary>The public key (base64) of the key entry signs GET /v1/locations with.</summary>
+    public string CatalogPublicKey { get; private set; } = "";
+
+    private string CatalogKeyFile { get; } = Path.Combine(Path.GetTempPath(), $"vpnctl-catalog-{Guid.NewGuid():N}.pem");
 
     /// <summary>vpnctl run in-process: its entry point with these arguments, the admin token and URL in its environment, output captured.</summary>
     public Task<VpnctlRun> RunAsync(params string[] args) => RunWithAsync(null, null, args);
