@@ -85,7 +85,7 @@ public sealed class ManifestInitContainerTests
         "GOOGLE_CLIENT_SECRET" => "manifest-test-google-secret",
         "APP_LOG_REDACTION_KEY" => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
         // A PKCS#8 Ed25519 key made for the test (as openssl genpkey -algorithm ed25519 writes one).
-        "APP_CATALOG_SIGNING_KEY" => CatalogKeyPem(),
+        "APP_CATALOG_SIGNING_KEY" => new CatalogSigningKey().Pem,
         _ => throw new InvalidOperationException($"The test does not know what goes in {setting}_FILE: add it here."),
     };
 
@@ -125,12 +125,5 @@ public sealed class ManifestInitContainerTests
         {
             Directory.Delete(root, recursive: true);
         }
-    }
-
-    private static string CatalogKeyPem()
-    {
-        var key = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(new Org.BouncyCastle.Security.SecureRandom());
-        var der = Org.BouncyCastle.Pkcs.PrivateKeyInfoFactory.CreatePrivateKeyInfo(key).GetEncoded();
-        return new string(System.Security.Cryptography.PemEncoding.Write("PRIVATE KEY", der));
     }
 }

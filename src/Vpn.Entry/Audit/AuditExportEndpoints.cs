@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Features;
@@ -16,8 +15,6 @@ public static partial class AuditExportEndpoints
 {
     public const string CsvContentType = "text/csv; charset=utf-8";
     public const string NdjsonContentType = "application/x-ndjson";
-
-    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer", "anonymous" };
 
     public static IEndpointRouteBuilder MapAuditExportEndpoints(this IEndpointRouteBuilder app)
     {
@@ -49,55 +46,33 @@ public static partial class AuditExportEndpoints
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
         ArgumentNullException.ThrowIfNull(identifiers);
-        var operatorObject = auditEvent.Action.StartsWith("node.", StringComparison.Ordinal) || auditEvent.Action.StartsWith("plan.", StringComparison.Ordinal);
         return auditEvent with
         {
-            Actor = Roles.Contains(auditEvent.Actor) ? auditEvent.Actor : identifiers.Of(auditEvent.Actor),
-            Subject = operatorObject || auditEvent.Subject is null ? auditEvent.Subject : identifiers.Of(auditEvent.Subject),
+            Actor = AuditPeople.Actor(auditEvent, identifiers),
+            Subject = AuditPeople.SubjectIsOperatorObject(auditEvent) || auditEvent.Subject is null ? auditEvent.Subject : identifiers.Of(auditEvent.Subject),
             Details = auditEvent.Details.ToDictionary(d => d.Key, d => d.Value is { } v && IdLike().IsMatch(v) ? identifiers.Of(v) : d.Value),
         };
     }
 
-    private static async Task WriteAsync(Stream body, IAsyncEnumerable<AuditEvent> events, Func<AuditEvent, AuditEvent> show, bool ndjson,
-        CancellationToken cancellationToken)
-    {
-        await using var enumerator = events.GetAsyncEnumerator(cancellationToken);
-        // The query runs before a byte is written: a store outage still becomes a problem+json answer.
-        var hasEvent = await enumerator.MoveNextAsync();
-        await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 16 * 1024, leaveOpen: true);
-        if (!ndjson)
+    private static Task WriteAsync(Stream body, IAsyncEnumerable<AuditEvent> events, Func<AuditEvent, AuditEvent> show, bool ndjson,
+        CancellationToken cancellationToken) =>
+        LineStream.WriteAsync(body, events, ndjson ? null : "occurred_at,actor,action,subject,details\r\n", (line, stored) =>
         {
-            await writer.WriteAsync("occurred_at,actor,action,subject,details\r\n");
-        }
-        var line = new StringBuilder(256);
-        for (var written = 1; hasEvent; written++)
-        {
-            var e = show(enumerator.Current);
-            line.Clear();
+            var e = show(stored);
             if (ndjson)
             {
                 line.Append(JsonSerializer.Serialize(new
                 {
                     occurred_at = e.OccurredAt.UtcDateTime, actor = e.Actor, action = e.Action, subject = e.Subject, details = e.Details,
                 })).Append('\n');
+                return;
             }
-            else
-            {
-                line.Append(e.OccurredAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture)).Append(',');
-                Subscriptions.SubscriptionCsv.AppendField(line, e.Actor).Append(',');
-                Subscriptions.SubscriptionCsv.AppendField(line, e.Action).Append(',');
-                Subscriptions.SubscriptionCsv.AppendField(line, e.Subject ?? "").Append(',');
-                Subscriptions.SubscriptionCsv.AppendField(line, JsonSerializer.Serialize(e.Details)).Append("\r\n");
-            }
-            await writer.WriteAsync(line, cancellationToken);
-            if (written % 256 == 0)
-            {
-                await writer.FlushAsync(cancellationToken);
-            }
-            hasEvent = await enumerator.MoveNextAsync();
-        }
-        await writer.FlushAsync(cancellationToken);
-    }
+            line.Append(Subscriptions.SubscriptionCsv.FormatTime(e.OccurredAt)).Append(',');
+            Subscriptions.SubscriptionCsv.AppendField(line, e.Actor).Append(',');
+            Subscriptions.SubscriptionCsv.AppendField(line, e.Action).Append(',');
+            Subscriptions.SubscriptionCsv.AppendField(line, e.Subject ?? "").Append(',');
+            Subscriptions.SubscriptionCsv.AppendField(line, JsonSerializer.Serialize(e.Details)).Append("\r\n");
+        }, cancellationToken);
 
     private static DateTimeOffset? Time(string? value, string name) =>
         value is null ? null

@@ -28,26 +28,42 @@ public sealed record AuditQuery(DateTimeOffset? Since, DateTimeOffset? Until, st
     }
 }
 
+/// <summary>Who in an audit event is a person, for the log line and the export: the rule both apply.</summary>
+public static class AuditPeople
+{
+    // Actors that are roles, not people.
+    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer", "anonymous" };
+
+    /// <summary>The actor as <paramref name="identifiers"/> shows a person (a role as it is).</summary>
+    public static string Actor(AuditEvent auditEvent, Privacy.LogIdentifiers identifiers)
+    {
+        ArgumentNullException.ThrowIfNull(auditEvent);
+        ArgumentNullException.ThrowIfNull(identifiers);
+        return Roles.Contains(auditEvent.Actor) ? auditEvent.Actor : identifiers.Of(auditEvent.Actor);
+    }
+
+    /// <summary>Subjects of operator objects (a node, a plan) are no person's; customers, sessions and devices are.</summary>
+    public static bool SubjectIsOperatorObject(AuditEvent auditEvent)
+    {
+        ArgumentNullException.ThrowIfNull(auditEvent);
+        return auditEvent.Action.StartsWith("node.", StringComparison.Ordinal) || auditEvent.Action.StartsWith("plan.", StringComparison.Ordinal);
+    }
+}
+
 /// <summary>
 /// Writes each event to the store and one line to the log, the people in it (actor, subject) as
 /// <see cref="Privacy.LogIdentifiers"/> allows (APP_LOG_REDACTION_MODE); details stay in the store only.
 /// </summary>
 public sealed partial class LoggingAuditLog(IAuditLog inner, Privacy.LogIdentifiers identifiers, ILogger<LoggingAuditLog> logger) : IAuditLog
 {
-    // Actors that are roles, not people.
-    private static readonly HashSet<string> Roles = new(StringComparer.Ordinal) { "admin", "system", "core", "customer", "anonymous" };
-
     public async Task WriteAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
         await inner.WriteAsync(auditEvent, cancellationToken);
         if (logger.IsEnabled(LogLevel.Information))
         {
-            var actor = Roles.Contains(auditEvent.Actor) ? auditEvent.Actor : identifiers.Of(auditEvent.Actor);
-            // Subjects of operator objects (a node, a plan) are no person's; customers, sessions and devices are.
-            var subject = auditEvent.Action.StartsWith("node.", StringComparison.Ordinal) || auditEvent.Action.StartsWith("plan.", StringComparison.Ordinal)
-                ? auditEvent.Subject ?? "-"
-                : identifiers.Of(auditEvent.Subject);
+            var actor = AuditPeople.Actor(auditEvent, identifiers);
+            var subject = AuditPeople.SubjectIsOperatorObject(auditEvent) ? auditEvent.Subject ?? "-" : identifiers.Of(auditEvent.Subject);
             LogAudit(logger, auditEvent.Action, actor, subject);
         }
     }

@@ -31,7 +31,12 @@ public sealed partial class LocationCatalog : IDisposable
         if (SigningKey is null && !options.IsProduction)
         {
             SigningKey = new Ed25519PrivateKeyParameters(new SecureRandom());
-            LogEphemeralKey(logger, KeyId!, Convert.ToBase64String(SigningKey.GeneratePublicKey().GetEncoded()));
+        }
+        var publicKey = SigningKey?.GeneratePublicKey().GetEncoded();
+        KeyId = publicKey is null ? null : SignedLocations.KeyId(publicKey);
+        if (publicKey is not null && options.Locations.SigningKey is null)
+        {
+            LogEphemeralKey(logger, KeyId!, Convert.ToBase64String(publicKey));
         }
     }
 
@@ -40,7 +45,7 @@ public sealed partial class LocationCatalog : IDisposable
     /// <summary>Null in production without APP_CATALOG_SIGNING_KEY(_FILE): the list is not served.</summary>
     public Ed25519PrivateKeyParameters? SigningKey { get; }
 
-    public string? KeyId => SigningKey is null ? null : SignedLocations.KeyId(SigningKey.GeneratePublicKey().GetEncoded());
+    public string? KeyId { get; }
 
     public async Task<SignedLocationList?> GetAsync(CancellationToken cancellationToken)
     {
@@ -86,11 +91,13 @@ public sealed partial class LocationCatalog : IDisposable
                 City: e.Node.CityCode?.ToLowerInvariant(), e.Node.Pool))
             .Select(g =>
             {
-                var open = g.Where(e => e.Node.Healthy && !e.Node.Draining && e.Node.LastHeartbeatAt is { } beat
-                    && now - beat <= _options.NodeFreshness).ToList();
+                // Selection's own rule: a node that could take a session (null), or could if it were not full.
+                var verdicts = g.Select(e => (Entry: e, Rejection: Vpn.Domain.Nodes.NodeSelection.Reject(e.Describe(),
+                    new Vpn.Domain.Nodes.NodeRequest(e.Node.Region), now, _options.NodeFreshness))).ToList();
+                var open = verdicts.Where(v => v.Rejection is null or Vpn.Domain.Nodes.NodeRejection.AtCapacity).Select(v => v.Entry).ToList();
                 var capacity = open.Sum(e => (long)e.Node.Capacity);
                 var live = open.Sum(e => (long)e.LiveSessions);
-                var available = open.Any(e => e.LiveSessions < e.Node.Capacity);
+                var available = verdicts.Any(v => v.Rejection is null);
                 return new LocationEntry(g.Key.Region, g.Key.Country, g.Key.City, g.Key.Pool, LoadBucket(live, capacity, available), available);
             })
             .OrderBy(l => l.Region, StringComparer.Ordinal).ThenBy(l => l.CountryCode, StringComparer.Ordinal)

@@ -91,39 +91,14 @@ public static class SubscriptionReportEndpoints
 /// <summary>
 /// The export's CSV (RFC 4180): a header line, CRLF line ends, UTF-8 without a byte order mark; a field holding a
 /// comma, a double quote, CR or LF is enclosed in double quotes with its quotes doubled. Rows are written as the store
-/// produces them and flushed every <see cref="FlushEvery"/> rows, so the service holds a few KiB whatever the row count.
+/// produces them and flushed every <see cref="LineStream.FlushEvery"/> rows, so the service holds a few KiB whatever the row count.
 /// </summary>
 internal static class SubscriptionCsv
 {
     public const string ContentType = "text/csv; charset=utf-8";
     public const string Header = "customer_id,plan_code,plan_name,status,max_devices,allowed_regions,started_at,ended_at";
-    public const int FlushEvery = 256;
-
-    private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false);
-
-    public static async Task WriteAsync(Stream body, IAsyncEnumerable<SubscriptionExportRow> rows, CancellationToken cancellationToken)
-    {
-        await using var enumerator = rows.GetAsyncEnumerator(cancellationToken);
-        // The query runs here, before a byte is written: a store outage still becomes a problem+json answer.
-        var hasRow = await enumerator.MoveNextAsync();
-        // Kestrel refuses synchronous writes, so every write below is async (a line is built, then written).
-        await using var writer = new StreamWriter(body, Utf8NoBom, bufferSize: 16 * 1024, leaveOpen: true);
-        var line = new StringBuilder(256);
-        await writer.WriteAsync(Header + "\r\n");
-        var sinceFlush = 0;
-        while (hasRow)
-        {
-            AppendRow(line.Clear(), enumerator.Current);
-            await writer.WriteAsync(line, cancellationToken);
-            if (++sinceFlush == FlushEvery)
-            {
-                await writer.FlushAsync(cancellationToken);
-                sinceFlush = 0;
-            }
-            hasRow = await enumerator.MoveNextAsync();
-        }
-        await writer.FlushAsync(cancellationToken);
-    }
+    public static Task WriteAsync(Stream body, IAsyncEnumerable<SubscriptionExportRow> rows, CancellationToken cancellationToken) =>
+        LineStream.WriteAsync(body, rows, Header + "\r\n", (line, row) => AppendRow(line, row), cancellationToken);
 
     // Formatted straight into the line (no per-field strings): the export allocates little per row, so the GC's
     // allocation budget, not the row count, bounds what a long export adds to the process.

@@ -1,3 +1,5 @@
+using Vpn.TestSupport;
+
 namespace Vpn.Core.Tests.Health;
 
 /// <summary>
@@ -10,7 +12,7 @@ public class HealthEndpointTests
     [Fact]
     public async Task Probes_NoopCoreWithoutReconciliation_LiveAndReady()
     {
-        var (grpcPort, metricsPort) = (FreePort(), FreePort());
+        var (grpcPort, metricsPort) = (RepositoryPaths.FreeLoopbackPort(), RepositoryPaths.FreeLoopbackPort());
         await using var core = StartCore(grpcPort, metricsPort, []);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         await WaitForHealthzAsync(http, core, metricsPort);
@@ -23,7 +25,7 @@ public class HealthEndpointTests
     [Fact]
     public async Task Probes_EntryUnreachable_LiveButNotReady_AndNotOnGrpcPort()
     {
-        var (grpcPort, metricsPort, entryPort) = (FreePort(), FreePort(), FreePort());
+        var (grpcPort, metricsPort, entryPort) = (RepositoryPaths.FreeLoopbackPort(), RepositoryPaths.FreeLoopbackPort(), RepositoryPaths.FreeLoopbackPort());
         // Nothing listens on entryPort: the first sync never happens, so Connect would be refused and entry must not
         // pick this node; the pod must not count as ready either.
         await using var core = StartCore(grpcPort, metricsPort, new Dictionary<string, string?>
@@ -56,7 +58,7 @@ public class HealthEndpointTests
 
     private static BackgroundProcess StartCore(int grpcPort, int metricsPort, Dictionary<string, string?> extra)
     {
-        var dll = CoreDll();
+        var dll = RepositoryPaths.ServiceDll("Vpn.Core");
         Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
         var environment = new Dictionary<string, string?>
         {
@@ -89,23 +91,5 @@ public class HealthEndpointTests
             }
         }
         Assert.Fail("core did not answer /healthz: " + core.Output);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static string CoreDll()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = dir.Parent!.Name;
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Vpn.slnx")))
-        {
-            dir = dir.Parent;
-        }
-        return Path.Combine(dir?.FullName ?? "/nonexistent", "src", "Vpn.Core", "bin", configuration, "net10.0", "Vpn.Core.dll");
     }
 }

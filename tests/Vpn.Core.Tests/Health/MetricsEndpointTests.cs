@@ -1,3 +1,5 @@
+using Vpn.TestSupport;
+
 namespace Vpn.Core.Tests.Health;
 
 /// <summary>
@@ -9,9 +11,9 @@ public class MetricsEndpointTests
     [Fact]
     public async Task Metrics_CoreProcessWithMetricsListen_ServesReconcileInstruments()
     {
-        var dll = CoreDll();
+        var dll = RepositoryPaths.ServiceDll("Vpn.Core");
         Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
-        var port = FreePort();
+        var port = RepositoryPaths.FreeLoopbackPort();
         var socket = Path.Combine(Path.GetTempPath(), $"core-metrics-{Environment.ProcessId}.sock");
         await using var core = new BackgroundProcess("dotnet", [dll], new Dictionary<string, string?>
         {
@@ -44,10 +46,10 @@ public class MetricsEndpointTests
     [Fact]
     public async Task Metrics_Http2GetOnGrpcPort_404_OnMetricsPort_200()
     {
-        var dll = CoreDll();
+        var dll = RepositoryPaths.ServiceDll("Vpn.Core");
         Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
-        var grpcPort = FreePort();
-        var metricsPort = FreePort();
+        var grpcPort = RepositoryPaths.FreeLoopbackPort();
+        var metricsPort = RepositoryPaths.FreeLoopbackPort();
         await using var core = new BackgroundProcess("dotnet", [dll], new Dictionary<string, string?>
         {
             ["CORE_GRPC_LISTEN"] = $"127.0.0.1:{grpcPort}",
@@ -68,9 +70,9 @@ public class MetricsEndpointTests
     [Fact]
     public async Task Metrics_WithoutMetricsListen_NotServedOnGrpcPort_GrpcStillAnswers()
     {
-        var dll = CoreDll();
+        var dll = RepositoryPaths.ServiceDll("Vpn.Core");
         Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
-        var grpcPort = FreePort();
+        var grpcPort = RepositoryPaths.FreeLoopbackPort();
         await using var core = new BackgroundProcess("dotnet", [dll], new Dictionary<string, string?>
         {
             ["CORE_GRPC_LISTEN"] = $"127.0.0.1:{grpcPort}",
@@ -120,23 +122,5 @@ public class MetricsEndpointTests
         using var response = await http.SendAsync(request, TestContext.Current.CancellationToken);
         Assert.Equal(HttpVersion.Version20, response.Version);
         return response.StatusCode;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static string CoreDll()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = dir.Parent!.Name;
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Vpn.slnx")))
-        {
-            dir = dir.Parent;
-        }
-        return Path.Combine(dir?.FullName ?? "/nonexistent", "src", "Vpn.Core", "bin", configuration, "net10.0", "Vpn.Core.dll");
     }
 }

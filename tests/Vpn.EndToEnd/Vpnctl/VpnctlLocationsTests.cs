@@ -1,4 +1,5 @@
 using Vpn.Cli;
+using Vpn.TestSupport;
 
 namespace Vpn.EndToEnd.Vpnctl;
 
@@ -18,8 +19,7 @@ public sealed partial class VpnctlTests
             && !shown.Out.Contains(stack.Consumer.NodeEndpoint, StringComparison.Ordinal),
             $"the list is verified, the lab's region available, no node endpoint in it\n{json.Describe()}");
 
-        var otherKey = Convert.ToBase64String(new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(
-            new Org.BouncyCastle.Security.SecureRandom()).GeneratePublicKey().GetEncoded());
+        var otherKey = Convert.ToBase64String(new CatalogSigningKey().PublicKey);
         await ExpectError(await stack.RunAsync("client", "locations", "--trust-key", otherKey), ExitCodes.CheckFailed,
             "error: the server list is not to be trusted: it is signed by key ed25519-");
         await ExpectError(await stack.RunAsync("client", "locations"), ExitCodes.Usage, "no pinned key");

@@ -1,4 +1,5 @@
 using Vpn.Cli;
+using Vpn.TestSupport;
 using Vpn.TestSupport.Oidc;
 
 namespace Vpn.EndToEnd.Vpnctl;
@@ -69,10 +70,9 @@ public sealed class VpnctlStackFixture : ConsumerStackFixture
         // throttle is Entry.Tests' subject, not this suite's, and a spent budget would refuse the right token next.
         environment["APP_RATE_LIMIT_ADMIN_FAILURES_PER_MIN"] = "1000";
         // The server list's signing key, as an operator's file; the client pins its public key.
-        var key = new Org.BouncyCastle.Crypto.Parameters.Ed25519PrivateKeyParameters(new Org.BouncyCastle.Security.SecureRandom());
-        CatalogPublicKey = Convert.ToBase64String(key.GeneratePublicKey().GetEncoded());
-        File.WriteAllText(CatalogKeyFile, new string(System.Security.Cryptography.PemEncoding.Write("PRIVATE KEY",
-            Org.BouncyCastle.Pkcs.PrivateKeyInfoFactory.CreatePrivateKeyInfo(key).GetEncoded())));
+        var key = new CatalogSigningKey();
+        CatalogPublicKey = Convert.ToBase64String(key.PublicKey);
+        File.WriteAllText(CatalogKeyFile, key.Pem);
         environment["APP_CATALOG_SIGNING_KEY_FILE"] = CatalogKeyFile;
     }
 

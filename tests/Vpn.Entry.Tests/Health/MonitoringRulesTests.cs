@@ -84,9 +84,9 @@ public sealed partial class MonitoringRulesTests
     // A real core process (noop dataplane) whose entry is unreachable: its reconcile instruments, failures included.
     private static async Task<IEnumerable<string>> CoreSeriesAsync()
     {
-        var dll = Path.Combine(RepositoryPaths.Root, "src", "Vpn.Core", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "Vpn.Core.dll");
+        var dll = RepositoryPaths.ServiceDll("Vpn.Core");
         Prerequisites.Require(File.Exists(dll), $"built core at {dll}");
-        var port = FreePort();
+        var port = RepositoryPaths.FreeLoopbackPort();
         var socket = Path.Combine(Path.GetTempPath(), $"core-monitoring-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
         await using var core = new BackgroundProcess("dotnet", [dll], new Dictionary<string, string?>
         {
@@ -134,11 +134,4 @@ public sealed partial class MonitoringRulesTests
 
     [GeneratedRegex(@"\b(vpn_[a-z_]+|http_server_request_duration_seconds_(count|bucket|sum))\b")]
     private static partial Regex SeriesName();
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -1,8 +1,5 @@
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging.Abstractions;
-using Org.BouncyCastle.Crypto.Parameters;
-using Org.BouncyCastle.Pkcs;
-using Org.BouncyCastle.Security;
 using Vpn.Contracts.Http;
 using Vpn.Entry.Locations;
 
@@ -17,19 +14,12 @@ public sealed class LocationListTests : IDisposable
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private readonly Ed25519PrivateKeyParameters _key = new(new SecureRandom());
+    private readonly CatalogSigningKey _key = new();
     private readonly string _keyFile = Path.Combine(Path.GetTempPath(), $"catalog-{Guid.NewGuid():N}.pem");
 
-    public LocationListTests() => File.WriteAllText(_keyFile, Pem(_key));
+    public LocationListTests() => File.WriteAllText(_keyFile, _key.Pem);
 
-    private Dictionary<string, byte[]> Trusted
-    {
-        get
-        {
-            var publicKey = _key.GeneratePublicKey().GetEncoded();
-            return new() { [SignedLocations.KeyId(publicKey)] = publicKey };
-        }
-    }
+    private Dictionary<string, byte[]> Trusted => new() { [SignedLocations.KeyId(_key.PublicKey)] = _key.PublicKey };
 
     public void Dispose() => File.Delete(_keyFile);
 
@@ -79,7 +69,7 @@ public sealed class LocationListTests : IDisposable
         // Another key under the same id (a client pinned the wrong key, or a forger reused the id): the signature fails.
         Assert.Equal(LocationsVerdict.BadSignature, SignedLocations.Verify(body, new Dictionary<string, byte[]>
         {
-            [payload.KeyId] = new Ed25519PrivateKeyParameters(new SecureRandom()).GeneratePublicKey().GetEncoded(),
+            [payload.KeyId] = new CatalogSigningKey().PublicKey,
         }, now, skew).Verdict);
         Assert.Equal(LocationsVerdict.UnknownKey, SignedLocations.Verify(body, new Dictionary<string, byte[]>(), now, skew).Verdict);
         Assert.Equal(LocationsVerdict.Malformed, Verify(text[..^10], now));
@@ -133,7 +123,7 @@ public sealed class LocationListTests : IDisposable
         Assert.DoesNotContain("TUlJQ1NF", error, StringComparison.Ordinal);
         var (loaded, none) = OptionsLoading.Load(EntryOptions.Load, [("APP_CATALOG_SIGNING_KEY_FILE", _keyFile)]);
         Assert.Empty(none);
-        Assert.Equal(_key.GeneratePublicKey().GetEncoded(), loaded.Locations.SigningKey!.GeneratePublicKey().GetEncoded());
+        Assert.Equal(_key.PublicKey, loaded.Locations.SigningKey!.GeneratePublicKey().GetEncoded());
     }
 
     private LocationsVerdict Verify(string body, DateTimeOffset now) =>
@@ -141,12 +131,6 @@ public sealed class LocationListTests : IDisposable
 
     private Task<TestStack> StartAsync(StoreKind store) =>
         TestStack.StartAsync(store, new Dictionary<string, string?> { ["APP_CATALOG_SIGNING_KEY_FILE"] = _keyFile });
-
-    private static string Pem(Ed25519PrivateKeyParameters key)
-    {
-        var der = PrivateKeyInfoFactory.CreatePrivateKeyInfo(key).GetEncoded();
-        return new string(System.Security.Cryptography.PemEncoding.Write("PRIVATE KEY", der));
-    }
 
     private sealed class StubDirectory : INodeDirectory
     {

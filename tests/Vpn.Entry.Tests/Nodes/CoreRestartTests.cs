@@ -16,7 +16,7 @@ public sealed class CoreRestartTests
     {
         await using var routes = new CoreRoutes();
         await using var stack = await TestStack.StartAsync(StoreKind.InMemory, configureServices: routes.Install);
-        var port = FreePort();
+        var port = RepositoryPaths.FreeLoopbackPort();
         // Entry reaches core through a port the test opens and closes with the process, so the first start comes the
         // instant core is reachable again, not whenever its start-up happens to finish.
         await using var front = TcpForwarder.ToTcp(new IPEndPoint(IPAddress.Loopback, port));
@@ -67,13 +67,6 @@ public sealed class CoreRestartTests
         await stack.SendJsonAsync(stack.Admin(HttpMethod.Post, "/v1/admin/subscriptions", new { customer_id = id, plan_code = "basic", status = "active" }), 200);
         var device = await stack.SendJsonAsync(TestStack.AsCustomer(id, HttpMethod.Post, "/v1/devices", new { name = "laptop", public_key = TestStack.NewKey() }), 201);
         return new Customer(id, device.GetProperty("id").GetGuid(), like.NodeId);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Vpn.Core (noop dataplane, no reconciliation: synced from the start) as a child process on 127.0.0.1:port.</summary>
