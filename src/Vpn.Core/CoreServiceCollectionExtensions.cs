@@ -63,6 +63,8 @@ public static class CoreServiceCollectionExtensions
         {
             builder.Services.AddSingleton<EntryClient>();
             builder.Services.AddSingleton<IDesiredStateSource>(sp => sp.GetRequiredService<EntryClient>());
+            builder.Services.AddSingleton<Usage.UsageMeter>();
+            builder.Services.AddSingleton<Usage.UsageReporter>();
             builder.Services.AddSingleton<Reconciler>();
             builder.Services.AddHostedService<ReconcileService>();
             builder.Services.AddHostedService<HeartbeatService>();

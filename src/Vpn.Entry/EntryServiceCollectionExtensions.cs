@@ -76,6 +76,7 @@ public static class EntryServiceCollectionExtensions
         services.AddSingleton<SessionService>();
         services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();
+        services.AddSingleton<Usage.QuotaEnforcer>();
         services.AddHostedService<ProvisioningSweeper>();
         services.AddSingleton<NodeDrainMigrator>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeDrainMigrator>());

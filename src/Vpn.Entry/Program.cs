@@ -7,6 +7,7 @@ using Vpn.Entry.Locations;
 using Vpn.Entry.Nodes;
 using Vpn.Entry.Privacy;
 using Vpn.Entry.Subscriptions;
+using Vpn.Entry.Usage;
 using Vpn.ServiceDefaults;
 
 if (args.Length > 0 && args[0] == "migrate")
@@ -49,5 +50,6 @@ app.MapSubscriptionReportEndpoints();
 app.MapPrivacyEndpoints();
 app.MapLocationEndpoints();
 app.MapAuditExportEndpoints();
+app.MapUsageEndpoints();
 await app.RunAsync();
 return 0;

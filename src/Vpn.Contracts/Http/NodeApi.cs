@@ -28,7 +28,9 @@ public sealed record NodePeerSetDto(
 /// <summary>
 /// One live session on the node. State is "provisioning" or "active". Address is the IPv4 "/32", null while the session
 /// is provisioning; AddressV6 is the IPv6 "/128", null then too and for sessions without one (older entries omit it).
-/// ClaimSeq orders the claims of one device key, the later one wins (0 when absent).
+/// ClaimSeq orders the claims of one device key, the later one wins (0 when absent). UsageGeneration, UsageRxBytes and
+/// UsageTxBytes are the counters core last reported for the session (null before its first report): a core that
+/// restarted while wireguard-go kept running continues that generation instead of counting the peer's bytes again.
 /// </summary>
 public sealed record NodePeerDto(
     [property: JsonPropertyName("session_id")] string? SessionId,
@@ -36,4 +38,28 @@ public sealed record NodePeerDto(
     [property: JsonPropertyName("address")] string? Address,
     [property: JsonPropertyName("state")] string? State,
     [property: JsonPropertyName("address_v6")] string? AddressV6 = null,
-    [property: JsonPropertyName("claim_seq")] long? ClaimSeq = null);
+    [property: JsonPropertyName("claim_seq")] long? ClaimSeq = null,
+    [property: JsonPropertyName("usage_generation")] long? UsageGeneration = null,
+    [property: JsonPropertyName("usage_rx_bytes")] long? UsageRxBytes = null,
+    [property: JsonPropertyName("usage_tx_bytes")] long? UsageTxBytes = null);
+
+/// <summary>
+/// <c>POST /v1/internal/nodes/{node_id}/usage</c>, sent by core after a reconciliation pass when counters changed: each
+/// session's WireGuard counters, cumulative within a generation (see <see cref="NodeSessionUsageDto"/>). At most
+/// <see cref="MaxSessions"/> sessions per request (the 64 KiB body limit); core sends several when more changed.
+/// </summary>
+public sealed record NodeUsageReportDto([property: JsonPropertyName("sessions"), Required] IReadOnlyList<NodeSessionUsageDto?>? Sessions)
+{
+    public const int MaxSessions = 400;
+}
+
+/// <summary>
+/// One session's counters: Generation (1..2^63-1) names one counter run of the peer on the device — core draws a new
+/// one when the peer is re-added or the device restarted, as the counters then start again from zero. RxBytes is what
+/// the node received from the client, TxBytes what it sent to it, WireGuard overhead included.
+/// </summary>
+public sealed record NodeSessionUsageDto(
+    [property: JsonPropertyName("session_id"), Required] string? SessionId,
+    [property: JsonPropertyName("generation"), Required] long? Generation,
+    [property: JsonPropertyName("rx_bytes"), Required] long? RxBytes,
+    [property: JsonPropertyName("tx_bytes"), Required] long? TxBytes);

@@ -69,6 +69,25 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
         return response.StatusCode;
     }
 
+    /// <summary>
+    /// Posts one batch of session counters (at most <see cref="NodeUsageReportDto.MaxSessions"/>); true when entry
+    /// answers entry's status (204: recorded). Throws HttpRequestException or OperationCanceledException (timeout).
+    /// </summary>
+    public async Task<HttpStatusCode> PostUsageAsync(IReadOnlyList<Usage.SessionUsage> batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(HeartbeatTimeout);
+        var body = new NodeUsageReportDto([.. batch.Select(u => new NodeSessionUsageDto(u.SessionId.ToString("D"), u.Generation, u.RxBytes, u.TxBytes))]);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"v1/internal/nodes/{_nodeId:D}/usage", UriKind.Relative))
+        {
+            Content = JsonContent.Create(body),
+        };
+        request.Headers.Add("x-admin-token", _adminToken);
+        using var response = await _http.SendAsync(request, timeout.Token);
+        return response.StatusCode;
+    }
+
     public async Task<DesiredSnapshot> FetchAsync(CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -175,7 +194,16 @@ public sealed class EntryClient : IDesiredStateSource, IDisposable
             {
                 throw Invalid($"session {sessionId} has a negative claim_seq");
             }
-            sessions.Add(new DesiredSession(sessionId, key, address, state, address6, (ulong)(peer.ClaimSeq ?? 0)));
+            Usage.SessionUsage? usage = null;
+            if (peer.UsageGeneration is not null || peer.UsageRxBytes is not null || peer.UsageTxBytes is not null)
+            {
+                if (peer.UsageGeneration is not > 0 || peer.UsageRxBytes is not >= 0 || peer.UsageTxBytes is not >= 0)
+                {
+                    throw Invalid($"session {sessionId} has incomplete or negative usage counters");
+                }
+                usage = new Usage.SessionUsage(sessionId, peer.UsageGeneration.Value, peer.UsageRxBytes.Value, peer.UsageTxBytes.Value);
+            }
+            sessions.Add(new DesiredSession(sessionId, key, address, state, address6, (ulong)(peer.ClaimSeq ?? 0), usage));
         }
         return new DesiredSnapshot(body.GeneratedAt ?? DateTimeOffset.MinValue, sessions);
     }

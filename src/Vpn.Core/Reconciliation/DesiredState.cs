@@ -14,8 +14,9 @@ public enum DesiredSessionState
 /// <param name="Address6">The client's IPv6 tunnel address as the database holds it; null for sessions started before
 /// dual stack (core pairs one with the IPv4 address either way).</param>
 /// <param name="ClaimSeq">The order of the session's claim (0 = not known; see <see cref="Control.PeerLease"/>).</param>
+/// <param name="Usage">The counters entry last recorded for the session (null before its first report; <see cref="Usage.UsageMeter"/>).</param>
 public sealed record DesiredSession(Guid SessionId, WireGuardKey PublicKey, IPAddress? Address, DesiredSessionState State, IPAddress? Address6 = null,
-    ulong ClaimSeq = 0);
+    ulong ClaimSeq = 0, Usage.SessionUsage? Usage = null);
 
 /// <summary>The database's view of this node at <paramref name="GeneratedAt"/> (entry's clock).</summary>
 public sealed record DesiredSnapshot(DateTimeOffset GeneratedAt, IReadOnlyList<DesiredSession> Sessions);

@@ -1,5 +1,6 @@
 using Vpn.Core.Control;
 using Vpn.Core.Dataplane;
+using Vpn.Core.Usage;
 using Vpn.Domain.Reconciliation;
 
 namespace Vpn.Core.Reconciliation;
@@ -22,7 +23,9 @@ public sealed partial class Reconciler(
     IDataplane dataplane,
     PeerRegistry registry,
     ReconcileMetrics metrics,
-    ILogger<Reconciler> logger)
+    ILogger<Reconciler> logger,
+    UsageMeter? usage = null,
+    UsageReporter? usageReporter = null)
 {
     private const int Attempts = 2;
 
@@ -73,6 +76,7 @@ public sealed partial class Reconciler(
             }
         }
 
+        await ReportUsageAsync(cancellationToken);
         var decision = plan.Decision;
         if (desired is not null && !decision.Full)
         {
@@ -98,11 +102,15 @@ public sealed partial class Reconciler(
                 LogReinitializing(logger, options.InterfaceName);
                 await dataplane.InitializeAsync(cancellationToken);
                 metrics.RecordReinitialization();
+                usage?.MarkAllRestarted();
                 registry.BeginDeviceRead();
                 device = await dataplane.ReadAsync(cancellationToken);
             }
             var live = device.Peers.Select(p => new LivePeer(p.PublicKey, p.AllowedIps)).ToList();
             var plan = registry.Synchronize(desired, live);
+            // The counters as read, mapped to the sessions the leases now hold; the peers this pass adds start from zero.
+            usage?.Observe(registry.SessionCounters(device.Peers), desired);
+            usage?.MarkRestarted(plan.Decision.Adds.Select(a => a.PublicKey));
             if (plan.Decision.Problems is { Count: > 0 } problems)
             {
                 LogDesiredStateRejected(logger, problems.Count, string.Join("; ", problems.Take(10)));
@@ -113,6 +121,23 @@ public sealed partial class Reconciler(
         finally
         {
             registry.EndDeviceRead();
+        }
+    }
+
+    /// <summary>Sends the counters read by this pass; a failure leaves them pending and never fails the pass.</summary>
+    private async Task ReportUsageAsync(CancellationToken cancellationToken)
+    {
+        if (usageReporter is null)
+        {
+            return;
+        }
+        try
+        {
+            await usageReporter.FlushAsync(cancellationToken);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogUsageReportFailed(logger, e.GetType().Name);
         }
     }
 
@@ -196,6 +221,9 @@ public sealed partial class Reconciler(
 
     [LoggerMessage(EventId = 613, Level = LogLevel.Warning, Message = "Reconciliation could not reach the WireGuard device, retrying later: {Reason}")]
     private static partial void LogDeviceUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 614, Level = LogLevel.Warning, Message = "Usage report failed ({Reason}); the counters stay pending")]
+    private static partial void LogUsageReportFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 612, Level = LogLevel.Error, Message = "Reconciliation pass failed")]
     private static partial void LogPassFailed(ILogger logger, Exception exception);

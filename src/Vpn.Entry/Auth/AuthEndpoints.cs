@@ -11,7 +11,8 @@ public sealed record SignInResponse(string AccessToken, string TokenType, int Ex
 
 public sealed record MeSubscription(string PlanCode, string Status, int MaxDevices, IReadOnlyList<string> AllowedRegions);
 
-public sealed record MeResponse(Guid CustomerId, MeSubscription? Subscription);
+/// <summary>Usage is the current billing period's data use (limit_bytes null: unlimited); present with or without a subscription.</summary>
+public sealed record MeResponse(Guid CustomerId, MeSubscription? Subscription, Usage.UsageView Usage);
 
 public static class AuthEndpoints
 {
@@ -80,12 +81,15 @@ public static class AuthEndpoints
             return TypedResults.NoContent();
         }).RequireCustomer();
 
-        app.MapGet("/v1/me", async Task<Ok<MeResponse>> (HttpContext http, IPlanStore plans, CancellationToken ct) =>
+        app.MapGet("/v1/me", async Task<Ok<MeResponse>> (HttpContext http, IPlanStore plans, Usage.IUsageStore usage, TimeProvider time,
+            CancellationToken ct) =>
         {
             var customerId = http.CustomerId();
             var subscription = await plans.GetSubscriptionAsync(customerId, ct);
+            var used = await usage.GetAsync(customerId, time.GetUtcNow(), ct);
             return TypedResults.Ok(new MeResponse(customerId, subscription is null ? null
-                : new MeSubscription(subscription.PlanCode, subscription.Status, subscription.MaxDevices, subscription.AllowedRegions)));
+                : new MeSubscription(subscription.PlanCode, subscription.Status, subscription.MaxDevices, subscription.AllowedRegions),
+                Usage.UsageView.From(used)));
         }).RequireCustomer().WithTags("Auth");
 
         return app;

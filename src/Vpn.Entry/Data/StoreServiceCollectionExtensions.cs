@@ -33,6 +33,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<Migrator>();
         services.AddSingleton<IStoreSchema, PostgresStoreSchema>();
         services.AddSingleton<IPlanStore, PostgresPlanStore>();
+        services.AddSingleton<Usage.IUsageStore, PostgresUsageStore>();
         services.AddSingleton<IDeviceStore, PostgresDeviceStore>();
         services.AddSingleton<PostgresNodeStore>();
         services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<PostgresNodeStore>());
@@ -61,6 +62,8 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<InMemoryDatabase>();
         services.AddSingleton<IStoreSchema, InMemoryStoreSchema>();
         services.AddSingleton<IPlanStore, InMemoryPlanStore>();
+        services.AddSingleton<InMemoryUsageStore>();
+        services.AddSingleton<Usage.IUsageStore>(sp => sp.GetRequiredService<InMemoryUsageStore>());
         services.AddSingleton<IDeviceStore, InMemoryDeviceStore>();
         services.AddSingleton<InMemoryNodeStore>();
         services.AddSingleton<INodeStore>(sp => sp.GetRequiredService<InMemoryNodeStore>());

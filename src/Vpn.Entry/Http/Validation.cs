@@ -51,6 +51,12 @@ public static partial class Validation
         return number >= min && number <= max ? number : throw ApiProblemException.BadRequest($"'{field}' must be between {min} and {max}.");
     }
 
+    public static long RequireRange(long? value, string field, long min, long max)
+    {
+        var number = Require(value, field);
+        return number >= min && number <= max ? number : throw ApiProblemException.BadRequest($"'{field}' must be between {min} and {max}.");
+    }
+
     /// <summary>
     /// Canonical base64 of 32 bytes that is an acceptable X25519 public key: not of small order (the all-zero key, WireGuard's
     /// "no key", among them) and canonically encoded, so one point has one spelling (<see cref="WireGuardKey.CheckPublicKey"/>).

@@ -87,5 +87,6 @@ public static class NodeEndpoints
     }
 
     private static NodePeerDto ToDto(NodeSessionPeer peer) =>
-        new(peer.SessionId.ToString("D"), peer.PublicKey, peer.Address, peer.State.ToName(), peer.AddressV6, peer.ClaimSeq);
+        new(peer.SessionId.ToString("D"), peer.PublicKey, peer.Address, peer.State.ToName(), peer.AddressV6, peer.ClaimSeq,
+            peer.Usage?.Generation, peer.Usage?.ReceivedBytes, peer.Usage?.SentBytes);
 }

@@ -48,7 +48,8 @@ public sealed record NodeWithLoad(Node Node, int LiveSessions);
 /// AddressV6 ("/128") is null then too, and for sessions that have no IPv6 address (started before dual stack).
 /// </summary>
 /// ClaimSeq orders the claims of one device key (core keeps the later one).
-public sealed record NodeSessionPeer(Guid SessionId, string PublicKey, string? Address, SessionState State, string? AddressV6, long ClaimSeq);
+public sealed record NodeSessionPeer(Guid SessionId, string PublicKey, string? Address, SessionState State, string? AddressV6, long ClaimSeq,
+    Usage.SessionCounters? Usage = null);
 
 public interface INodeStore
 {

@@ -65,6 +65,8 @@ public enum ClaimOutcome
     NotEntitled,
     /// <summary>A start's claim only: the node is unhealthy or its heartbeat is older than the freshness window.</summary>
     NodeUnfit,
+    /// <summary>A start's claim only: the customer's use in this billing period reached the plan's quota (QuotaResetsAt).</summary>
+    QuotaExceeded,
 }
 
 /// <summary>
@@ -89,7 +91,8 @@ public sealed record StartClaim(
 /// A start's claim answered: <see cref="ClaimResult"/>'s fields, the device key (Claimed), the current subscription period
 /// when the customer is not entitled (null: none), and the node's live-session count as the claim saw it (-1 unknown).
 /// </summary>
-public sealed record StartClaimResult(ClaimResult Claim, WireGuardKey DevicePublicKey = default, Entitlement? Entitlement = null, int NodeLive = -1)
+public sealed record StartClaimResult(ClaimResult Claim, WireGuardKey DevicePublicKey = default, Entitlement? Entitlement = null, int NodeLive = -1,
+    DateTimeOffset? QuotaResetsAt = null)
 {
     public ClaimOutcome Outcome => Claim.Outcome;
 }

@@ -16,6 +16,9 @@ public abstract record SessionFailure
 
     public sealed record NotEntitled(EntitlementDenial Denial) : SessionFailure;
 
+    /// <summary>The customer's data use in this billing period reached the plan's quota; it resets at ResetsAt.</summary>
+    public sealed record QuotaExceeded(DateTimeOffset ResetsAt) : SessionFailure;
+
     /// <summary>The device is unknown, another customer's, or was deleted during the start.</summary>
     public sealed record DeviceNotFound : SessionFailure;
 
@@ -68,6 +71,8 @@ public static class SessionProblems
     {
         SessionFailure.InvalidRequest f => new(StatusCodes.Status400BadRequest, f.Code, f.Detail),
         SessionFailure.NotEntitled f => EntitlementProblems.For(f.Denial),
+        SessionFailure.QuotaExceeded f => new(StatusCodes.Status403Forbidden, ErrorCodes.QuotaExceeded,
+            "The plan's data quota for this billing period is used up.", new Dictionary<string, object?> { ["resets_at"] = f.ResetsAt }),
         SessionFailure.DeviceNotFound => new(StatusCodes.Status404NotFound, ErrorCodes.DeviceNotFound, "No such device."),
         SessionFailure.Conflict f => new(StatusCodes.Status409Conflict, ErrorCodes.SessionConflict, "Another session is active for this customer.",
             new Dictionary<string, object?> { ["active_session_id"] = f.ActiveSessionId }),

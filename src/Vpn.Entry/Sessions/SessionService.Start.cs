@@ -64,6 +64,8 @@ public sealed partial class SessionService
                     // store's no stands and the region is what it refused.
                     return (new SessionFailure.NotEntitled(Entitlements.Check(claimed.Entitlement, nodeRequest.Region).Denial
                         ?? EntitlementDenial.RegionNotAllowed), null);
+                case ClaimOutcome.QuotaExceeded:
+                    return (new SessionFailure.QuotaExceeded(claimed.QuotaResetsAt!.Value), null);
                 case ClaimOutcome.Conflict:
                     return (new SessionFailure.Conflict(claimed.Claim.ActiveSessionId), null);
                 case ClaimOutcome.DeviceGone:
@@ -109,6 +111,10 @@ public sealed partial class SessionService
         if (Entitlements.Check(subscription?.ToEntitlement(), request.Region).Denial is { } denial)
         {
             return new SessionFailure.NotEntitled(denial);
+        }
+        if (await usage.GetAsync(customerId, time.GetUtcNow(), cancellationToken) is { Exhausted: true } used)
+        {
+            return new SessionFailure.QuotaExceeded(used.Period.End);
         }
         if (await devices.GetAsync(customerId, deviceId, cancellationToken) is null)
         {

@@ -24,6 +24,7 @@ public sealed partial class SessionService(
     INodeStore nodes,
     INodeDirectory directory,
     IPlanStore plans,
+    Usage.IUsageStore usage,
     IIdempotencyStore idempotency,
     CoreClients cores,
     NodeCallGate gate,

@@ -6,7 +6,7 @@ using Vpn.Entry.Audit;
 namespace Vpn.Entry.Subscriptions;
 
 public sealed record UpsertPlanRequest([property: Required] string? Code, [property: Required] string? Name, [property: Required] int? MaxDevices,
-    [property: Required] IReadOnlyList<string>? AllowedRegions);
+    [property: Required] IReadOnlyList<string>? AllowedRegions, long? MonthlyDataBytes = null);
 
 public sealed record SetSubscriptionRequest([property: Required] string? CustomerId, [property: Required] string? PlanCode, [property: Required] string? Status);
 
@@ -14,6 +14,9 @@ public sealed record PlanList(IReadOnlyList<Plan> Items);
 
 public static class SubscriptionEndpoints
 {
+    /// <summary>1 PiB: far beyond any month of one customer's traffic, far below where a running total could overflow.</summary>
+    public const long MaxMonthlyDataBytes = 1L << 50;
+
     public static IEndpointRouteBuilder MapSubscriptionEndpoints(this IEndpointRouteBuilder app)
     {
         var plans = app.MapGroup("/v1/admin/plans").RequireAdmin().WithTags("Plans");
@@ -32,12 +35,14 @@ public static class SubscriptionEndpoints
                 Validation.RequireCode(request.Code, "code"),
                 Validation.RequireText(request.Name, "name", 200),
                 Validation.RequireRange(request.MaxDevices, "max_devices", 0, 1000),
-                [.. regions.Select(r => Validation.RequireCode(r, "allowed_regions[]")).Distinct(StringComparer.OrdinalIgnoreCase)]);
+                [.. regions.Select(r => Validation.RequireCode(r, "allowed_regions[]")).Distinct(StringComparer.OrdinalIgnoreCase)],
+                request.MonthlyDataBytes is null ? null : Validation.RequireRange(request.MonthlyDataBytes, "monthly_data_bytes", 1, MaxMonthlyDataBytes));
             var saved = await store.UpsertPlanAsync(plan, ct);
             await audit.WriteAsync(new AuditEvent(time.GetUtcNow(), "admin", "plan.upserted", saved.Code, new Dictionary<string, string?>
             {
                 ["max_devices"] = saved.MaxDevices.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["allowed_regions"] = string.Join(',', saved.AllowedRegions),
+                ["monthly_data_bytes"] = saved.MonthlyDataBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture),
             }), ct);
             await enforcer.AfterPlanChangeAsync(saved, ct);
             return TypedResults.Ok(saved);

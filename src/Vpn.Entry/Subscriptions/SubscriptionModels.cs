@@ -2,8 +2,11 @@ using Vpn.Domain.Subscriptions;
 
 namespace Vpn.Entry.Subscriptions;
 
-/// <summary>A sellable plan. AllowedRegions are region codes as nodes are registered with (compared ignoring case).</summary>
-public sealed record Plan(string Code, string Name, int MaxDevices, IReadOnlyList<string> AllowedRegions);
+/// <summary>
+/// A sellable plan. AllowedRegions are region codes as nodes are registered with (compared ignoring case).
+/// MonthlyDataBytes is the fair-use quota per billing period (received plus sent, WireGuard overhead included); null is unlimited.
+/// </summary>
+public sealed record Plan(string Code, string Name, int MaxDevices, IReadOnlyList<string> AllowedRegions, long? MonthlyDataBytes = null);
 
 /// <summary>One period of a customer's subscription; EndedAt null means it is the current one.</summary>
 public sealed record Subscription(

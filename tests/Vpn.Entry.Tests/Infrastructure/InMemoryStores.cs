@@ -10,7 +10,7 @@ public sealed class InMemoryStores
         Plans = new InMemoryPlanStore(Database);
         Devices = new InMemoryDeviceStore(Database);
         Nodes = new InMemoryNodeStore(Database);
-        Sessions = new InMemorySessionStore(Database);
+        Sessions = new InMemorySessionStore(Database, new InMemoryUsageStore(Database));
     }
 
     public InMemoryDatabase Database { get; } = new();

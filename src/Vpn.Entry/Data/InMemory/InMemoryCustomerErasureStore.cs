@@ -29,6 +29,11 @@ public sealed class InMemoryCustomerErasureStore(InMemoryDatabase db, InMemoryId
             var devices = db.Devices.Values.Where(d => d.CustomerId == customerId).Select(d => d.Id).ToList();
             var subscriptions = db.Subscriptions.RemoveAll(s => s.CustomerId == customerId);
             sessions.ForEach(s => db.Sessions.Remove(s.Id));
+            sessions.ForEach(s => db.SessionUsage.Remove(s.Id));
+            foreach (var key in db.Usage.Keys.Where(k => k.CustomerId == customerId).ToList())
+            {
+                db.Usage.Remove(key);
+            }
             devices.ForEach(id => db.Devices.Remove(id));
             return (sessions.Count + devices.Count + subscriptions > 0, [.. sessions.Where(InMemoryDatabase.IsLive)], [.. sessions.Select(s => s.Id), .. devices]);
         }

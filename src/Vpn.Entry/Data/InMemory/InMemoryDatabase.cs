@@ -28,6 +28,12 @@ public sealed class InMemoryDatabase
 
     internal Dictionary<Guid, SessionRecord> Sessions { get; } = [];
 
+    /// <summary>The last counters each session's node reported (sessions.usage_generation, usage_rx, usage_tx).</summary>
+    internal Dictionary<Guid, Usage.SessionCounters> SessionUsage { get; } = [];
+
+    /// <summary>One running total per customer per billing period (customer_usage), keyed by the period's start.</summary>
+    internal Dictionary<(Guid CustomerId, DateTimeOffset PeriodStart), long> Usage { get; } = [];
+
     /// <summary>The next claim_seq: one sequence for every claim, as the database's.</summary>
     internal long NextClaimSeq() => ++_lastClaimSeq;
 

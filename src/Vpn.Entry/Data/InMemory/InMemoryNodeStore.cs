@@ -79,7 +79,8 @@ public sealed class InMemoryNodeStore(InMemoryDatabase db) : INodeStore, INodeSe
         lock (db.Gate)
         {
             return Task.FromResult<IReadOnlyList<NodeSessionPeer>>([.. db.Sessions.Values.Where(s => s.NodeId == nodeId && InMemoryDatabase.IsLive(s)).OrderBy(s => s.Id)
-                .Select(s => new NodeSessionPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq))]);
+                .Select(s => new NodeSessionPeer(s.Id, s.DevicePublicKey.ToBase64(), s.AssignedAddress, s.State, s.AssignedAddressV6, s.ClaimSeq,
+                    db.SessionUsage.GetValueOrDefault(s.Id)))]);
         }
     }
 

@@ -15,6 +15,7 @@ public sealed class InMemoryRetentionStore(InMemoryDatabase db, InMemoryAuditLog
         {
             var ended = db.Sessions.Values.Where(s => !InMemoryDatabase.IsLive(s) && (s.EndedAt ?? s.CreatedAt) < endedBefore).Select(s => s.Id).ToList();
             ended.ForEach(id => db.Sessions.Remove(id));
+            ended.ForEach(id => db.SessionUsage.Remove(id));
             return ended.Count;
         }
     }

@@ -3,7 +3,7 @@ using Vpn.Domain.Subscriptions;
 
 namespace Vpn.Entry.Data.InMemory;
 
-public sealed class InMemorySessionStore(InMemoryDatabase db) : ISessionStore
+public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore usage) : ISessionStore
 {
     public Task<ClaimResult> ClaimAsync(NewSession session, bool replaceExisting, CancellationToken cancellationToken)
     {
@@ -14,7 +14,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db) : ISessionStore
         }
     }
 
-    // The same checks in the same order as claim_session_start (migration 0007), under the one lock.
+    // The same checks in the same order as claim_session_start (migrations 0007 and 0008), under the one lock.
     public Task<StartClaimResult> ClaimStartAsync(StartClaim claim, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(claim);
@@ -24,6 +24,10 @@ public sealed class InMemorySessionStore(InMemoryDatabase db) : ISessionStore
             if (!Entitlements.Check(entitlement, claim.Region).Allowed)
             {
                 return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.NotEntitled), Entitlement: entitlement));
+            }
+            if (usage.UsageLocked(claim.CustomerId, claim.CreatedAt) is { Exhausted: true } used)
+            {
+                return Task.FromResult(new StartClaimResult(new ClaimResult(ClaimOutcome.QuotaExceeded), QuotaResetsAt: used.Period.End));
             }
             if (!db.Devices.TryGetValue(claim.DeviceId, out var device) || device.CustomerId != claim.CustomerId)
             {

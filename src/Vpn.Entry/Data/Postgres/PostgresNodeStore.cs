@@ -36,7 +36,7 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
     private const string ListWithLoadSql = $"select {Columns}, live_sessions from vpn_nodes order by name";
 
     private const string DesiredPeersSql = """
-        select id, device_public_key, assigned_address, state, assigned_address_v6, claim_seq from sessions
+        select id, device_public_key, assigned_address, state, assigned_address_v6, claim_seq, usage_generation, usage_rx, usage_tx from sessions
         where node_id = @node and state in ('provisioning', 'active')
         order by id
         """;
@@ -46,7 +46,8 @@ public sealed class PostgresNodeStore(NpgsqlDataSource dataSource) : INodeStore,
         await using var command = dataSource.CreateCommand(DesiredPeersSql);
         command.Parameters.AddWithValue("node", nodeId);
         return await command.ReadAllAsync(reader => new NodeSessionPeer(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
-            SessionStates.Parse(reader.GetString(3)), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)), cancellationToken);
+            SessionStates.Parse(reader.GetString(3)), reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5),
+            reader.IsDBNull(6) ? null : new Usage.SessionCounters(reader.GetGuid(0), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8))), cancellationToken);
     }
 
     public async Task<(Node Node, bool Created)> UpsertAsync(NodeRegistration registration, DateTimeOffset now, CancellationToken cancellationToken)

@@ -6,12 +6,12 @@ namespace Vpn.Entry.Data.Postgres;
 public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
 {
     private const string UpsertPlanSql = """
-        insert into plans (code, name, max_devices, allowed_regions) values (@code, @name, @max, @regions)
+        insert into plans (code, name, max_devices, allowed_regions, monthly_data_bytes) values (@code, @name, @max, @regions, @quota)
         on conflict (code) do update set name = excluded.name, max_devices = excluded.max_devices,
-            allowed_regions = excluded.allowed_regions, updated_at = now()
+            allowed_regions = excluded.allowed_regions, monthly_data_bytes = excluded.monthly_data_bytes, updated_at = now()
         """;
 
-    private const string ListPlansSql = "select code, name, max_devices, allowed_regions from plans order by code";
+    private const string ListPlansSql = "select code, name, max_devices, allowed_regions, monthly_data_bytes from plans order by code";
 
     // Serialize changes per customer on the customer row so two concurrent changes cannot both see "no open row".
     private const string LockCustomerSql = """
@@ -41,6 +41,7 @@ public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
         command.Parameters.AddWithValue("name", plan.Name);
         command.Parameters.AddWithValue("max", plan.MaxDevices);
         command.Parameters.AddWithValue("regions", plan.AllowedRegions.ToArray());
+        command.Parameters.AddWithValue("quota", NpgsqlTypes.NpgsqlDbType.Bigint, (object?)plan.MonthlyDataBytes ?? DBNull.Value);
         await command.ExecuteNonQueryAsync(cancellationToken);
         return plan;
     }
@@ -48,7 +49,8 @@ public sealed class PostgresPlanStore(NpgsqlDataSource dataSource) : IPlanStore
     public async Task<IReadOnlyList<Plan>> ListPlansAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ListPlansSql);
-        return await command.ReadAllAsync(reader => new Plan(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<string[]>(3)),
+        return await command.ReadAllAsync(reader => new Plan(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetFieldValue<string[]>(3),
+            reader.IsDBNull(4) ? null : reader.GetInt64(4)),
             cancellationToken);
     }
 

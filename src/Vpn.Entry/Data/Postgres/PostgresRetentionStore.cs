@@ -28,6 +28,13 @@ public sealed class PostgresRetentionStore(NpgsqlDataSource dataSource) : IReten
             select id from sessions where state in ('terminated', 'failed') and terminated_at is null and updated_at < @before limit @batch)
         """;
 
+    // A billing period's total is kept while it is current and for the period after it (a customer asking about last
+    // month); 70 days after its last update, it is gone.
+    private const string UsageSql = """
+        delete from customer_usage where (customer_id, period_start) in (
+            select customer_id, period_start from customer_usage where updated_at < @before limit @batch)
+        """;
+
     private const string AuditSql = """
         delete from audit_events where id in (select id from audit_events where occurred_at < @before order by occurred_at limit @batch)
         """;
@@ -55,6 +62,7 @@ public sealed class PostgresRetentionStore(NpgsqlDataSource dataSource) : IReten
                 + await DeleteAllAsync(connection, UntimedSessionsSql, sessionsEndedBefore, cancellationToken);
             var audit = await DeleteAllAsync(connection, AuditSql, auditBefore, cancellationToken);
             var idempotency = await DeleteAllAsync(connection, IdempotencySql, now, cancellationToken);
+            await DeleteAllAsync(connection, UsageSql, now - Usage.UsageRetention.KeptFor, cancellationToken);
             return new PurgeCounts(sessions, audit, idempotency);
         }
         finally

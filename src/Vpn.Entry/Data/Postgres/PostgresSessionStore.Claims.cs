@@ -4,7 +4,7 @@ using Vpn.Domain.WireGuard;
 
 namespace Vpn.Entry.Data.Postgres;
 
-// Both claims are one call of claim_session_start (migration 0007): one statement, one round trip, its own transaction.
+// Both claims are one call of claim_session_start (migration 0007; the quota check since 0008): one statement, one round trip, its own transaction.
 public sealed partial class PostgresSessionStore
 {
     // Columns 0-15 are the replaced session in Read's order (all null when none was replaced), then the answer.
@@ -69,6 +69,8 @@ public sealed partial class PostgresSessionStore
                     Entitlement? entitlement = reader.IsDBNull(StatusColumn + 6) ? null : new Entitlement(reader.GetString(StatusColumn + 5),
                         reader.GetString(StatusColumn + 6), reader.GetInt32(StatusColumn + 7), reader.GetFieldValue<string[]>(StatusColumn + 8));
                     return new StartClaimResult(new ClaimResult(ClaimOutcome.NotEntitled), Entitlement: entitlement);
+                case "quota_exceeded":
+                    return new StartClaimResult(new ClaimResult(ClaimOutcome.QuotaExceeded), QuotaResetsAt: reader.GetFieldValue<DateTimeOffset>(StatusColumn + 9));
                 case var status:
                     return new StartClaimResult(new ClaimResult(status switch
                     {

@@ -1,0 +1,85 @@
+using Vpn.Domain.Usage;
+using Vpn.Entry.Usage;
+
+namespace Vpn.Entry.Data.InMemory;
+
+/// <summary>The same counting as record_node_usage (migration 0008), under the one lock.</summary>
+public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
+{
+    private static readonly TimeSpan EndedGrace = TimeSpan.FromMinutes(10);
+
+    public Task<IReadOnlyList<QuotaReached>> RecordAsync(Guid nodeId, IReadOnlyList<SessionCounters> counters, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(counters);
+        lock (db.Gate)
+        {
+            var added = new Dictionary<Guid, long>();
+            foreach (var c in counters)
+            {
+                if (!db.Sessions.TryGetValue(c.SessionId, out var session) || session.NodeId != nodeId
+                    || !(InMemoryDatabase.IsLive(session) || session.EndedAt >= now - EndedGrace))
+                {
+                    continue;
+                }
+                var known = db.SessionUsage.TryGetValue(c.SessionId, out var old) ? old : null;
+                var sameRun = known is not null && known.Generation == c.Generation;
+                var delta = sameRun ? Math.Max(c.ReceivedBytes - known!.ReceivedBytes, 0) + Math.Max(c.SentBytes - known.SentBytes, 0)
+                    : c.ReceivedBytes + c.SentBytes;
+                db.SessionUsage[c.SessionId] = sameRun
+                    ? new SessionCounters(c.SessionId, c.Generation, Math.Max(known!.ReceivedBytes, c.ReceivedBytes), Math.Max(known.SentBytes, c.SentBytes))
+                    : c;
+                if (delta > 0)
+                {
+                    added[session.CustomerId] = added.GetValueOrDefault(session.CustomerId) + delta;
+                }
+            }
+            var reached = new List<QuotaReached>();
+            foreach (var (customerId, delta) in added)
+            {
+                var period = PeriodLocked(customerId, now);
+                var key = (customerId, period.Start);
+                var used = db.Usage[key] = db.Usage.GetValueOrDefault(key) + delta;
+                if (LimitLocked(customerId) is { } limit && used >= limit)
+                {
+                    var live = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == Domain.Sessions.SessionState.Active);
+                    reached.Add(new QuotaReached(customerId, live?.Id, used, limit, period.End));
+                }
+            }
+            return Task.FromResult<IReadOnlyList<QuotaReached>>(reached);
+        }
+    }
+
+    public Task<DataUsage> GetAsync(Guid customerId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (db.Gate)
+        {
+            return Task.FromResult(UsageLocked(customerId, now));
+        }
+    }
+
+    public Task<DataUsage> ResetAsync(Guid customerId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (db.Gate)
+        {
+            db.Usage.Remove((customerId, PeriodLocked(customerId, now).Start));
+            return Task.FromResult(UsageLocked(customerId, now));
+        }
+    }
+
+    /// <summary>The use now; the caller holds the database's lock.</summary>
+    internal DataUsage UsageLocked(Guid customerId, DateTimeOffset now)
+    {
+        var period = PeriodLocked(customerId, now);
+        return new DataUsage(db.Usage.GetValueOrDefault((customerId, period.Start)), LimitLocked(customerId), period);
+    }
+
+    private BillingPeriod PeriodLocked(Guid customerId, DateTimeOffset now)
+    {
+        var first = db.Subscriptions.Where(s => s.CustomerId == customerId).Select(s => (DateTimeOffset?)s.StartedAt).Min();
+        return BillingPeriod.Containing(first is { } at ? BillingPeriod.AnchorDayOf(at) : 1, now);
+    }
+
+    private long? LimitLocked(Guid customerId) =>
+        db.CurrentSubscription(customerId) is { } subscription && db.Plans.TryGetValue(subscription.PlanCode, out var plan) ? plan.MonthlyDataBytes : null;
+}
