@@ -63,7 +63,7 @@ public static class SessionEndpoints
         public static IReadOnlyList<ProblemCodes> Problems { get; } =
         [
             new(400, [ErrorCodes.InvalidRequest, ErrorCodes.InvalidNodeHint]),
-            new(403, [ErrorCodes.SubscriptionInactive, ErrorCodes.RegionNotAllowed]),
+            new(403, [ErrorCodes.SubscriptionInactive, ErrorCodes.RegionNotAllowed, ErrorCodes.QuotaExceeded]),
             new(404, [ErrorCodes.DeviceNotFound]),
             new(409, [ErrorCodes.SessionConflict, ErrorCodes.IdempotencyKeyInProgress]),
             new(422, [ErrorCodes.IdempotencyKeyReused]),
