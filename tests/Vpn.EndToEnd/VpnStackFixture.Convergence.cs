@@ -21,7 +21,7 @@ public partial class VpnStackFixture
 
     // ---------------------------------------------------------------- the truth (PostgreSQL)
 
-    private NpgsqlConnection OpenDatabase() =>
+    public NpgsqlConnection OpenDatabase() =>
         // Unpooled: after a PostgreSQL restart a pooled connection would fail once; the tests only want the data.
         new(new NpgsqlConnectionStringBuilder(DatabaseConnectionString) { Pooling = false, Timeout = 10, CommandTimeout = 10 }.ConnectionString);
 
