@@ -105,6 +105,38 @@ public class EntryClientTests
     }
 
     [Fact]
+    public async Task FetchAsync_UsageGiven_CarriedPerSessionAndNullWhereMissing()
+    {
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(200, Body(
+            new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", usage_generation = 77, usage_rx_bytes = 5_000_000_000L, usage_tx_bytes = 3 },
+            Peer(SessionB, KeyB, null, "provisioning")));
+        using var client = new EntryClient(Options(entry.Url));
+
+        var snapshot = await client.FetchAsync(Token);
+
+        Assert.Equal(new Vpn.Core.Usage.SessionUsage(snapshot.Sessions[0].SessionId, 77, 5_000_000_000L, 3), snapshot.Sessions[0].Usage);
+        Assert.Null(snapshot.Sessions[1].Usage);
+    }
+
+    [Fact]
+    public async Task PostUsageAsync_PostsTheBatchAsTheContractSays()
+    {
+        await using var entry = await FakeEntry.StartAsync(unixSocket: true);
+        entry.Respond(204, "");
+        using var client = new EntryClient(Options(entry.Url));
+        var session = Guid.Parse("0195a8c4-0000-7000-8000-0000000000b1");
+
+        var status = await client.PostUsageAsync([new Vpn.Core.Usage.SessionUsage(session, 9_007_199_254_740_993L, 10, 20)], Token);
+
+        Assert.Equal(HttpStatusCode.NoContent, status);
+        var request = Assert.Single(entry.Requests);
+        Assert.Equal(("POST", "/v1/internal/nodes/0195a8c4-0000-7000-8000-0000000000aa/usage", "s3cret-admin"), (request.Method, request.Path, request.Token));
+        Assert.Equal("{\"sessions\":[{\"session_id\":\"0195a8c4-0000-7000-8000-0000000000b1\",\"generation\":9007199254740993,\"rx_bytes\":10,\"tx_bytes\":20}]}",
+            request.Body);
+    }
+
+    [Fact]
     public async Task FetchAsync_OverTcp_ReadsTheDesiredSet()
     {
         await using var entry = await FakeEntry.StartAsync(unixSocket: false);
@@ -160,6 +192,9 @@ public class EntryClientTests
             Peer6(SessionB, KeyB, "10.64.0.3/32", "fd64:6400::3/120", "active")) },
         { "negative claim_seq", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", claim_seq = -1 }) },
         { "text claim_seq", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", claim_seq = "1" }) },
+        { "usage without generation", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", usage_rx_bytes = 1, usage_tx_bytes = 1 }) },
+        { "usage generation 0", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", usage_generation = 0, usage_rx_bytes = 1, usage_tx_bytes = 1 }) },
+        { "negative usage", Body(new { session_id = SessionA, public_key = KeyA, address = "10.64.0.2/32", state = "active", usage_generation = 5, usage_rx_bytes = -1, usage_tx_bytes = 1 }) },
         // A repeated name means two things to two parsers: the whole answer is refused, not read "last one wins".
         { "repeated node_id", "{\"node_id\":\"" + Guid.NewGuid() + "\"," + GoodBody[1..] },
         { "repeated peers", GoodBody[..^1] + ",\"peers\":[]}" },
