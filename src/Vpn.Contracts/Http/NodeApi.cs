@@ -29,7 +29,7 @@ public sealed record NodePeerSetDto(
 /// One live session on the node. State is "provisioning" or "active". Address is the IPv4 "/32", null while the session
 /// is provisioning; AddressV6 is the IPv6 "/128", null then too and for sessions without one (older entries omit it).
 /// ClaimSeq orders the claims of one device key, the later one wins (0 when absent). UsageGeneration, UsageRxBytes and
-/// UsageTxBytes are the counters core last reported for the session (null before its first report): a core that
+/// UsageTxBytes are the counters core last reported for the session (left out before its first report): a core that
 /// restarted while wireguard-go kept running continues that generation instead of counting the peer's bytes again.
 /// </summary>
 public sealed record NodePeerDto(
@@ -39,9 +39,9 @@ public sealed record NodePeerDto(
     [property: JsonPropertyName("state")] string? State,
     [property: JsonPropertyName("address_v6")] string? AddressV6 = null,
     [property: JsonPropertyName("claim_seq")] long? ClaimSeq = null,
-    [property: JsonPropertyName("usage_generation")] long? UsageGeneration = null,
-    [property: JsonPropertyName("usage_rx_bytes")] long? UsageRxBytes = null,
-    [property: JsonPropertyName("usage_tx_bytes")] long? UsageTxBytes = null);
+    [property: JsonPropertyName("usage_generation"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? UsageGeneration = null,
+    [property: JsonPropertyName("usage_rx_bytes"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? UsageRxBytes = null,
+    [property: JsonPropertyName("usage_tx_bytes"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? UsageTxBytes = null);
 
 /// <summary>
 /// <c>POST /v1/internal/nodes/{node_id}/usage</c>, sent by core after a reconciliation pass when counters changed: each
