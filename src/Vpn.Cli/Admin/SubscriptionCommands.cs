@@ -135,6 +135,44 @@ public static class CustomerCommands
             });
             return ExitCodes.Ok;
         });
-        return new Command("customers", "customers (lookup by id)").With(show);
+        var reset = new Option<bool>("--reset") { Description = "start the current billing period's use again from zero (audited)" };
+        var usage = new Command("usage", "a customer's data use in its current billing period, against its plan's quota").With(customer, reset)
+            .Handle(options, context, async run =>
+            {
+                using var http = run.Admin();
+                var path = $"/v1/admin/customers/{SubscriptionCommands.Segment(run.Get(customer))}/usage";
+                var answer = (run.Get(reset) ? await http.PostAsync(path + "/reset", null, run.CancellationToken)
+                    : await http.GetAsync(path, run.CancellationToken)).EnsureObject();
+                run.Print(answer, w => w.WriteLine($"{(run.Get(reset) ? "reset; " : "")}used {Usage.Describe(answer)}"));
+                return ExitCodes.Ok;
+            });
+        return new Command("customers", "customers (lookup by id, data use)").With(show, usage);
+    }
+}
+
+/// <summary>How a usage object ({"used_bytes", "limit_bytes", "period_start", "resets_at"}) reads in text.</summary>
+public static class Usage
+{
+    public static string Describe(JsonNode? usage) =>
+        usage.Num("limit_bytes") is { } limit
+            ? $"{Bytes(usage.Num("used_bytes") ?? 0)} of {Bytes(limit)} this period (resets {usage.Str("resets_at")})"
+            : $"{Bytes(usage.Num("used_bytes") ?? 0)} this period, no quota (period resets {usage.Str("resets_at")})";
+
+    /// <summary>Binary units, one decimal: "935.5 KiB", "10.0 GiB"; plain bytes below 1 KiB.</summary>
+    public static string Bytes(long bytes)
+    {
+        string[] units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if (bytes < 1024)
+        {
+            return bytes.ToString(CultureInfo.InvariantCulture) + " B";
+        }
+        var value = (double)bytes;
+        var unit = -1;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+        return value.ToString("0.0", CultureInfo.InvariantCulture) + " " + units[unit];
     }
 }

@@ -93,6 +93,7 @@ public static partial class ClientCommands
                     var subscription = me["subscription"];
                     w.WriteLine($"customer:      {me.Str("customer_id")}");
                     w.WriteLine($"subscription:  {(subscription is null ? "none" : $"{subscription.Str("plan_code")}, {subscription.Str("status")}, regions {Admin.PlanCommands.Regions(subscription)}")}");
+                    w.WriteLine($"data:          {(me["usage"] is { } usage ? Admin.Usage.Describe(usage) : "not reported")}");
                     w.WriteLine($"device:        {(state.Device is null ? "none registered yet" : $"{state.Device.Name} ({state.Device.Id}), public key {state.Device.PublicKey}")}");
                     w.WriteLine($"session:       {(session is null ? "none active" : $"{session.Str("session_id")} {session.Str("state")} on {session["node"].Str("name")} ({session["node"].Str("endpoint")}), {string.Join(", ", session["interface"].Items("addresses").Select(a => a?.GetValue<string>()))}")}");
                 });

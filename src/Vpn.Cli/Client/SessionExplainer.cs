@@ -39,6 +39,8 @@ public static class SessionExplainer
             "rate_limited" => "Too many attempts in a short time; wait a little." + retry,
             "subscription_inactive" => "Your subscription is not active (or you have none): nothing can be started until it is.",
             "region_not_allowed" => "Your plan does not include that region.",
+            "quota_exceeded" => "Your plan's data for this billing period is used up"
+                + (body.Str("resets_at") is { } resets ? $"; it resets at {resets}" : "") + ". 'vpnctl client status' shows what is used.",
             "device_not_found" => "This device is no longer registered (it may have been removed): run connect again to register a new one.",
             "device_limit_reached" => "Your plan's device limit is reached: remove a device first.",
             "invalid_session_key" => "The session key is no longer valid (the session ended, or the key was already used by a reconnect): run 'vpnctl client connect'.",

@@ -47,4 +47,13 @@ public sealed class ExplanationTests
         Assert.StartsWith("You already have a session (s-1)", words, StringComparison.Ordinal);
         Assert.Contains("--replace", words, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void QuotaExceeded_SaysWhenItResets()
+    {
+        var problem = ApiProblemException.From(System.Net.HttpStatusCode.Forbidden, "application/problem+json",
+            """{"status":403,"code":"quota_exceeded","detail":"The plan's data quota for this billing period is used up.","resets_at":"2027-02-28T00:00:00+00:00"}""");
+        Assert.Equal("Your plan's data for this billing period is used up; it resets at 2027-02-28T00:00:00+00:00. 'vpnctl client status' shows what is used.",
+            SessionExplainer.Explain(problem));
+    }
 }

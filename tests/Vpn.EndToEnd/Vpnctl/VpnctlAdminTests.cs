@@ -63,7 +63,10 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
 
         await Expect(await stack.RunAsync("plans", "list"), ExitCodes.Ok, "CODE", "MAX DEVICES", VpnStackFixture.PlanCode, VpnStackFixture.Region);
         await Expect(await stack.RunAsync("plans", "set", "cli-plan", "--name", "CLI plan", "--max-devices", "2", "--region", "e2e", "--region", "cli-lab"),
-            ExitCodes.Ok, "plan cli-plan (CLI plan): 2 devices, regions e2e,cli-lab");
+            ExitCodes.Ok, "plan cli-plan (CLI plan): 2 devices, unlimited a month, regions e2e,cli-lab");
+        await Expect(await stack.RunAsync("plans", "set", "cli-metered", "--name", "CLI metered", "--max-devices", "2", "--region", "e2e",
+            "--monthly-data-bytes", "10737418240"), ExitCodes.Ok, "plan cli-metered (CLI metered): 2 devices, 10.0 GiB a month, regions e2e");
+        await Expect(await stack.RunAsync("plans", "list"), ExitCodes.Ok, "MONTHLY DATA", "10.0 GiB", "unlimited");
         var plans = await Expect(await stack.RunAsync("plans", "list", "--json"), ExitCodes.Ok);
         await stack.CheckAsync(plans.Json["items"]!.AsArray().Any(p => p!["code"]!.GetValue<string>() == "cli-plan"), plans.Describe());
 
@@ -96,6 +99,10 @@ public sealed partial class VpnctlTests(VpnctlStackFixture stack) : IClassFixtur
         await stack.CheckAsync(periods.Count == 2 && periods[0]!["status"]!.GetValue<string>() == "trialing" && periods[0]!["ended_at"] is not null
             && periods[1]!["status"]!.GetValue<string>() == "active" && periods[1]!["ended_at"] is null, $"two periods, oldest first:\n{history.Describe()}");
         await Expect(await stack.RunAsync("customers", "show", customer), ExitCodes.Ok, $"customer:      {customer}", "history:       2 period(s)", "trialing");
+        await Expect(await stack.RunAsync("customers", "usage", customer), ExitCodes.Ok, "used 0 B this period, no quota (period resets ");
+        var reset = await Expect(await stack.RunAsync("customers", "usage", customer, "--reset", "--json"), ExitCodes.Ok);
+        await stack.CheckAsync(reset.Json["used_bytes"]!.GetValue<long>() == 0 && reset.Json["resets_at"] is not null, reset.Describe());
+        await ExpectError(await stack.RunAsync("customers", "usage", "not-a-uuid"), ExitCodes.Refused, "error: 400 invalid_request: 'customer_id' must be a UUID.");
 
         var file = Path.Combine(stack.NodeLab.WorkDirectory, "subscriptions.csv");
         var export = await Expect(await stack.RunAsync("subscriptions", "export", "--out", file, "--plan", VpnStackFixture.PlanCode, "--json"), ExitCodes.Ok);
