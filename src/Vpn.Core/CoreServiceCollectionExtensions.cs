@@ -63,6 +63,7 @@ public static class CoreServiceCollectionExtensions
         {
             builder.Services.AddSingleton<EntryClient>();
             builder.Services.AddSingleton<IDesiredStateSource>(sp => sp.GetRequiredService<EntryClient>());
+            builder.Services.AddSingleton<IdlePeerWiper>();
             builder.Services.AddSingleton<Reconciler>();
             builder.Services.AddHostedService<ReconcileService>();
             builder.Services.AddHostedService<HeartbeatService>();

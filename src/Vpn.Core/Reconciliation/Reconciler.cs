@@ -7,7 +7,14 @@ namespace Vpn.Core.Reconciliation;
 /// <summary>Result of one pass.</summary>
 /// <param name="Succeeded">The device now matches a fresh, valid desired state.</param>
 /// <param name="FailureReason">entry_unavailable, desired_state_rejected or device_error; null on success.</param>
-public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected);
+public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected)
+{
+    /// <summary>Peers the pass's idle wipe removed and re-added (<see cref="IdlePeerWiper"/>): their endpoints are gone and
+    /// their rx/tx counters restarted from zero. Empty when the pass failed before the wipe.</summary>
+    public IReadOnlyList<WireGuardKey> WipedKeys { get; init; } = [];
+
+    public int Wiped => WipedKeys.Count;
+}
 
 /// <summary>
 /// One reconciliation pass: fetch the desired sessions → read the device (initializing it again if it was recreated) →
@@ -22,6 +29,7 @@ public sealed partial class Reconciler(
     IDataplane dataplane,
     PeerRegistry registry,
     ReconcileMetrics metrics,
+    IdlePeerWiper wiper,
     ILogger<Reconciler> logger)
 {
     private const int Attempts = 2;
@@ -80,7 +88,10 @@ public sealed partial class Reconciler(
         }
         metrics.RecordPass(failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
         LogDecision(decision);
-        return new ReconcileOutcome(failure is null, failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
+        return new ReconcileOutcome(failure is null, failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count)
+        {
+            WipedKeys = plan.Wiped,
+        };
     }
 
     private async Task<SyncPlan> ApplyOnceAsync(DesiredSnapshot? desired, CancellationToken stoppingToken)
@@ -108,7 +119,8 @@ public sealed partial class Reconciler(
                 LogDesiredStateRejected(logger, problems.Count, string.Join("; ", problems.Take(10)));
             }
             await plan.Applied;
-            return plan;
+            // Forgetting idle clients' endpoints, on the same read, while keys changed since it are still tracked.
+            return plan with { Wiped = await wiper.WipeAsync(device.Peers) };
         }
         finally
         {

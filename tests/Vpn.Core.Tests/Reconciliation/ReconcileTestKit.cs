@@ -165,7 +165,8 @@ public sealed class ReconcileRig : IDisposable
         Dataplane = dataplane ?? Noop;
         Registry = new PeerRegistry(Options, Dataplane, Clock, Signal);
         Metrics = new ReconcileMetrics(Meters, Clock);
-        Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Log);
+        Wiper = new IdlePeerWiper(Options, Registry, Signal, Clock, Metrics, WiperLog);
+        Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Wiper, Log);
     }
 
     public static readonly Ipv4Network Pool = Ipv4Network.Parse("10.64.0.0/24");
@@ -198,6 +199,10 @@ public sealed class ReconcileRig : IDisposable
     public TestMeterFactory Meters { get; } = new();
 
     public ListLogger<Reconciler> Log { get; } = new();
+
+    public ListLogger<IdlePeerWiper> WiperLog { get; } = new();
+
+    public IdlePeerWiper Wiper { get; }
 
     public NoopDataplane Noop { get; }
 
