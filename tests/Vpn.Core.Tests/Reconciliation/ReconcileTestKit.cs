@@ -158,14 +158,15 @@ public sealed class ReconcileRig : IDisposable
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(120);
     public static readonly TimeSpan Quarantine = TimeSpan.FromSeconds(180);
 
-    public ReconcileRig(IDataplane? dataplane = null, CoreOptions? options = null)
+    /// <param name="wipeClock">The idle wipe's clock (it compares with the device's handshake times); default <see cref="Clock"/>.</param>
+    public ReconcileRig(IDataplane? dataplane = null, CoreOptions? options = null, TimeProvider? wipeClock = null)
     {
         Options = options ?? NoopOptions();
         Noop = dataplane as NoopDataplane ?? (dataplane as HookedDataplane)?.Inner as NoopDataplane ?? new NoopDataplane();
         Dataplane = dataplane ?? Noop;
         Registry = new PeerRegistry(Options, Dataplane, Clock, Signal);
         Metrics = new ReconcileMetrics(Meters, Clock);
-        Wiper = new IdlePeerWiper(Options, Registry, Signal, Clock, Metrics, WiperLog);
+        Wiper = new IdlePeerWiper(Options, Registry, Signal, wipeClock ?? Clock, Metrics, WiperLog);
         Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Wiper, Log);
     }
 
