@@ -9,8 +9,9 @@ namespace Vpn.Core.Reconciliation;
 /// <param name="FailureReason">entry_unavailable, desired_state_rejected or device_error; null on success.</param>
 public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected)
 {
-    /// <summary>Peers the pass's idle wipe removed and re-added (<see cref="IdlePeerWiper"/>): their endpoints are gone and
-    /// their rx/tx counters restarted from zero. Empty when the pass failed before the wipe.</summary>
+    /// <summary>Peers the pass's idle wipe removed and re-added (<see cref="IdlePeerWiper"/>), after the device read: their
+    /// endpoints are gone and their rx/tx counters restart from zero (the read's are their last). Listed also when the
+    /// wipe's write failed, as part of it may be in effect. Empty when the pass failed before the wipe.</summary>
     public IReadOnlyList<WireGuardKey> WipedKeys { get; init; } = [];
 
     public int Wiped => WipedKeys.Count;
