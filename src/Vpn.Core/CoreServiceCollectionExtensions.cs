@@ -65,6 +65,7 @@ public static class CoreServiceCollectionExtensions
             builder.Services.AddSingleton<IDesiredStateSource>(sp => sp.GetRequiredService<EntryClient>());
             builder.Services.AddSingleton<Usage.UsageMeter>();
             builder.Services.AddSingleton<Usage.UsageReporter>();
+            builder.Services.AddSingleton<IdlePeerWiper>();
             builder.Services.AddSingleton<Reconciler>();
             builder.Services.AddHostedService<ReconcileService>();
             builder.Services.AddHostedService<HeartbeatService>();

@@ -108,6 +108,13 @@ public sealed partial class CoreOptions
     public TimeSpan AddressQuarantine { get; init; } = TimeSpan.FromSeconds(180);
 
     /// <summary>
+    /// CORE_PEER_IDLE_WIPE_SECS: a peer whose last handshake is this old loses its endpoint (the client's source address),
+    /// so an idle customer's address is not in the node's memory; zero turns it off. Default 180 s, WireGuard's
+    /// REJECT_AFTER_TIME: while data flows a handshake is never older; production refuses a shorter window.
+    /// </summary>
+    public TimeSpan PeerIdleWipe { get; init; } = TimeSpan.FromSeconds(180);
+
+    /// <summary>
     /// Not an environment setting: the named network namespace (<c>/var/run/netns/NAME</c>) that holds the interface,
     /// for a core that drives a device from outside it (tests). Null: core's own namespace.
     /// </summary>
@@ -236,6 +243,11 @@ public sealed partial class CoreOptions
         {
             problems.Add("CORE_ADDRESS_QUARANTINE_SECS below 180 (the lifetime of WireGuard session keys) is refused in production.");
         }
+        var idleWipeSeconds = Settings.Number(configuration, "CORE_PEER_IDLE_WIPE_SECS", 180, 0, 86_400, problems);
+        if (production && idleWipeSeconds is > 0 and < 180)
+        {
+            problems.Add("CORE_PEER_IDLE_WIPE_SECS between 1 and 179 is refused in production: a tunnel carrying data can have a handshake up to 180 s old.");
+        }
         var grpcListen = configuration["CORE_GRPC_LISTEN"] ?? "127.0.0.1:50051";
         var (tlsCertificate, clientAuthorities, requireTls) = LoadTls(configuration, production, grpcListen, problems);
         var options = new CoreOptions
@@ -270,6 +282,7 @@ public sealed partial class CoreOptions
             ReconcileInterval = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RECONCILE_SECS", 30, 1, 3600, problems)),
             ReconcileGrace = TimeSpan.FromSeconds(Settings.Number(configuration, "CORE_RECONCILE_GRACE_SECS", 120, 1, 3600, problems)),
             AddressQuarantine = TimeSpan.FromSeconds(quarantineSeconds),
+            PeerIdleWipe = TimeSpan.FromSeconds(idleWipeSeconds),
         };
         // The resolver sends its queries over IPv4 only on such a node (ResolverConfig), so an IPv6 upstream would never answer.
         if (!options.Ipv6Egress && options.DnsUpstreams.Any(u => UpstreamAddress(u) is { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 } a && !System.Net.IPAddress.IsLoopback(a)))

@@ -97,4 +97,8 @@ public sealed partial class PeerRegistry
 
 /// <summary>What one <see cref="PeerRegistry.Synchronize"/> decided and queued.</summary>
 /// <param name="Applied">Completes when the device has applied the change.</param>
-internal sealed record SyncPlan(ReconcileDecision Decision, Task Applied);
+internal sealed record SyncPlan(ReconcileDecision Decision, Task Applied)
+{
+    /// <summary>The peers the pass's idle wipe then removed and re-added (<see cref="IdlePeerWiper"/>).</summary>
+    public IReadOnlyList<WireGuardKey> Wiped { get; init; } = [];
+}

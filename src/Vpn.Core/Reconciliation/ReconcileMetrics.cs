@@ -17,12 +17,14 @@ public sealed class ReconcileMetrics
     private readonly Counter<long> _peersRemoved;
     private readonly Counter<long> _peersCorrected;
     private readonly Counter<long> _reinitializations;
+    private readonly Counter<long> _endpointsWiped;
     private long _passCount;
     private long _failureCount;
     private long _addedCount;
     private long _removedCount;
     private long _correctedCount;
     private long _reinitializationCount;
+    private long _wipedCount;
     private long _lastSuccessUnixMs;
     private int _synced;
 
@@ -40,6 +42,8 @@ public sealed class ReconcileMetrics
         _peersCorrected = meter.CreateCounter<long>("vpn.core.reconcile.peers_corrected", "{peer}", "Peers whose allowed IPs reconciliation restored.");
         _reinitializations = meter.CreateCounter<long>("vpn.core.reconcile.device_reinitializations", "{event}",
             "Times a recreated WireGuard device was initialized again.");
+        _endpointsWiped = meter.CreateCounter<long>("vpn.core.reconcile.endpoints_wiped", "{peer}",
+            "Idle peers removed and re-added to forget their endpoint (CORE_PEER_IDLE_WIPE_SECS).");
         meter.CreateObservableGauge("vpn.core.reconcile.last_success", () => Interlocked.Read(ref _lastSuccessUnixMs) / 1000.0, "s",
             "Unix time of the last pass that converged to a fresh desired state; 0 before the first.");
         meter.CreateObservableGauge("vpn.core.reconcile.synced", () => Volatile.Read(ref _synced), "{bool}",
@@ -72,6 +76,8 @@ public sealed class ReconcileMetrics
         _reinitializations.Add(1);
     }
 
+    internal void RecordWipe(int peers) => Count(ref _wipedCount, _endpointsWiped, peers);
+
     public ReconcileStatus Snapshot() => new(
         Volatile.Read(ref _synced) == 1,
         Interlocked.Read(ref _passCount),
@@ -80,7 +86,8 @@ public sealed class ReconcileMetrics
         Interlocked.Read(ref _removedCount),
         Interlocked.Read(ref _correctedCount),
         Interlocked.Read(ref _reinitializationCount),
-        Interlocked.Read(ref _lastSuccessUnixMs));
+        Interlocked.Read(ref _lastSuccessUnixMs),
+        Interlocked.Read(ref _wipedCount));
 
     private static void Count(ref long total, Counter<long> counter, int value)
     {
@@ -95,6 +102,7 @@ public sealed class ReconcileMetrics
 /// <summary>Reconciliation counters since start.</summary>
 /// <param name="Synced">The last pass converged the device to a fresh, valid desired state.</param>
 /// <param name="LastSuccessUnixMs">When that last happened; 0 = never.</param>
+/// <param name="EndpointsWiped">Idle peers whose endpoint was wiped (removed and re-added).</param>
 public sealed record ReconcileStatus(
     bool Synced,
     long Passes,
@@ -103,4 +111,5 @@ public sealed record ReconcileStatus(
     long PeersRemoved,
     long PeersCorrected,
     long DeviceReinitializations,
-    long LastSuccessUnixMs);
+    long LastSuccessUnixMs,
+    long EndpointsWiped = 0);

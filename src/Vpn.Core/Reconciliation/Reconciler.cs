@@ -8,7 +8,15 @@ namespace Vpn.Core.Reconciliation;
 /// <summary>Result of one pass.</summary>
 /// <param name="Succeeded">The device now matches a fresh, valid desired state.</param>
 /// <param name="FailureReason">entry_unavailable, desired_state_rejected or device_error; null on success.</param>
-public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected);
+public sealed record ReconcileOutcome(bool Succeeded, string? FailureReason, int Added, int Removed, int Corrected)
+{
+    /// <summary>Peers the pass's idle wipe removed and re-added (<see cref="IdlePeerWiper"/>), after the device read: their
+    /// endpoints are gone and their rx/tx counters restart from zero (the read's are their last). Listed also when the
+    /// wipe's write failed, as part of it may be in effect. Empty when the pass failed before the wipe.</summary>
+    public IReadOnlyList<WireGuardKey> WipedKeys { get; init; } = [];
+
+    public int Wiped => WipedKeys.Count;
+}
 
 /// <summary>
 /// One reconciliation pass: fetch the desired sessions → read the device (initializing it again if it was recreated) →
@@ -23,6 +31,7 @@ public sealed partial class Reconciler(
     IDataplane dataplane,
     PeerRegistry registry,
     ReconcileMetrics metrics,
+    IdlePeerWiper wiper,
     ILogger<Reconciler> logger,
     UsageMeter? usage = null,
     UsageReporter? usageReporter = null)
@@ -84,7 +93,10 @@ public sealed partial class Reconciler(
         }
         metrics.RecordPass(failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
         LogDecision(decision);
-        return new ReconcileOutcome(failure is null, failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count);
+        return new ReconcileOutcome(failure is null, failure, decision.Adds.Count, decision.Removes.Count, decision.Corrections.Count)
+        {
+            WipedKeys = plan.Wiped,
+        };
     }
 
     private async Task<SyncPlan> ApplyOnceAsync(DesiredSnapshot? desired, CancellationToken stoppingToken)
@@ -116,7 +128,11 @@ public sealed partial class Reconciler(
                 LogDesiredStateRejected(logger, problems.Count, string.Join("; ", problems.Take(10)));
             }
             await plan.Applied;
-            return plan;
+            // Forgetting idle clients' endpoints, on the same read, while keys changed since it are still tracked.
+            var wiped = await wiper.WipeAsync(device.Peers);
+            // Their counters start again from zero: the meter draws new generations for them.
+            usage?.MarkRestarted(wiped);
+            return plan with { Wiped = wiped };
         }
         finally
         {

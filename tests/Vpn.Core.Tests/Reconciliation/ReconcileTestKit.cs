@@ -158,14 +158,16 @@ public sealed class ReconcileRig : IDisposable
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(120);
     public static readonly TimeSpan Quarantine = TimeSpan.FromSeconds(180);
 
-    public ReconcileRig(IDataplane? dataplane = null, CoreOptions? options = null)
+    /// <param name="wipeClock">The idle wipe's clock (it compares with the device's handshake times); default <see cref="Clock"/>.</param>
+    public ReconcileRig(IDataplane? dataplane = null, CoreOptions? options = null, TimeProvider? wipeClock = null)
     {
         Options = options ?? NoopOptions();
         Noop = dataplane as NoopDataplane ?? (dataplane as HookedDataplane)?.Inner as NoopDataplane ?? new NoopDataplane();
         Dataplane = dataplane ?? Noop;
         Registry = new PeerRegistry(Options, Dataplane, Clock, Signal);
         Metrics = new ReconcileMetrics(Meters, Clock);
-        Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Log);
+        Wiper = new IdlePeerWiper(Options, Registry, Signal, wipeClock ?? Clock, Metrics, WiperLog);
+        Reconciler = new Reconciler(Options, Desired, Dataplane, Registry, Metrics, Wiper, Log, Usage);
     }
 
     public static readonly Ipv4Network Pool = Ipv4Network.Parse("10.64.0.0/24");
@@ -193,11 +195,18 @@ public sealed class ReconcileRig : IDisposable
 
     public FakeDesiredState Desired { get; } = new();
 
+    /// <summary>Fed by every pass's device read, as in production (nothing reports it: there is no entry).</summary>
+    public Vpn.Core.Usage.UsageMeter Usage { get; } = new();
+
     public ReconcileSignal Signal { get; } = new();
 
     public TestMeterFactory Meters { get; } = new();
 
     public ListLogger<Reconciler> Log { get; } = new();
+
+    public ListLogger<IdlePeerWiper> WiperLog { get; } = new();
+
+    public IdlePeerWiper Wiper { get; }
 
     public NoopDataplane Noop { get; }
 
