@@ -7,10 +7,14 @@ namespace Vpn.Entry.Privacy;
 public sealed record StoredColumn(string Table, string Column, string DataType);
 
 /// <summary>What the store holds that retention promises not to: counts of rows past their windows, and its columns.</summary>
+/// <param name="UsageTotalsPastWindow">Billing periods' data totals last updated more than <see cref="Usage.UsageRetention.KeptFor"/> before the cutoff.</param>
 public sealed record PrivacyFacts(long EndedSessionsPastWindow, long AuditEventsPastWindow, long IdempotencyRecordsPastWindow,
-    IReadOnlyList<StoredColumn>? Columns);
+    IReadOnlyList<StoredColumn>? Columns, long UsageTotalsPastWindow = 0);
 
-/// <summary>Reads <see cref="PrivacyFacts"/> from the live store: the rows older than the given moments, and its schema.</summary>
+/// <summary>
+/// Reads <see cref="PrivacyFacts"/> from the live store: the rows older than the given moments, and its schema. Usage
+/// totals count when last updated before <c>expiredBefore - UsageRetention.KeptFor</c>.
+/// </summary>
 public interface IPrivacyFactsStore
 {
     Task<PrivacyFacts> ReadAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset expiredBefore, CancellationToken cancellationToken);
@@ -22,7 +26,7 @@ public sealed record ConformanceReport(bool Conformant, IReadOnlyList<Conformanc
 
 /// <summary>
 /// GET /v1/admin/privacy/conformance: a proof, computed from the live database, that entry forgets as it says. No ended
-/// session, audit event or Idempotency-Key record is older than its window (plus one cleanup interval: a pass deletes
+/// session, audit event, Idempotency-Key record or billing period's data total is older than its window (plus one cleanup interval: a pass deletes
 /// what crossed the window since the last one); no column anywhere in the schema can hold a client's source address
 /// (read from the catalog, so a new column breaks it); and logs are strictly redacted, as production requires.
 /// </summary>
@@ -49,6 +53,7 @@ public sealed partial class PrivacyConformance(IPrivacyFactsStore store, EntryOp
             Rows("ended_sessions", facts.EndedSessionsPastWindow, $"ended sessions {within}; window {Days(privacy.SessionRetention)}"),
             Rows("audit_events", facts.AuditEventsPastWindow, $"audit events {within}; window {Days(privacy.AuditRetention)}"),
             Rows("idempotency_records", facts.IdempotencyRecordsPastWindow, $"expired Idempotency-Key records {within}"),
+            Rows("usage_totals", facts.UsageTotalsPastWindow, $"billing periods' data totals {within}; window {Days(Usage.UsageRetention.KeptFor)} after the last update"),
             ClientAddressColumns(facts.Columns),
             new("log_redaction", privacy.LogRedaction == LogRedactionMode.Strict,
                 $"log redaction {privacy.LogRedaction.ToString().ToLowerInvariant()}; production requires strict"),

@@ -55,7 +55,7 @@ public class PrivacyAndTlsReadinessTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var status = new RetentionStatus();
         var options = Options(("APP_PRIVACY_CLEANUP_SECS", "60"));
-        var cleanup = new RetentionCleanupService(new InMemoryRetentionStore(new InMemoryDatabase(), new InMemoryAuditLog(), new InMemoryIdempotencyStore(time)),
+        var cleanup = new RetentionCleanupService(InMemoryRetention(time),
             options.Privacy, status, new InMemoryAuditLog(), Metrics(), time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<RetentionCleanupService>.Instance);
         await cleanup.RunOnceAsync(Token);
@@ -129,5 +129,11 @@ public class PrivacyAndTlsReadinessTests
     {
         public Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
             Task.FromException<PurgeCounts?>(new TimeoutException());
+    }
+
+    private static InMemoryRetentionStore InMemoryRetention(TimeProvider time)
+    {
+        var db = new InMemoryDatabase();
+        return new InMemoryRetentionStore(db, new InMemoryAuditLog(), new InMemoryIdempotencyStore(time), new InMemoryUsageStore(db));
     }
 }

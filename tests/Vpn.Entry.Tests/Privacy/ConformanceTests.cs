@@ -22,7 +22,7 @@ public sealed class ConformanceTests
         var report = await ConformanceAsync(stack);
 
         Assert.True(report.GetProperty("conformant").GetBoolean(), report.ToString());
-        Assert.Equal(["ended_sessions", "audit_events", "idempotency_records", "no_client_address_columns", "log_redaction"],
+        Assert.Equal(["ended_sessions", "audit_events", "idempotency_records", "usage_totals", "no_client_address_columns", "log_redaction"],
             report.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()));
         if (store == StoreKind.Postgres)
         {
@@ -40,11 +40,18 @@ public sealed class ConformanceTests
 
         await ExecuteAsync(database, "update sessions set terminated_at = now() - interval '30 days' where state = 'terminated'");
         await ExecuteAsync(database, "update audit_events set occurred_at = now() - interval '400 days'");
+        await ExecuteAsync(database, """
+            insert into customers (id) values ('0195a8c4-0000-7000-8000-00000000c0de') on conflict do nothing;
+            insert into customer_usage (customer_id, period_start, used_bytes, updated_at)
+            values ('0195a8c4-0000-7000-8000-00000000c0de', now() - interval '120 days', 42, now() - interval '90 days');
+            """);
         var report = await ConformanceAsync(stack);
         Assert.False(report.GetProperty("conformant").GetBoolean());
         Assert.False(Check(report, "ended_sessions").GetProperty("ok").GetBoolean());
         Assert.StartsWith("1 ended sessions", Check(report, "ended_sessions").GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.False(Check(report, "audit_events").GetProperty("ok").GetBoolean());
+        Assert.False(Check(report, "usage_totals").GetProperty("ok").GetBoolean());
+        Assert.StartsWith("1 billing periods' data totals", Check(report, "usage_totals").GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.True(Check(report, "no_client_address_columns").GetProperty("ok").GetBoolean());
 
         await ExecuteAsync(database, "alter table sessions add column client_ip text");

@@ -32,7 +32,7 @@ public sealed class InMemoryDatabase
     internal Dictionary<Guid, Usage.SessionCounters> SessionUsage { get; } = [];
 
     /// <summary>One running total per customer per billing period (customer_usage), keyed by the period's start.</summary>
-    internal Dictionary<(Guid CustomerId, DateTimeOffset PeriodStart), long> Usage { get; } = [];
+    internal Dictionary<(Guid CustomerId, DateTimeOffset PeriodStart), (long UsedBytes, DateTimeOffset UpdatedAt)> Usage { get; } = [];
 
     /// <summary>The next claim_seq: one sequence for every claim, as the database's.</summary>
     internal long NextClaimSeq() => ++_lastClaimSeq;

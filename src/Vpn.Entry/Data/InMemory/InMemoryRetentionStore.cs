@@ -2,13 +2,21 @@ using Vpn.Entry.Privacy;
 
 namespace Vpn.Entry.Data.InMemory;
 
-public sealed class InMemoryRetentionStore(InMemoryDatabase db, InMemoryAuditLog audit, InMemoryIdempotencyStore idempotency) : IRetentionStore
+public sealed class InMemoryRetentionStore(InMemoryDatabase db, InMemoryAuditLog audit, InMemoryIdempotencyStore idempotency, InMemoryUsageStore usage)
+    : IRetentionStore
 {
     public Task<PurgeCounts?> PurgeAsync(DateTimeOffset sessionsEndedBefore, DateTimeOffset auditBefore, DateTimeOffset now,
-        CancellationToken cancellationToken) =>
-        Task.FromResult<PurgeCounts?>(new PurgeCounts(PurgeEndedSessions(sessionsEndedBefore), audit.Purge(auditBefore), idempotency.Purge(now)));
+        CancellationToken cancellationToken)
+    {
+        var sessions = PurgeEndedSessions(sessionsEndedBefore);
+        lock (db.Gate)
+        {
+            usage.PurgeLocked(now - Usage.UsageRetention.KeptFor);
+        }
+        return Task.FromResult<PurgeCounts?>(new PurgeCounts(sessions, audit.Purge(auditBefore), idempotency.Purge(now)));
+    }
 
-    /// <summary>Deletes terminated and failed sessions that ended before <paramref name="endedBefore"/>; returns how many.</summary>
+    /// <summary>Deletes terminated and failed sessions that ended before <paramref name="endedBefore"/> (and their counters); returns how many.</summary>
     private int PurgeEndedSessions(DateTimeOffset endedBefore)
     {
         lock (db.Gate)

@@ -39,7 +39,8 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
             {
                 var period = PeriodLocked(customerId, now);
                 var key = (customerId, period.Start);
-                var used = db.Usage[key] = db.Usage.GetValueOrDefault(key) + delta;
+                var used = db.Usage.GetValueOrDefault(key).UsedBytes + delta;
+                db.Usage[key] = (used, now);
                 if (LimitLocked(customerId) is { } limit && used >= limit)
                 {
                     var live = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == Domain.Sessions.SessionState.Active);
@@ -71,7 +72,7 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
     internal DataUsage UsageLocked(Guid customerId, DateTimeOffset now)
     {
         var period = PeriodLocked(customerId, now);
-        return new DataUsage(db.Usage.GetValueOrDefault((customerId, period.Start)), LimitLocked(customerId), period);
+        return new DataUsage(db.Usage.GetValueOrDefault((customerId, period.Start)).UsedBytes, LimitLocked(customerId), period);
     }
 
     private BillingPeriod PeriodLocked(Guid customerId, DateTimeOffset now)
@@ -82,4 +83,15 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
 
     private long? LimitLocked(Guid customerId) =>
         db.CurrentSubscription(customerId) is { } subscription && db.Plans.TryGetValue(subscription.PlanCode, out var plan) ? plan.MonthlyDataBytes : null;
+
+    /// <summary>Deletes the totals last updated before <paramref name="before"/> (retention); returns how many.</summary>
+    internal int PurgeLocked(DateTimeOffset before)
+    {
+        var old = db.Usage.Where(u => u.Value.UpdatedAt < before).Select(u => u.Key).ToList();
+        old.ForEach(k => db.Usage.Remove(k));
+        return old.Count;
+    }
+
+    /// <summary>How many totals were last updated before <paramref name="before"/> (the conformance check).</summary>
+    internal int CountLocked(DateTimeOffset before) => db.Usage.Values.Count(u => u.UpdatedAt < before);
 }

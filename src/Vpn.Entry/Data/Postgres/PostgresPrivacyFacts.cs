@@ -10,7 +10,8 @@ public sealed class PostgresPrivacyFacts(NpgsqlDataSource dataSource) : IPrivacy
         select
             (select count(*) from sessions where state in ('terminated', 'failed') and coalesce(terminated_at, updated_at) < @sessions),
             (select count(*) from audit_events where occurred_at < @audit),
-            (select count(*) from idempotency_keys where expires_at < @expired);
+            (select count(*) from idempotency_keys where expires_at < @expired),
+            (select count(*) from customer_usage where updated_at < @usage);
         select c.table_name, c.column_name, c.udt_name
         from information_schema.columns c
         join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_type = 'BASE TABLE'
@@ -25,15 +26,16 @@ public sealed class PostgresPrivacyFacts(NpgsqlDataSource dataSource) : IPrivacy
         command.Parameters.AddWithValue("sessions", sessionsEndedBefore);
         command.Parameters.AddWithValue("audit", auditBefore);
         command.Parameters.AddWithValue("expired", expiredBefore);
+        command.Parameters.AddWithValue("usage", expiredBefore - Usage.UsageRetention.KeptFor);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        var (sessions, audit, idempotency) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+        var (sessions, audit, idempotency, usage) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
         await reader.NextResultAsync(cancellationToken);
         var columns = new List<StoredColumn>();
         while (await reader.ReadAsync(cancellationToken))
         {
             columns.Add(new StoredColumn(reader.GetString(0), reader.GetString(1), reader.GetString(2)));
         }
-        return new PrivacyFacts(sessions, audit, idempotency, columns);
+        return new PrivacyFacts(sessions, audit, idempotency, columns, usage);
     }
 }
