@@ -25,6 +25,8 @@ return command switch
     "p5" => await Vpn.Bench.Fleet.FleetBenchmarks.P5Async(Arg(1, 10_000)),
     // storm [customers=10000] [mode=all|plain|core-kill|switchover] [window=60]: a reconnect storm over 2 replicas and 3 nodes, invariants checked.
     "storm" => await Vpn.Bench.Fleet.StormBenchmark.RunAsync(Arg(1, 10_000), args.Length > 2 ? args[2] : "all", Arg(3, 60)),
+    // usage [sessions=10000] [rounds=3]: usage reports recorded 400 sessions per statement vs one per statement.
+    "usage" => await UsageReportBenchmark.RunAsync(Arg(1, 10_000), Arg(2, 3)),
     _ => Usage(),
 };
 
@@ -32,6 +34,6 @@ int Arg(int index, int fallback) => args.Length > index ? int.Parse(args[index],
 
 static int Usage()
 {
-    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000] | nat [applies=200] [rounds=5] | filter [rounds=5] [seconds=5] [driver=cli|native] | p3 [customers=3200] [concurrencies=8,32] [replicas=2] [cores=1] | p4 [starts=3200] [concurrency=32] [idle=9990] | p5 [sessions=10000] | storm [customers=10000] [mode=all|plain|core-kill|switchover] [window=60]");
+    Console.WriteLine("usage: dotnet run -c Release --project bench/Vpn.Bench -- p1 [peers=10000] [rounds=3] | p2 [peers=64000] [drift=0.01] [rounds=3] | export [small=10000] [large=100000] | nat [applies=200] [rounds=5] | filter [rounds=5] [seconds=5] [driver=cli|native] | p3 [customers=3200] [concurrencies=8,32] [replicas=2] [cores=1] | p4 [starts=3200] [concurrency=32] [idle=9990] | p5 [sessions=10000] | storm [customers=10000] [mode=all|plain|core-kill|switchover] [window=60] | usage [sessions=10000] [rounds=3]");
     return 2;
 }
