@@ -26,7 +26,8 @@ public sealed class InMemoryDatabase
 
     internal Dictionary<Guid, Node> Nodes { get; } = [];
 
-    internal Dictionary<Guid, SessionRecord> Sessions { get; } = [];
+    /// <summary>Sessions by id; every change of a row is reported (session events, <see cref="InMemorySessionEvents"/>).</summary>
+    internal InMemorySessionTable Sessions { get; } = new();
 
     /// <summary>The next claim_seq: one sequence for every claim, as the database's.</summary>
     internal long NextClaimSeq() => ++_lastClaimSeq;
