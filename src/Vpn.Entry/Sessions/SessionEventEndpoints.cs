@@ -21,17 +21,31 @@ public static class SessionEventEndpoints
         app.MapGroup("/v1/sessions").RequireCustomer().WithTags("Sessions")
             .MapGet("/current/events", OpenAsync)
             .Produces<string>(StatusCodes.Status200OK, ContentType)
-            .Produces(StatusCodes.Status204NoContent);
+            .Produces(StatusCodes.Status204NoContent)
+            .AddOpenApiOperationTransformer((operation, _, _) =>
+            {
+                if (operation.Responses?.TryGetValue("200", out var ok) == true && ok is Microsoft.OpenApi.OpenApiResponse stream)
+                {
+                    stream.Description = "The event stream (docs/api-v1.md): `current` first (unless resuming), then `superseded`, `ended` or "
+                        + "`moved`; each event's `id` is what Last-Event-ID resumes from, its `data` JSON {session_id, kind, reason, at, node}; "
+                        + "`: keepalive` comments between. The stream ends after a terminal event, at the token's expiry or revocation.";
+                }
+                if (operation.Responses?.TryGetValue("204", out var none) == true && none is Microsoft.OpenApi.OpenApiResponse done)
+                {
+                    done.Description = "Last-Event-ID names a terminal event already sent: nothing more will happen to that session (EventSource stops).";
+                }
+                return Task.CompletedTask;
+            });
         return app;
     }
 
-    private static async Task<IResult> OpenAsync(HttpContext http, SessionEventHub hub, ISessionEventStore store, IOptions<JsonOptions> json,
-        TimeProvider time, CancellationToken ct)
+    // Last-Event-ID: the id of the last event the client received (EventSource sends it on reconnect), or a session id.
+    private static async Task<IResult> OpenAsync([Microsoft.AspNetCore.Mvc.FromHeader(Name = LastEventIdHeader)] string? lastEventId, HttpContext http, SessionEventHub hub,
+        ISessionEventStore store, IOptions<JsonOptions> json, TimeProvider time, CancellationToken ct)
     {
         var customerId = http.CustomerId();
         SessionEventId? lastId = null;
-        var header = http.Request.Headers[LastEventIdHeader];
-        if (header.Count > 1 || (header.Count == 1 && !string.IsNullOrEmpty(header[0]) && !SessionEventId.TryParse(header[0], out lastId)))
+        if (!string.IsNullOrEmpty(lastEventId) && !SessionEventId.TryParse(lastEventId, out lastId))
         {
             throw ApiProblemException.BadRequest("Last-Event-ID must be an id this stream sent, or a session id.");
         }
