@@ -5,12 +5,12 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace Vpn.Entry.Sessions;
 
-/// <summary>The data of one event on the wire (snake_case JSON); <see cref="Node"/> only on current and moved.</summary>
+/// <summary>The data of one event on the wire (snake_case JSON, <see cref="At"/> in UTC); <see cref="Node"/> only on current and moved.</summary>
 public sealed record SessionEventData(
     Guid SessionId,
     string Kind,
     string? Reason,
-    DateTimeOffset At,
+    DateTime At,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SessionEventNode? Node);
 
 /// <summary>
@@ -60,7 +60,7 @@ internal sealed partial class SessionEventStream(
             }
             else if (currentNode is not null)
             {
-                AppendEvent(opening, "current", new SessionEventData(_told.SessionId, "current", null, time.GetUtcNow(), currentNode));
+                AppendEvent(opening, "current", new SessionEventData(_told.SessionId, "current", null, time.GetUtcNow().UtcDateTime, currentNode));
             }
             await WriteAsync(httpContext, opening, time, ct);
             if (first is { IsTerminal: true })
@@ -187,7 +187,7 @@ internal sealed partial class SessionEventStream(
     {
         var name = SessionEvent.NameOf(e.Kind);
         _told = e.IsTerminal ? _told with { Ended = true, NodeId = Guid.Empty } : _told with { NodeId = e.Node!.Id };
-        AppendEvent(text, name, new SessionEventData(e.SessionId, name, e.Reason, e.At.ToUniversalTime(), e.Node));
+        AppendEvent(text, name, new SessionEventData(e.SessionId, name, e.Reason, e.At.UtcDateTime, e.Node));
         return e.IsTerminal;
     }
 
