@@ -66,4 +66,48 @@ public sealed class SessionEventReplicaTests
         Assert.Equal("ended", ended.Event);
         Assert.Equal("device_deleted", ended.Json.GetProperty("reason").GetString());
     }
+
+    [Fact]
+    public async Task ListenConnectionLost_OpenStreamsCatchUpFromTheRow()
+    {
+        var server = await PostgresServer.SharedAsync();
+        var url = await server.CreateDatabaseAsync("events");
+        await using var stack = await TestStack.StartAsync(StoreKind.InMemory, new Dictionary<string, string?> { ["DATABASE_URL"] = url });
+        var c = await stack.SeedCustomerAsync();
+        await stack.SendJsonAsync(SessionEventTests.Start(c), 201);
+        await using var stream = await SseStream.OpenOkAsync(stack.Client, SessionEventTests.Events(c.Id));
+        Assert.Equal("current", (await stream.NextEventAsync()).Event);
+        await using var connection = new NpgsqlConnection(Vpn.Entry.Data.DatabaseUrl.ToConnectionString(url));
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+
+        // A change no notification tells of (as one committed while the listener was down), then the listener's
+        // connection dies: only its reconnect's catch-up can bring the end to the stream.
+        await ExecuteAsync(connection, """
+            alter table sessions disable trigger sessions_event_update;
+            update sessions set state = 'terminated', terminated_at = now(), updated_at = now(), terminate_reason = 'admin_terminated'
+            where state = 'active';
+            alter table sessions enable trigger sessions_event_update;
+            """);
+        Assert.Equal(1, await ExecuteAsync(connection, "select pg_terminate_backend(pid) from pg_stat_activity where query = 'listen session_events'"));
+
+        var ended = Assert.Single(await stream.ReadToEndAsync());
+        Assert.Equal("ended", ended.Event);
+        Assert.Equal("admin_terminated", ended.Json.GetProperty("reason").GetString());
+    }
+
+    private static async Task<int> ExecuteAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+        var rows = 0;
+        do
+        {
+            while (await reader.ReadAsync(TestContext.Current.CancellationToken))
+            {
+                rows++;
+            }
+        }
+        while (await reader.NextResultAsync(TestContext.Current.CancellationToken));
+        return rows;
+    }
 }
