@@ -313,7 +313,8 @@ public abstract class SessionEventTests(StoreKind store)
         await using var _s = stream;
         var reading = stream.ReadToEndAsync();
 
-        await stack.DisposeAsync();
+        // Stopping waits for in-flight requests: a stream that ignored the stop would hold it up (the liveness bound fails it).
+        await Task.Run(() => stack.DisposeAsync().AsTask(), TestContext.Current.CancellationToken).WaitAsync(SseStream.Liveness, TestContext.Current.CancellationToken);
 
         Assert.Empty(await reading);
     }
