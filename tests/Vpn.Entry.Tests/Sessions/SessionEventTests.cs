@@ -295,6 +295,28 @@ public abstract class SessionEventTests(StoreKind store)
     }
 
     [Fact]
+    public async Task BearerToken_Expires_StreamEnds()
+    {
+        await using var stack = await TestStack.StartAsync(store);
+        var c = await stack.SeedCustomerAsync();
+        await stack.SendJsonAsync(Start(c), 201);
+        // A token as entry issues them, but living two seconds.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var token = Auth.Jws.Hmac(new Dictionary<string, object?> { ["alg"] = "HS256", ["kid"] = TestStack.JwtKid, ["typ"] = "at+jwt" },
+            new Dictionary<string, object?>
+            {
+                ["iss"] = "vpn-entry", ["aud"] = "vpn-api", ["sub"] = c.Id.ToString(), ["iat"] = now, ["nbf"] = now, ["exp"] = now + 2,
+                ["jti"] = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)),
+            }, Encoding.UTF8.GetBytes(TestStack.JwtSecret));
+        var (stream, _) = await OpenAsync(stack, TestStack.WithBearer(token, HttpMethod.Get, Path));
+        await using var _s = stream;
+
+        // Ended by the server at the token's exp (within the liveness bound), with no event: the session is untouched.
+        Assert.Empty(await stream.ReadToEndAsync());
+        await stack.SendJsonAsync(TestStack.AsCustomer(c.Id, HttpMethod.Get, "/v1/sessions/current"), 200);
+    }
+
+    [Fact]
     public async Task ApplicationStops_OpenStreamsComplete()
     {
         var stack = await TestStack.StartAsync(store);
