@@ -12,9 +12,15 @@ namespace Vpn.Entry.Sessions;
 /// </summary>
 public sealed class SessionEventHub(EntryOptions options)
 {
+    /// <summary>Catch-up reads at once on this replica: after a LISTEN reconnect every stream reads its row, a few at a time.</summary>
+    public const int ConcurrentCatchUps = 4;
+
     private readonly Dictionary<Guid, List<SessionEventSubscription>> _byCustomer = [];
     private readonly Lock _gate = new();
     private int _open;
+
+    /// <summary>Held around each catch-up read, so a resync of thousands of streams cannot take the whole connection pool.</summary>
+    internal SemaphoreSlim CatchUpGate { get; } = new(ConcurrentCatchUps, ConcurrentCatchUps);
 
     /// <summary>Streams open on this replica now.</summary>
     public int OpenStreams => Volatile.Read(ref _open);
@@ -116,6 +122,8 @@ public sealed class SessionEventSubscription : IDisposable
     }
 
     public Guid CustomerId { get; }
+
+    internal SessionEventHub Hub => _hub;
 
     public ChannelReader<SessionEvent> Reader => _queue.Reader;
 

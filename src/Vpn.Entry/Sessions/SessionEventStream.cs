@@ -104,7 +104,10 @@ internal sealed partial class SessionEventStream(
             timer ??= Task.Delay(tick, time, ct);
             if (await Task.WhenAny(readable, timer) == readable)
             {
-                await readable;
+                if (!await readable)
+                {
+                    return;
+                }
                 readable = null;
                 var text = new StringBuilder();
                 var ended = Drain(text);
@@ -163,8 +166,19 @@ internal sealed partial class SessionEventStream(
         return false;
     }
 
-    private async Task<SessionEvent?> CatchUpAsync(ISessionEventStore store, Guid customerId, TimeProvider time, CancellationToken ct) =>
-        SessionEventId.Missed(_told, customerId, await store.GetFateAsync(customerId, _told.SessionId, _told.NodeId, ct), time.GetUtcNow());
+    private async Task<SessionEvent?> CatchUpAsync(ISessionEventStore store, Guid customerId, TimeProvider time, CancellationToken ct)
+    {
+        var gate = subscription.Hub.CatchUpGate;
+        await gate.WaitAsync(ct);
+        try
+        {
+            return SessionEventId.Missed(_told, customerId, await store.GetFateAsync(customerId, _told.SessionId, _told.NodeId, ct), time.GetUtcNow());
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
 
     private static async Task<bool> RevokedAsync(ITokenRevocations revocations, AccessToken? token, DateTimeOffset? issuedAt, Guid customerId,
         CancellationToken ct)
