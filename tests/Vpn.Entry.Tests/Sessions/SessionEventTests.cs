@@ -281,6 +281,25 @@ public abstract class SessionEventTests(StoreKind store)
     }
 
     [Fact]
+    public async Task StreamsPerReplica_Bounded_503ServerBusy()
+    {
+        await using var stack = await TestStack.StartAsync(store, new Dictionary<string, string?> { ["APP_SESSION_EVENTS_MAX_STREAMS"] = "1" });
+        var c = await stack.SeedCustomerAsync();
+        var other = await stack.SeedCustomerAsync();
+        await stack.SendJsonAsync(Start(c), 201);
+        await stack.SendJsonAsync(Start(other), 201);
+        var (stream, _) = await OpenAsync(stack, Events(c.Id));
+        await using var _s = stream;
+
+        using var refused = await stack.Client.SendAsync(Events(other.Id), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement;
+        Assert.Equal("server_busy", problem.GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task BearerToken_Revoked_StreamEnds()
     {
         await using var stack = await TestStack.StartAsync(store);
