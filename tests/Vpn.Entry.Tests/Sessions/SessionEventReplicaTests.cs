@@ -88,7 +88,7 @@ public sealed class SessionEventReplicaTests
             where state = 'active';
             alter table sessions enable trigger sessions_event_update;
             """);
-        Assert.Equal(1, await ExecuteAsync(connection, "select pg_terminate_backend(pid) from pg_stat_activity where query = 'listen session_events'"));
+        Assert.Equal(1, await ExecuteAsync(connection, "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and query = 'listen session_events'"));
 
         var ended = Assert.Single(await stream.ReadToEndAsync());
         Assert.Equal("ended", ended.Event);

@@ -86,7 +86,7 @@ public sealed partial class PostgresSessionEvents(NpgsqlDataSource dataSource, S
             {
                 if (!failing)
                 {
-                    LogListenFailed(logger, e.GetType().Name);
+                    LogListenFailed(logger, e is PostgresException p ? $"{p.GetType().Name} {p.SqlState}" : e.GetType().Name);
                     failing = true;
                 }
                 await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
