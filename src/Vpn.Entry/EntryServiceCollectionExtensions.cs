@@ -74,6 +74,7 @@ public static class EntryServiceCollectionExtensions
         services.AddReadinessChecks();
         services.AddSingleton<ReadyzProbe>();
         services.AddSingleton<SessionService>();
+        services.AddSingleton<SessionEventHub>();
         services.AddSingleton<Accounts.AccountErasure>();
         services.AddSingleton<EntitlementEnforcer>();
         services.AddSingleton<Usage.QuotaEnforcer>();

@@ -42,6 +42,7 @@ app.MapAuthEndpoints();
 app.MapAccountEndpoints();
 app.MapDeviceEndpoints();
 app.MapSessionEndpoints();
+app.MapSessionEventEndpoints();
 app.MapNodeEndpoints();
 app.MapCoreStatusEndpoints();
 app.MapReadinessEndpoints();

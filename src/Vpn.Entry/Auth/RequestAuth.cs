@@ -31,6 +31,7 @@ public static class RequestAuth
     public const string AdminHeader = "x-admin-token";
     private const string CustomerItem = "vpn.customer_id";
     private const string TokenItem = "vpn.access_token";
+    private const string IssuedAtItem = "vpn.access_token_iat";
 
     public static RouteGroupBuilder RequireCustomer(this RouteGroupBuilder group)
     {
@@ -56,6 +57,13 @@ public static class RequestAuth
     {
         ArgumentNullException.ThrowIfNull(context);
         return context.Items[TokenItem] as AccessToken;
+    }
+
+    /// <summary>The bearer token's iat (what a logout-all's cut-off is compared with); null when the legacy header authenticated it.</summary>
+    public static DateTimeOffset? AccessTokenIssuedAt(this HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Items[IssuedAtItem] as DateTimeOffset?;
     }
 
     /// <summary>The authenticated customer, or null on endpoints that do not require one.</summary>
@@ -123,13 +131,15 @@ public static class RequestAuth
                 }
                 var raw = value[7..].Trim();
                 var token = await tokens.ValidateAsync(raw);
+                var issuedAt = IssuedAt(raw);
                 if (await revocations.IsRevokedAsync(token.Jti, http.RequestAborted)
-                    || await revocations.IsCustomerRevokedAsync(token.CustomerId, IssuedAt(raw), http.RequestAborted))
+                    || await revocations.IsCustomerRevokedAsync(token.CustomerId, issuedAt, http.RequestAborted))
                 {
                     throw ApiProblemException.Unauthorized(ErrorCodes.TokenRevoked, "The access token has been revoked; sign in again.");
                 }
                 http.Items[CustomerItem] = token.CustomerId;
                 http.Items[TokenItem] = token;
+                http.Items[IssuedAtItem] = issuedAt;
                 return;
             }
             var header = http.Request.Headers[CustomerHeader];

@@ -92,6 +92,9 @@ public sealed class EntryOptions
     /// <summary>Moving a drained node's sessions (APP_DRAIN_BATCH_SIZE, APP_DRAIN_CONCURRENCY, APP_DRAIN_INTERVAL_SECS).</summary>
     public DrainOptions Drain { get; init; } = new();
 
+    /// <summary>Session event streams (APP_SESSION_EVENTS_HEARTBEAT_SECS, APP_SESSION_EVENTS_MAX_PER_CUSTOMER, APP_SESSION_EVENTS_MAX_STREAMS).</summary>
+    public SessionEventsOptions SessionEvents { get; init; } = new();
+
     /// <summary>
     /// Only the database settings (DATABASE_URL or DATABASE_URL_FILE, the pool settings): all that <c>migrate</c> uses, so
     /// a migration step needs no other secret or setting, in production too. Null connection string: none configured.
@@ -189,6 +192,7 @@ public sealed class EntryOptions
             CoreTls = CoreTlsOptions.Load(configuration, production, problems),
             Shedding = LoadSheddingOptions.Load(configuration, problems),
             Drain = DrainOptions.Load(configuration, problems),
+            SessionEvents = SessionEventsOptions.Load(configuration, problems),
             Locations = LocationCatalogOptions.Load(configuration, problems),
         };
         errors = problems;

@@ -52,6 +52,9 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<ICustomerErasureStore, PostgresCustomerErasureStore>();
         services.AddSingleton<INodeDirectory, NodeDirectory>();
         services.AddHostedService<PostgresNodeChangeListener>();
+        services.AddSingleton<PostgresSessionEvents>();
+        services.AddSingleton<ISessionEventStore>(sp => sp.GetRequiredService<PostgresSessionEvents>());
+        services.AddHostedService(sp => sp.GetRequiredService<PostgresSessionEvents>());
         return services;
     }
 
@@ -81,6 +84,7 @@ public static class StoreServiceCollectionExtensions
         services.AddSingleton<ITokenRevocations, InMemoryTokenRevocations>();
         services.AddSingleton<ICustomerErasureStore, InMemoryCustomerErasureStore>();
         services.AddSingleton<INodeDirectory, NodeDirectory>();
+        services.AddSingleton<ISessionEventStore, InMemorySessionEvents>();
         return services;
     }
 

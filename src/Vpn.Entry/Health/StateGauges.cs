@@ -4,13 +4,14 @@ namespace Vpn.Entry.Health;
 
 /// <summary>
 /// The state operators alert on, as gauges read at scrape time (deploy/monitoring/alerts.yaml): the nodes of this
-/// replica's registry by state, whether this replica can vouch for its token revocation list, and when retention last
-/// ran. No identifiers. A scrape never waits: the node registry is read only when it is already loaded.
+/// replica's registry by state, whether this replica can vouch for its token revocation list, when retention last
+/// ran, and the session event streams open. No identifiers. A scrape never waits: the node registry is read only when
+/// it is already loaded.
 /// </summary>
 public sealed class StateGauges
 {
     public StateGauges(IMeterFactory meters, Nodes.INodeDirectory nodes, ITokenRevocations revocations, Privacy.RetentionStatus retention,
-        EntryOptions options, TimeProvider time)
+        EntryOptions options, TimeProvider time, Sessions.SessionEventHub sessionEvents)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(EntryMetrics.MeterName);
@@ -20,6 +21,8 @@ public sealed class StateGauges
             "1 while this replica can vouch for its revocation list; 0 while authenticated requests answer 503 revocation_unavailable.");
         meter.CreateObservableGauge("vpn_retention_last_success_timestamp", () => retention.Snapshot().LastSuccessAt?.ToUnixTimeSeconds() ?? 0, "s",
             "Unix time of this replica's last successful retention pass (0: none yet).");
+        meter.CreateObservableGauge("vpn_session_event_streams", () => sessionEvents.OpenStreams, "{stream}",
+            "GET /v1/sessions/current/events streams open on this replica (bounded by APP_SESSION_EVENTS_MAX_STREAMS).");
     }
 
     private static IEnumerable<Measurement<int>> NodeStates(Nodes.INodeDirectory nodes, TimeSpan freshness, DateTimeOffset now)

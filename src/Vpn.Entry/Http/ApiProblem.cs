@@ -46,6 +46,7 @@ public static class ErrorCodes
     public const string StoreUnavailable = "store_unavailable";
     public const string CatalogNotConfigured = "catalog_not_configured";
     public const string QuotaExceeded = "quota_exceeded";
+    public const string TooManyStreams = "too_many_streams";
 }
 
 public class ApiProblemException(int status, string code, string detail, IReadOnlyDictionary<string, object?>? extensions = null)

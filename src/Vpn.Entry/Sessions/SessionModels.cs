@@ -29,6 +29,12 @@ public sealed record SessionRecord(
     /// <summary>When the session was terminated or failed (the retention clock); null while it is live.</summary>
     public DateTimeOffset? EndedAt { get; init; }
 
+    /// <summary>
+    /// Why it ended (sessions.terminate_reason: replaced, customer_request, device_deleted, subscription_canceled, …); null
+    /// while live. Kept by the in-memory store for session events; the PostgreSQL stores do not read it into records.
+    /// </summary>
+    public string? TerminateReason { get; init; }
+
     /// <summary>The client's IPv6 tunnel prefix, e.g. "fd64:6400::2/128"; null when the session has none.</summary>
     public string? AssignedAddressV6 { get; init; }
 

@@ -26,7 +26,8 @@ public sealed class InMemoryDatabase
 
     internal Dictionary<Guid, Node> Nodes { get; } = [];
 
-    internal Dictionary<Guid, SessionRecord> Sessions { get; } = [];
+    /// <summary>Sessions by id; every change of a row is reported (session events, <see cref="InMemorySessionEvents"/>).</summary>
+    internal InMemorySessionTable Sessions { get; } = new();
 
     /// <summary>The last counters each session's node reported (sessions.usage_generation, usage_rx, usage_tx).</summary>
     internal Dictionary<Guid, Usage.SessionCounters> SessionUsage { get; } = [];

@@ -53,7 +53,7 @@ public sealed class InMemoryDeviceStore(InMemoryDatabase db) : IDeviceStore
             foreach (var session in db.Sessions.Values.Where(s => s.DeviceId == deviceId && InMemoryDatabase.IsLive(s)).ToList())
             {
                 terminated = session;
-                db.Sessions[session.Id] = session with { State = SessionState.Terminated, DeviceId = null, EndedAt = now };
+                db.Sessions[session.Id] = session with { State = SessionState.Terminated, DeviceId = null, EndedAt = now, TerminateReason = "device_deleted" };
             }
             return Task.FromResult((true, terminated));
         }

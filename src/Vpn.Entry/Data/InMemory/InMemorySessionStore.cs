@@ -72,7 +72,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore
         }
         if (live is not null)
         {
-            db.Sessions[live.Id] = live with { State = SessionState.Terminated, EndedAt = session.CreatedAt };
+            db.Sessions[live.Id] = live with { State = SessionState.Terminated, EndedAt = session.CreatedAt, TerminateReason = "replaced" };
         }
         var claimSeq = db.NextClaimSeq();
         db.Sessions[session.Id] = new SessionRecord(session.Id, session.CustomerId, session.DeviceId, session.DevicePublicKey, session.NodeId,
@@ -151,7 +151,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore
         {
             if (db.Sessions.TryGetValue(sessionId, out var session) && InMemoryDatabase.IsLive(session))
             {
-                db.Sessions[sessionId] = session with { State = SessionState.Failed, EndedAt = now };
+                db.Sessions[sessionId] = session with { State = SessionState.Failed, EndedAt = now, TerminateReason = "provisioning_failed" };
             }
             return Task.CompletedTask;
         }
@@ -168,7 +168,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore
                 .ToList();
             foreach (var session in terminated)
             {
-                db.Sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now };
+                db.Sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now, TerminateReason = "entitlement_changed" };
             }
             return Task.FromResult<IReadOnlyList<SessionRecord>>(terminated);
         }
@@ -181,7 +181,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore
             var stale = db.Sessions.Values.Where(s => s.State == SessionState.Provisioning && s.CreatedAt < olderThan).ToList();
             foreach (var session in stale)
             {
-                db.Sessions[session.Id] = session with { State = SessionState.Failed, EndedAt = now };
+                db.Sessions[session.Id] = session with { State = SessionState.Failed, EndedAt = now, TerminateReason = "provisioning_abandoned" };
             }
             return Task.FromResult(stale.Count);
         }
@@ -210,7 +210,7 @@ public sealed class InMemorySessionStore(InMemoryDatabase db, InMemoryUsageStore
             var session = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == SessionState.Active);
             if (session is not null)
             {
-                db.Sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now };
+                db.Sessions[session.Id] = session with { State = SessionState.Terminated, EndedAt = now, TerminateReason = reason };
             }
             return Task.FromResult(session);
         }

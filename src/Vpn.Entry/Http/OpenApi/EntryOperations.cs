@@ -46,6 +46,14 @@ public static class EntryOperations
         new("POST", "/v1/sessions/reconnect", "reconnectSession", "Reconnect by session key (moves the session off an unhealthy or draining node)", []),
         new("GET", "/v1/sessions/current", "getCurrentSession", "The active session, without its key", []),
         new("DELETE", "/v1/sessions/current", "endCurrentSession", "End the active session (its peer is removed)", []),
+        new("GET", "/v1/sessions/current/events", "streamSessionEvents",
+            "Server-Sent Events about the session: superseded, ended or moved, with the reason (resumable with Last-Event-ID)",
+        [
+            new(400, [InvalidRequest]),
+            new(404, [NoActiveSession]),
+            new(429, [TooManyStreams]),
+            new(503, [ServerBusy]),
+        ]),
 
         new("GET", "/v1/admin/nodes", "listNodes", "Every registered node with health, load and drain state", []),
         new("POST", "/v1/admin/nodes", "registerNode", "Register or update a node (upsert by name)", [new(400, [InvalidPublicKey])]),
