@@ -223,6 +223,31 @@ public abstract class QuotaApiTests(StoreKind store)
     }
 
     [Fact]
+    public async Task Report_CountersNearTheTopOfTheRange_NoOverflow_TheUseSaturates()
+    {
+        await using var q = await StartAsync();
+        var sessionId = await StartSessionAsync(q);
+
+        // Both directions at the largest value allowed: their sum does not fit a 64-bit total; the total saturates.
+        await q.Stack.SendJsonAsync(Report(q, Counters(sessionId, 1, long.MaxValue, long.MaxValue)), 204);
+        AssertUsage(await MeUsageAsync(q), long.MaxValue, Limit, PeriodStart, ResetsAt);
+        await AssertQuotaExceededAsync(q, ResetsAt);
+    }
+
+    [Fact]
+    public async Task Report_NewGenerationsPastTheTopOfTheRange_TheUseSaturates_NoOverflow()
+    {
+        await using var q = await StartAsync(monthlyDataBytes: null);
+        var sessionId = await StartSessionAsync(q);
+
+        for (var generation = 1; generation <= 3; generation++)
+        {
+            await q.Stack.SendJsonAsync(Report(q, Counters(sessionId, generation, long.MaxValue / 2, 0)), 204);
+        }
+        AssertUsage(await MeUsageAsync(q), long.MaxValue, null, PeriodStart, ResetsAt);
+    }
+
+    [Fact]
     public async Task Report_WithoutTheAdminToken_Refused_NothingRecorded()
     {
         await using var q = await StartAsync();
