@@ -11,7 +11,7 @@ namespace Vpn.Entry.Tests.Usage;
 /// on 29 February) reported over its plan's monthly_data_bytes loses its session and cannot start another until the
 /// period resets or an operator resets the use; the internal report is validated whole before anything counts.
 /// </summary>
-public abstract class QuotaApiTests(StoreKind store)
+public abstract partial class QuotaApiTests(StoreKind store)
 {
     private static readonly DateTimeOffset Subscribed = new(2028, 1, 31, 9, 0, 0, TimeSpan.Zero);
     private static readonly DateTimeOffset PeriodStart = new(2028, 1, 31, 0, 0, 0, TimeSpan.Zero);
