@@ -54,4 +54,20 @@ public abstract partial class QuotaApiTests
         Assert.Empty(peers.GetProperty("peers").EnumerateArray());
         await AssertQuotaExceededAsync(q, ResetsAt);
     }
+
+    [Fact]
+    public async Task Report_400EntriesOfTheLongestValues_FitsTheBodyLimit()
+    {
+        await using var q = await StartAsync();
+        var sessionId = await StartSessionAsync(q);
+        // What core may send at most: 400 entries, every number 19 digits (a session id that is not the node's is ignored).
+        var entries = Enumerable.Range(0, 399).Select(_ => Counters(Guid.NewGuid(), long.MaxValue, long.MaxValue, long.MaxValue))
+            .Prepend(Counters(sessionId, long.MaxValue, 1_000_000_000_000_000_000, 1_000_000_000_000_000_000)).ToArray();
+        using var request = Report(q, entries);
+        var length = (await request.Content!.ReadAsByteArrayAsync(Ct)).Length;
+        Assert.InRange(length, 55_000, (int)EntryServiceCollectionExtensions.MaxRequestBodyBytes);
+
+        await q.Stack.SendJsonAsync(request, 204);
+        AssertUsage(await MeUsageAsync(q), 2_000_000_000_000_000_000, Limit, PeriodStart, ResetsAt);
+    }
 }
