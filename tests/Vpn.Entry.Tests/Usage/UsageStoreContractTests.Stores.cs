@@ -1,6 +1,7 @@
 using Vpn.Entry.Data.InMemory;
 using Vpn.Entry.Data.Postgres;
 using Vpn.Entry.Tests.Data;
+using Vpn.Entry.Usage;
 
 namespace Vpn.Entry.Tests.Usage;
 
@@ -26,13 +27,32 @@ public sealed class InMemoryUsageStoreContractTests : UsageStoreContractTests
 /// <summary>The usage contract on the PostgreSQL stores (record_node_usage), each test on its own migrated database.</summary>
 public sealed class PostgresUsageStoreContractTests : UsageStoreContractTests
 {
+    private TestDatabase? _database;
+
     protected override async Task<UsageStoreSet> CreateStoresAsync()
     {
         var database = await TestDatabase.CreateMigratedAsync("usage");
+        _database = database;
         var ds = database.DataSource;
         return new UsageStoreSet(new PostgresPlanStore(ds), new PostgresDeviceStore(ds), new PostgresNodeStore(ds), new PostgresSessionStore(ds),
             new PostgresUsageStore(ds), new PostgresCustomerErasureStore(ds),
             async customer => await database.ScalarAsync<int>("select count(*)::int from customer_usage where customer_id = @c", ("c", customer)),
             database.DisposeAsync);
+    }
+
+    [Fact]
+    public async Task Retention_APeriodsTotalGoesSeventyDaysAfterItsLastUpdate()
+    {
+        await using var s = await CreateStoresAsync();
+        var live = await NewLiveAsync(s);
+        var updatedAt = T0.AddMinutes(5);
+        await RecordAsync(s, live, 1, 100, 0, updatedAt);
+        var retention = new PostgresRetentionStore(_database!.DataSource);
+        var longAgo = T0.AddYears(-10);
+
+        Assert.NotNull(await retention.PurgeAsync(longAgo, longAgo, updatedAt + UsageRetention.KeptFor, Ct));
+        Assert.Equal(1, await s.CountUsageRows(live.Customer));
+        Assert.NotNull(await retention.PurgeAsync(longAgo, longAgo, updatedAt + UsageRetention.KeptFor + TimeSpan.FromSeconds(1), Ct));
+        Assert.Equal(0, await s.CountUsageRows(live.Customer));
     }
 }

@@ -44,11 +44,11 @@ public abstract class UsageStoreContractTests
     private static readonly Plan Quota = new("quota", "Quota", 5, ["eu-west"], MonthlyDataBytes: 1000);
     private static readonly Plan Unlimited = new("unlimited", "Unlimited", 5, ["eu-west"]);
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    private protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     protected abstract Task<UsageStoreSet> CreateStoresAsync();
 
-    private sealed record Live(Guid Customer, Guid SessionId, Node Node);
+    private protected sealed record Live(Guid Customer, Guid SessionId, Node Node);
 
     private static async Task<Node> NewNodeAsync(UsageStoreSet s, string name)
     {
@@ -59,7 +59,7 @@ public abstract class UsageStoreContractTests
     }
 
     /// <summary>A customer subscribed at T0 with one device and an active session on <paramref name="node"/> (a new node when null).</summary>
-    private static async Task<Live> NewLiveAsync(UsageStoreSet s, Plan? plan = null, Node? node = null, Guid? customer = null, int address = 2)
+    private protected static async Task<Live> NewLiveAsync(UsageStoreSet s, Plan? plan = null, Node? node = null, Guid? customer = null, int address = 2)
     {
         plan ??= Quota;
         node ??= await NewNodeAsync(s, "node-" + Guid.NewGuid().ToString("N")[..8]);
@@ -75,7 +75,7 @@ public abstract class UsageStoreContractTests
         return new Live(customerId, session.Id, node);
     }
 
-    private static Task<IReadOnlyList<QuotaReached>> RecordAsync(UsageStoreSet s, Live live, long generation, long rx, long tx, DateTimeOffset? at = null) =>
+    private protected static Task<IReadOnlyList<QuotaReached>> RecordAsync(UsageStoreSet s, Live live, long generation, long rx, long tx, DateTimeOffset? at = null) =>
         s.Usage.RecordAsync(live.Node.Id, [new SessionCounters(live.SessionId, generation, rx, tx)], at ?? T0.AddMinutes(5), Ct);
 
     private static async Task<long> UsedAsync(UsageStoreSet s, Live live, DateTimeOffset? at = null) =>
