@@ -314,4 +314,57 @@ public abstract class UsageStoreContractTests
         Assert.Empty(await RecordAsync(s, erased, 1, 5000, 0, PeriodEnd.AddMinutes(2)));
         Assert.Equal(0, await s.CountUsageRows(erased.Customer));
     }
+
+    [Fact]
+    public async Task Record_RandomReportSequences_MatchAReferenceModel()
+    {
+        await using var s = await CreateStoresAsync();
+        var a = await NewLiveAsync(s);
+        var b = await NewLiveAsync(s, Unlimited, a.Node, address: 3);
+        var random = new Random(15_015);
+        // The reference: per session the generation and the highest counters seen in it; the total adds what grew.
+        var model = new Dictionary<Guid, (long Gen, long Rx, long Tx)>();
+        var expected = new Dictionary<Guid, long> { [a.Customer] = 0, [b.Customer] = 0 };
+        var last = new Dictionary<Guid, SessionCounters>();
+        for (var step = 0; step < 60; step++)
+        {
+            var report = new List<SessionCounters>();
+            foreach (var live in new[] { a, b }.Where(_ => random.Next(4) != 0))
+            {
+                SessionCounters counters;
+                if (last.TryGetValue(live.SessionId, out var previous) && random.Next(5) == 0)
+                {
+                    counters = previous; // a replay
+                }
+                else if (!model.TryGetValue(live.SessionId, out var known) || random.Next(6) == 0)
+                {
+                    counters = new SessionCounters(live.SessionId, (known.Gen + 1) * 10, random.Next(0, 50), random.Next(0, 50));
+                }
+                else
+                {
+                    // Mostly growth, sometimes a lower (stale) read of either direction.
+                    counters = new SessionCounters(live.SessionId, known.Gen, Math.Max(0, known.Rx + random.Next(-20, 100)),
+                        Math.Max(0, known.Tx + random.Next(-20, 100)));
+                }
+                report.Add(counters);
+                last[live.SessionId] = counters;
+                var had = model.TryGetValue(live.SessionId, out var old);
+                var customer = live.Customer;
+                if (!had || old.Gen != counters.Generation)
+                {
+                    expected[customer] += counters.ReceivedBytes + counters.SentBytes;
+                    model[live.SessionId] = (counters.Generation, counters.ReceivedBytes, counters.SentBytes);
+                }
+                else
+                {
+                    expected[customer] += Math.Max(0, counters.ReceivedBytes - old.Rx) + Math.Max(0, counters.SentBytes - old.Tx);
+                    model[live.SessionId] = (old.Gen, Math.Max(old.Rx, counters.ReceivedBytes), Math.Max(old.Tx, counters.SentBytes));
+                }
+            }
+            await s.Usage.RecordAsync(a.Node.Id, report, T0.AddMinutes(5 + step), Ct);
+            Assert.Equal(expected[a.Customer], await UsedAsync(s, a, T0.AddMinutes(5 + step)));
+            Assert.Equal(expected[b.Customer], await UsedAsync(s, b, T0.AddMinutes(5 + step)));
+        }
+        Assert.True(expected[a.Customer] > 0 && expected[b.Customer] > 0);
+    }
 }
