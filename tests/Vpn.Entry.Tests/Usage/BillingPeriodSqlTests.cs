@@ -96,4 +96,37 @@ public sealed class BillingPeriodSqlTests
         await using var db = await TestDatabase.CreateMigratedAsync("billing_sql");
         await AssertAgreeAsync(db, pairs, "America/St_Johns");
     }
+
+    [Theory]
+    [InlineData("2030-01-31T23:30:00Z", "2030-02-01T00:30:00Z", 31)] // the later one does not move the anchor
+    [InlineData("2030-02-28T23:59:59Z", null, 28)]
+    [InlineData("2030-03-01T00:00:00Z", null, 1)]
+    public async Task BillingAnchorDay_TheUtcDayOfTheFirstSubscription_WhateverTheSessionTimeZone(string first, string? later, int expected)
+    {
+        await using var db = await TestDatabase.CreateMigratedAsync("billing_sql");
+        await using var connection = await db.DataSource.OpenConnectionAsync(Ct);
+        var customer = Guid.NewGuid();
+        var starts = new[] { first, later }.OfType<string>()
+            .Select(t => DateTimeOffset.Parse(t, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        await using (var insert = new NpgsqlCommand("""
+            insert into plans (code, name, max_devices, allowed_regions) values ('p', 'P', 1, '{eu-west}');
+            insert into customers (id) values (@c);
+            insert into customer_subscriptions (customer_id, plan_code, status, started_at, ended_at)
+            select @c, 'p', 'active', s, lead(s) over (order by s) from unnest(@starts) s;
+            """, connection))
+        {
+            insert.Parameters.AddWithValue("c", customer);
+            insert.Parameters.Add(new NpgsqlParameter("starts", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = starts });
+            await insert.ExecuteNonQueryAsync(Ct);
+        }
+        foreach (var zone in new[] { "UTC", "Asia/Tokyo", "America/Los_Angeles" })
+        {
+            await using var command = new NpgsqlCommand($"set time zone '{zone}'; select billing_anchor_day(@c)", connection);
+            command.Parameters.AddWithValue("c", customer);
+            Assert.Equal(expected, (int)(await command.ExecuteScalarAsync(Ct))!);
+        }
+        await using var none = new NpgsqlCommand("select billing_anchor_day(@c)", connection);
+        none.Parameters.AddWithValue("c", Guid.NewGuid());
+        Assert.Equal(1, (int)(await none.ExecuteScalarAsync(Ct))!);
+    }
 }
