@@ -367,4 +367,21 @@ public abstract class UsageStoreContractTests
         }
         Assert.True(expected[a.Customer] > 0 && expected[b.Customer] > 0);
     }
+
+    [Fact]
+    public async Task Record_OverlappingReportsConcurrently_EachGrowthCountsOnce_NoDeadlock()
+    {
+        await using var s = await CreateStoresAsync();
+        var a = await NewLiveAsync(s, Unlimited);
+        var b = await NewLiveAsync(s, Unlimited, a.Node, address: 3);
+        var forward = new[] { new SessionCounters(a.SessionId, 1, 1000, 10), new SessionCounters(b.SessionId, 1, 2000, 20) };
+        SessionCounters[] backward = [forward[1], forward[0]];
+
+        // The same counters in both orders, many at once: the rows lock in id order, so they queue instead of deadlocking.
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => s.Usage.RecordAsync(a.Node.Id, i % 2 == 0 ? forward : backward,
+            T0.AddMinutes(5), Ct))));
+
+        Assert.Equal(1010, await UsedAsync(s, a));
+        Assert.Equal(2020, await UsedAsync(s, b));
+    }
 }
