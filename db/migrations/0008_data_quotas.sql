@@ -74,8 +74,9 @@ begin
         order by s.id
         for update of s
     ), counted as (
-        select c.*, case when c.old_gen is distinct from c.gen then c.rx + c.tx
-                         else greatest(c.rx - c.old_rx, 0) + greatest(c.tx - c.old_tx, 0) end as delta
+        -- numeric: two counters near the top of bigint's range add up past it; the totals saturate at bigint's maximum.
+        select c.*, case when c.old_gen is distinct from c.gen then c.rx::numeric + c.tx
+                         else greatest(c.rx - c.old_rx, 0)::numeric + greatest(c.tx - c.old_tx, 0) end as delta
         from current_counters c
     ), saved as (
         update sessions s set usage_generation = c.gen,
@@ -85,12 +86,13 @@ begin
         where s.id = c.id and (c.delta > 0 or c.old_gen is distinct from c.gen)
         returning s.id
     ), per_customer as (
-        select c.customer_id, sum(c.delta)::bigint as delta, billing_anchor_day(c.customer_id) as anchor
+        select c.customer_id, least(sum(c.delta), 9223372036854775807)::bigint as delta, billing_anchor_day(c.customer_id) as anchor
         from counted c group by c.customer_id having sum(c.delta) > 0
     ), added as (
         insert into customer_usage as u (customer_id, period_start, used_bytes, updated_at)
         select p.customer_id, billing_period_start(p.anchor, p_now), p.delta, p_now from per_customer p
-        on conflict (customer_id, period_start) do update set used_bytes = u.used_bytes + excluded.used_bytes, updated_at = excluded.updated_at
+        on conflict (customer_id, period_start) do update
+            set used_bytes = least(u.used_bytes::numeric + excluded.used_bytes, 9223372036854775807)::bigint, updated_at = excluded.updated_at
         returning u.customer_id, u.period_start, u.used_bytes
     )
     select a.customer_id,

@@ -24,14 +24,14 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
                 }
                 var known = db.SessionUsage.TryGetValue(c.SessionId, out var old) ? old : null;
                 var sameRun = known is not null && known.Generation == c.Generation;
-                var delta = sameRun ? Math.Max(c.ReceivedBytes - known!.ReceivedBytes, 0) + Math.Max(c.SentBytes - known.SentBytes, 0)
-                    : c.ReceivedBytes + c.SentBytes;
+                var delta = sameRun ? Add(Math.Max(c.ReceivedBytes - known!.ReceivedBytes, 0), Math.Max(c.SentBytes - known.SentBytes, 0))
+                    : Add(c.ReceivedBytes, c.SentBytes);
                 db.SessionUsage[c.SessionId] = sameRun
                     ? new SessionCounters(c.SessionId, c.Generation, Math.Max(known!.ReceivedBytes, c.ReceivedBytes), Math.Max(known.SentBytes, c.SentBytes))
                     : c;
                 if (delta > 0)
                 {
-                    added[session.CustomerId] = added.GetValueOrDefault(session.CustomerId) + delta;
+                    added[session.CustomerId] = Add(added.GetValueOrDefault(session.CustomerId), delta);
                 }
             }
             var reached = new List<QuotaReached>();
@@ -39,7 +39,7 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
             {
                 var period = PeriodLocked(customerId, now);
                 var key = (customerId, period.Start);
-                var used = db.Usage.GetValueOrDefault(key).UsedBytes + delta;
+                var used = Add(db.Usage.GetValueOrDefault(key).UsedBytes, delta);
                 db.Usage[key] = (used, now);
                 if (LimitLocked(customerId) is { } limit && used >= limit)
                 {
@@ -50,6 +50,9 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
             return Task.FromResult<IReadOnlyList<QuotaReached>>(reached);
         }
     }
+
+    /// <summary>Two non-negative byte counts added, saturating at <see cref="long.MaxValue"/> as record_node_usage does.</summary>
+    private static long Add(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
 
     public Task<DataUsage> GetAsync(Guid customerId, DateTimeOffset now, CancellationToken cancellationToken)
     {
