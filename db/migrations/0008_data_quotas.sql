@@ -11,6 +11,7 @@ alter table plans add column monthly_data_bytes bigint check (monthly_data_bytes
 alter table sessions add column usage_generation bigint;
 alter table sessions add column usage_rx bigint not null default 0;
 alter table sessions add column usage_tx bigint not null default 0;
+create index sessions_node_usage_generation on sessions (node_id, usage_generation) where usage_generation is not null;
 
 create table customer_usage (
     customer_id   uuid not null references customers (id) on delete cascade,
@@ -52,10 +53,10 @@ create function billing_anchor_day(p_customer uuid) returns integer language sql
                      from customer_subscriptions s where s.customer_id = p_customer), 1)
 $$;
 
--- One node's report of its sessions' counters, as one statement. Each entry is the session's cumulative received and
+-- One node's report of its sessions' counters, as one statement. Each entry is the peer's cumulative received and
 -- sent bytes within one generation (a counter run of one peer on one device: it restarts from zero, with a new
--- generation, when the peer is re-added or the device restarts). A generation seen before counts only its growth, a new
--- one all of it, so a report applied twice counts once. Only sessions of this node that are live, or ended in the last
+-- generation, when the peer is re-added or the device restarts; a device key that passes to a new session keeps its
+-- run). A generation seen before counts only its growth, a new one all of it, so a report applied twice counts once. Only sessions of this node that are live, or ended in the last
 -- ten minutes (a report read before the peer was removed), count. The session rows are locked in id order: two
 -- overlapping reports serialize and the second counts only what the first did not.
 -- Answers the customers whose total reached their plan's monthly_data_bytes, with their live session (if any).
@@ -68,8 +69,20 @@ begin
     with input as (
         select i.sid, i.gen, i.rx, i.tx from unnest(p_sessions, p_generations, p_rx, p_tx) as i(sid, gen, rx, tx)
     ), current_counters as (
-        select s.id, s.customer_id, s.usage_generation as old_gen, s.usage_rx as old_rx, s.usage_tx as old_tx, i.gen, i.rx, i.tx
+        -- The generation's last counters: this session's, or (a device key that passed from an ended session to a new
+        -- one on this node without the peer being re-added: the same counter run) those of the other session of the
+        -- same key on this node that reported it.
+        select s.id, s.customer_id,
+               case when s.usage_generation = i.gen then s.usage_generation else prior.usage_generation end as old_gen,
+               case when s.usage_generation = i.gen then s.usage_rx else prior.usage_rx end as old_rx,
+               case when s.usage_generation = i.gen then s.usage_tx else prior.usage_tx end as old_tx,
+               i.gen, i.rx, i.tx
         from sessions s join input i on i.sid = s.id
+        left join lateral (
+            select o.usage_generation, o.usage_rx, o.usage_tx from sessions o
+            where o.node_id = p_node and o.usage_generation = i.gen and o.device_public_key = s.device_public_key and o.id <> s.id
+            order by o.usage_rx + o.usage_tx desc
+            limit 1) prior on s.usage_generation is distinct from i.gen
         where s.node_id = p_node and (s.state in ('provisioning', 'active') or s.terminated_at >= p_now - interval '10 minutes')
         order by s.id
         for update of s
@@ -90,7 +103,10 @@ begin
         from counted c group by c.customer_id having sum(c.delta) > 0
     ), added as (
         insert into customer_usage as u (customer_id, period_start, used_bytes, updated_at)
-        select p.customer_id, billing_period_start(p.anchor, p_now), p.delta, p_now from per_customer p
+        -- In customer order, so two reports touching the same customers lock their totals in the same order. The
+        -- update time is the day only: the total says how much, not when the customer was last online.
+        select p.customer_id, billing_period_start(p.anchor, p_now), p.delta, date_trunc('day', p_now, 'UTC') from per_customer p
+        order by p.customer_id
         on conflict (customer_id, period_start) do update
             set used_bytes = least(u.used_bytes::numeric + excluded.used_bytes, 9223372036854775807)::bigint, updated_at = excluded.updated_at
         returning u.customer_id, u.period_start, u.used_bytes

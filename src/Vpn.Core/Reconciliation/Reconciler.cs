@@ -129,10 +129,9 @@ public sealed partial class Reconciler(
             }
             await plan.Applied;
             // Forgetting idle clients' endpoints, on the same read, while keys changed since it are still tracked.
-            var wiped = await wiper.WipeAsync(device.Peers);
-            // Their counters start again from zero: the meter draws new generations for them.
-            usage?.MarkRestarted(wiped);
-            return plan with { Wiped = wiped };
+            // The wiped peers' counters start again from zero; the meter sees them go down on the next read (an idle
+            // peer's cannot climb back past them by then), and a wipe that failed changed nothing to count again.
+            return plan with { Wiped = await wiper.WipeAsync(device.Peers) };
         }
         finally
         {

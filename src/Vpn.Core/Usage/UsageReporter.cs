@@ -18,17 +18,18 @@ public sealed partial class UsageReporter(UsageMeter meter, EntryClient entry, I
             try
             {
                 var status = await entry.PostUsageAsync(batch, cancellationToken);
-                if (status is HttpStatusCode.TooManyRequests || (int)status >= 500)
-                {
-                    meter.Return(batch);
-                    LogDeferred(logger, batch.Count, (int)status);
-                    return sent;
-                }
-                if (status != HttpStatusCode.NoContent)
+                if (status is HttpStatusCode.BadRequest or HttpStatusCode.RequestEntityTooLarge or HttpStatusCode.UnprocessableEntity)
                 {
                     // Refused as invalid: sending it again would be refused again and hold back every later report.
                     LogRejected(logger, batch.Count, (int)status);
                     continue;
+                }
+                if (status != HttpStatusCode.NoContent)
+                {
+                    // Entry down or busy, a wrong token, the node unknown to it: nothing was recorded, and it may be later.
+                    meter.Return(batch);
+                    LogDeferred(logger, batch.Count, (int)status);
+                    return sent;
                 }
             }
             catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
@@ -47,12 +48,12 @@ public sealed partial class UsageReporter(UsageMeter meter, EntryClient entry, I
         return sent;
     }
 
-    [LoggerMessage(EventId = 630, Level = LogLevel.Warning, Message = "Entry answered {Status} to a usage report of {Count} session(s); kept for the next pass")]
+    [LoggerMessage(EventId = 640, Level = LogLevel.Warning, Message = "Entry answered {Status} to a usage report of {Count} session(s); kept for the next pass")]
     private static partial void LogDeferred(ILogger logger, int count, int status);
 
-    [LoggerMessage(EventId = 632, Level = LogLevel.Error, Message = "Entry refused a usage report of {Count} session(s) with {Status}; dropped")]
+    [LoggerMessage(EventId = 642, Level = LogLevel.Error, Message = "Entry refused a usage report of {Count} session(s) with {Status}; dropped")]
     private static partial void LogRejected(ILogger logger, int count, int status);
 
-    [LoggerMessage(EventId = 631, Level = LogLevel.Warning, Message = "Entry unreachable for a usage report of {Count} session(s) ({Reason}); kept for the next pass")]
+    [LoggerMessage(EventId = 641, Level = LogLevel.Warning, Message = "Entry unreachable for a usage report of {Count} session(s) ({Reason}); kept for the next pass")]
     private static partial void LogUnreachable(ILogger logger, int count, string reason);
 }

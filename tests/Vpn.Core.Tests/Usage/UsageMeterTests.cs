@@ -88,15 +88,54 @@ public class UsageMeterTests
     }
 
     [Fact]
-    public void A_key_passed_to_another_session_counts_from_where_it_was()
+    public void A_key_passed_to_another_session_keeps_its_run()
     {
+        // Entry counts the new session's growth from the run's last counters (recorded on the old session's row).
         var meter = new UsageMeter();
         meter.Observe([(KeyA, S1, 1000UL, 400UL)], null);
-        Single(meter);
+        var before = Single(meter);
         meter.Observe([(KeyA, S2, 1100UL, 450UL)], null);
         var next = Single(meter);
 
-        Assert.Equal((S2, 100L, 50L), (next.SessionId, next.RxBytes, next.TxBytes));
+        Assert.Equal((S2, before.Generation, 1100L, 450L), (next.SessionId, next.Generation, next.RxBytes, next.TxBytes));
+    }
+
+    [Fact]
+    public void An_undelivered_reading_of_an_ended_run_is_sent_before_the_new_runs()
+    {
+        var meter = new UsageMeter();
+        meter.Observe([(KeyA, S1, 5000UL, 100UL)], null);
+        var lost = meter.Take(10);
+        meter.Return(lost);
+        meter.Observe([(KeyA, S1, 10UL, 1UL)], null); // wireguard-go restarted: a new run
+
+        var first = Single(meter);
+        var second = Single(meter);
+
+        Assert.Equal((lost[0].Generation, 5000L), (first.Generation, first.RxBytes));
+        Assert.NotEqual(first.Generation, second.Generation);
+        Assert.Equal(10L, second.RxBytes);
+    }
+
+    [Fact]
+    public void A_restarted_core_without_entry_at_first_still_continues_the_recorded_generation_later()
+    {
+        var meter = new UsageMeter();
+        meter.Observe([], null); // entry unreachable on the first pass: no leases, nothing mapped
+        var desired = new DesiredSnapshot(DateTimeOffset.UnixEpoch,
+            [new DesiredSession(S1, KeyA, IPAddress.Parse("10.64.0.2"), DesiredSessionState.Active, Usage: new SessionUsage(S1, 42, 800, 300))]);
+        meter.Observe([(KeyA, S1, 900UL, 300UL)], desired);
+
+        Assert.Equal(42L, Single(meter).Generation);
+    }
+
+    [Fact]
+    public void Counters_beyond_signed_64_bits_saturate()
+    {
+        var meter = new UsageMeter();
+        meter.Observe([(KeyA, S1, ulong.MaxValue, 1UL)], null);
+
+        Assert.Equal(long.MaxValue, Single(meter).RxBytes);
     }
 
     [Fact]
@@ -125,10 +164,10 @@ public class UsageMeterTests
     }
 
     [Fact]
-    public void The_recorded_generation_is_adopted_only_on_the_first_read()
+    public void The_recorded_generation_is_adopted_only_on_the_first_read_with_a_desired_state()
     {
         var meter = new UsageMeter();
-        meter.Observe([], null);
+        meter.Observe([], new DesiredSnapshot(DateTimeOffset.UnixEpoch, []));
         var desired = new DesiredSnapshot(DateTimeOffset.UnixEpoch,
             [new DesiredSession(S1, KeyA, IPAddress.Parse("10.64.0.2"), DesiredSessionState.Active, Usage: new SessionUsage(S1, 42, 800, 300))]);
         meter.Observe([(KeyA, S1, 900UL, 300UL)], desired);

@@ -157,8 +157,9 @@ public abstract partial class QuotaApiTests(StoreKind store)
 
         var second = await StartSessionAsync(q);
         AssertUsage(await MeUsageAsync(q), 0, Limit, PeriodStart, ResetsAt);
-        // The new session counts from its first report.
-        await q.Stack.SendJsonAsync(Report(q, Counters(second, 1, 300, 200)), 204);
+        // The new session's peer is a new one (the old one was removed when the quota ended it): a new generation,
+        // counted from its first report.
+        await q.Stack.SendJsonAsync(Report(q, Counters(second, 2, 300, 200)), 204);
         AssertUsage(await MeUsageAsync(q), 500, Limit, PeriodStart, ResetsAt);
     }
 

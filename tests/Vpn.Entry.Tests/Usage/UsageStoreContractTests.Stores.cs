@@ -41,12 +41,13 @@ public sealed class PostgresUsageStoreContractTests : UsageStoreContractTests
     }
 
     [Fact]
-    public async Task Retention_APeriodsTotalGoesSeventyDaysAfterItsLastUpdate()
+    public async Task Retention_APeriodsTotalGoesSeventyDaysAfterTheDayOfItsLastUpdate()
     {
         await using var s = await CreateStoresAsync();
         var live = await NewLiveAsync(s);
-        var updatedAt = T0.AddMinutes(5);
-        await RecordAsync(s, live, 1, 100, 0, updatedAt);
+        await RecordAsync(s, live, 1, 100, 0, T0.AddMinutes(5));
+        // Kept as the day only (a total says how much, not when the customer was last online).
+        var updatedAt = new DateTimeOffset(T0.UtcDateTime.Date, TimeSpan.Zero);
         var retention = new PostgresRetentionStore(_database!.DataSource);
         var longAgo = T0.AddYears(-10);
 

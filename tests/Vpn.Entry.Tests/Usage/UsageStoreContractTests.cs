@@ -33,7 +33,7 @@ public sealed class UsageStoreSet(IPlanStore plans, IDeviceStore devices, INodeS
 /// cumulative per generation, a report counts only what grew since the last one, a new generation counts all of it, and
 /// only the reporting node's live (or just ended) sessions count.
 /// </summary>
-public abstract class UsageStoreContractTests
+public abstract partial class UsageStoreContractTests
 {
     /// <summary>The customer's first subscription: 31 January 2030, so its periods end on 28 February (2030 is not a leap year).</summary>
     protected static readonly DateTimeOffset T0 = new(2030, 1, 31, 10, 0, 0, TimeSpan.Zero);
@@ -48,7 +48,7 @@ public abstract class UsageStoreContractTests
 
     protected abstract Task<UsageStoreSet> CreateStoresAsync();
 
-    private protected sealed record Live(Guid Customer, Guid SessionId, Node Node);
+    private protected sealed record Live(Guid Customer, Guid SessionId, Node Node, WireGuardKey DeviceKey = default);
 
     private static async Task<Node> NewNodeAsync(UsageStoreSet s, string name)
     {
@@ -59,20 +59,28 @@ public abstract class UsageStoreContractTests
     }
 
     /// <summary>A customer subscribed at T0 with one device and an active session on <paramref name="node"/> (a new node when null).</summary>
-    private protected static async Task<Live> NewLiveAsync(UsageStoreSet s, Plan? plan = null, Node? node = null, Guid? customer = null, int address = 2)
+    private protected static async Task<Live> NewLiveAsync(UsageStoreSet s, Plan? plan = null, Node? node = null, Guid? customer = null, int address = 2,
+        WireGuardKey? deviceKey = null)
     {
         plan ??= Quota;
         node ??= await NewNodeAsync(s, "node-" + Guid.NewGuid().ToString("N")[..8]);
         await s.Plans.UpsertPlanAsync(plan, Ct);
         var customerId = customer ?? Guid.NewGuid();
         Assert.NotNull(await s.Plans.SetSubscriptionAsync(customerId, plan.Code, "active", T0, Ct));
-        var device = new Device(Guid.NewGuid(), customerId, "laptop", WireGuardKey.Generate(), T0);
-        Assert.Equal(DeviceCreateOutcome.Created, (await s.Devices.CreateAsync(device, 5, Ct)).Outcome);
+        var device = new Device(Guid.NewGuid(), customerId, "laptop", deviceKey ?? WireGuardKey.Generate(), T0);
+        if (deviceKey is { } key && (await s.Devices.ListAsync(customerId, Ct)).FirstOrDefault(d => d.PublicKey == key) is { } existing)
+        {
+            device = existing;
+        }
+        else
+        {
+            Assert.Equal(DeviceCreateOutcome.Created, (await s.Devices.CreateAsync(device, 5, Ct)).Outcome);
+        }
         var session = new NewSession(Guid.CreateVersion7(), customerId, device.Id, device.PublicKey, node.Id, RandomNumberGenerator.GetBytes(32),
             "eu-west", "DE", "fra", "default", T0);
         Assert.Equal(ClaimOutcome.Claimed, (await s.Sessions.ClaimAsync(session, replaceExisting: false, Ct)).Outcome);
         Assert.True(await s.Sessions.ActivateAsync(session.Id, $"10.64.0.{address}", null, ["10.64.0.1"], T0.AddSeconds(1), Ct));
-        return new Live(customerId, session.Id, node);
+        return new Live(customerId, session.Id, node, device.PublicKey);
     }
 
     private protected static Task<IReadOnlyList<QuotaReached>> RecordAsync(UsageStoreSet s, Live live, long generation, long rx, long tx, DateTimeOffset? at = null) =>

@@ -44,6 +44,7 @@ public sealed class InMemoryNodeDrainStore(InMemoryDatabase db) : INodeDrainStor
             foreach (var history in db.Sessions.Values.Where(s => s.NodeId == nodeId).ToList())
             {
                 db.Sessions.Remove(history.Id);
+                db.SessionUsage.Remove(history.Id);
             }
             db.Nodes.Remove(nodeId);
             return Task.FromResult(NodeDeleteOutcome.Deleted);

@@ -22,8 +22,8 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
                 {
                     continue;
                 }
-                var known = db.SessionUsage.TryGetValue(c.SessionId, out var old) ? old : null;
-                var sameRun = known is not null && known.Generation == c.Generation;
+                var known = db.SessionUsage.TryGetValue(c.SessionId, out var old) && old.Generation == c.Generation ? old : PriorLocked(session, c);
+                var sameRun = known is not null;
                 var delta = sameRun ? Add(Math.Max(c.ReceivedBytes - known!.ReceivedBytes, 0), Math.Max(c.SentBytes - known.SentBytes, 0))
                     : Add(c.ReceivedBytes, c.SentBytes);
                 db.SessionUsage[c.SessionId] = sameRun
@@ -40,7 +40,7 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
                 var period = PeriodLocked(customerId, now);
                 var key = (customerId, period.Start);
                 var used = Add(db.Usage.GetValueOrDefault(key).UsedBytes, delta);
-                db.Usage[key] = (used, now);
+                db.Usage[key] = (used, new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero));
                 if (LimitLocked(customerId) is { } limit && used >= limit)
                 {
                     var live = db.Sessions.Values.FirstOrDefault(s => s.CustomerId == customerId && s.State == Domain.Sessions.SessionState.Active);
@@ -70,6 +70,17 @@ public sealed class InMemoryUsageStore(InMemoryDatabase db) : IUsageStore
             return Task.FromResult(UsageLocked(customerId, now));
         }
     }
+
+    /// <summary>
+    /// The generation's last counters as another session of the same device key on the node reported them (a device key that passed to a new
+    /// session without the peer being re-added keeps its counter run); null when none did.
+    /// </summary>
+    private SessionCounters? PriorLocked(Sessions.SessionRecord session, SessionCounters report) =>
+        db.SessionUsage.Values
+            .Where(u => u.Generation == report.Generation && u.SessionId != report.SessionId
+                && db.Sessions.TryGetValue(u.SessionId, out var other) && other.NodeId == session.NodeId && other.DevicePublicKey == session.DevicePublicKey)
+            .OrderByDescending(u => u.ReceivedBytes + (double)u.SentBytes)
+            .FirstOrDefault();
 
     /// <summary>The use now; the caller holds the database's lock.</summary>
     internal DataUsage UsageLocked(Guid customerId, DateTimeOffset now)

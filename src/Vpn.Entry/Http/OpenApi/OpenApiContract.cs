@@ -205,7 +205,7 @@ public static class OpenApiContract
     {
         Type = JsonSchemaType.Object,
         Description = "RFC 9457 problem details with the contract's stable code; some codes carry more members "
-            + "(session_conflict: active_session_id; no_nodes_available_in_region: rejected).",
+            + "(session_conflict: active_session_id; no_nodes_available_in_region: rejected; quota_exceeded: resets_at).",
         Required = new HashSet<string>(StringComparer.Ordinal) { "type", "title", "status", "detail", "code" },
         Properties = new Dictionary<string, IOpenApiSchema>
         {
@@ -221,6 +221,11 @@ public static class OpenApiContract
             },
             ["trace_id"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "The request's trace id, for support." },
             ["active_session_id"] = new OpenApiSchema { Type = JsonSchemaType.String, Format = "uuid", Description = "On session_conflict." },
+            ["resets_at"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String, Format = "date-time",
+                Description = "On quota_exceeded: when the billing period ends and the data quota is available again.",
+            },
             ["rejected"] = new OpenApiSchema
             {
                 Type = JsonSchemaType.Object,
