@@ -100,6 +100,55 @@ public sealed class EntryHttp : IDisposable
         }
     }
 
+    /// <summary>
+    /// GET read line by line as it arrives (Server-Sent Events) until the body ends or <paramref name="onLine"/> answers
+    /// false. Answers the status (204: nothing to stream) and whether the body ended by itself; a 4xx/5xx throws its
+    /// problem; a connection lost mid-stream answers (200, false) so the caller can resume.
+    /// </summary>
+    public async Task<(HttpStatusCode Status, bool Ended)> ReadLinesAsync(string path, IReadOnlyDictionary<string, string>? headers, Func<string, bool> onLine,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(onLine);
+        using var request = NewRequest(HttpMethod.Get, path, null, headers);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (Exception e) when (IsNoAnswer(e, cancellationToken))
+        {
+            throw NoAnswer(path, e);
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw ApiProblemException.From(response.StatusCode, response.Content.Headers.ContentType?.MediaType,
+                    await response.Content.ReadAsStringAsync(cancellationToken));
+            }
+            if (response.StatusCode == HttpStatusCode.NoContent)
+            {
+                return (response.StatusCode, true);
+            }
+            try
+            {
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken), Encoding.UTF8);
+                while (await reader.ReadLineAsync(cancellationToken) is { } line)
+                {
+                    if (!onLine(line))
+                    {
+                        return (response.StatusCode, false);
+                    }
+                }
+                return (response.StatusCode, true);
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException && !cancellationToken.IsCancellationRequested)
+            {
+                return (response.StatusCode, false);
+            }
+        }
+    }
+
     private HttpRequestMessage NewRequest(HttpMethod method, string path, JsonNode? body, IReadOnlyDictionary<string, string>? headers)
     {
         var request = new HttpRequestMessage(method, path.TrimStart('/'));

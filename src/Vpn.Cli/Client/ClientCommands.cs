@@ -3,7 +3,7 @@ using Vpn.Cli.Output;
 namespace Vpn.Cli.Client;
 
 /// <summary>
-/// vpnctl client login | connect | reconnect | status | disconnect | logout: the reference client for app developers,
+/// vpnctl client login | connect | reconnect | status | events | disconnect | logout: the reference client for app developers,
 /// the customer API as an app uses it (docs/api-v1.md), keeping its state in &lt;state-dir&gt;/client.json (0600).
 /// </summary>
 public static partial class ClientCommands
@@ -22,7 +22,7 @@ public static partial class ClientCommands
         client.Options.Add(stateDir);
         client.With(CreateLogin(options, context, StateDir), CreateConnect(options, context, StateDir), CreateReconnect(options, context, StateDir),
             CreateStatus(options, context, StateDir), CreateDisconnect(options, context, StateDir), CreateLogout(options, context, StateDir),
-            CreateLocations(options, context));
+            CreateLocations(options, context), CreateEvents(options, context, StateDir));
         return client;
     }
 

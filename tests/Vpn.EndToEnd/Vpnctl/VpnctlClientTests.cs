@@ -84,7 +84,16 @@ public sealed partial class VpnctlTests
         }
 
         var withSession = await File.ReadAllTextAsync(statePath, ct);
+        // Following the session's events while it is ended: the stream (resumed from the session the client holds, so
+        // it does not matter whether it opened before the end) tells "ended" with the reason, and the command ends.
+        // (Its own copy of the state: the disconnect rewrites the client's file meanwhile.)
+        var eventsDir = Directory.CreateDirectory(stateDir + "-events").FullName;
+        File.Copy(statePath, Path.Combine(eventsDir, Path.GetFileName(statePath)), overwrite: true);
+        File.SetUnixFileMode(Path.Combine(eventsDir, Path.GetFileName(statePath)), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var events = stack.RunAsync("client", "events", "--state-dir", eventsDir);
         await Expect(await stack.RunAsync(Client("disconnect")), ExitCodes.Ok, "disconnected");
+        var followed = await events.WaitAsync(TimeSpan.FromSeconds(60), ct);
+        await Expect(followed, ExitCodes.Ok, "ended: customer_request");
         await ExpectError(await stack.RunAsync(Client("reconnect")), ExitCodes.Refused, "error: no session to reconnect: run 'vpnctl client connect'");
         // A copy of the state from before (an app that kept the ended session's key): entry's 401, explained, and the key dropped.
         File.WriteAllText(statePath, withSession);
