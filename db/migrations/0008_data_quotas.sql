@@ -53,6 +53,15 @@ create function billing_anchor_day(p_customer uuid) returns integer language sql
                      from customer_subscriptions s where s.customer_id = p_customer), 1)
 $$;
 
+-- The quota of the customer's current subscription's plan (its latest period, as claim_session_start reads it); null
+-- when unlimited or without a subscription.
+create function customer_monthly_data_bytes(p_customer uuid) returns bigint language sql stable as $$
+    select pl.monthly_data_bytes from customer_subscriptions cs join plans pl on pl.code = cs.plan_code
+    where cs.customer_id = p_customer
+    order by (cs.ended_at is null) desc, cs.started_at desc, cs.id desc
+    limit 1
+$$;
+
 -- One node's report of its sessions' counters, as one statement. Each entry is the peer's cumulative received and
 -- sent bytes within one generation (a counter run of one peer on one device: it restarts from zero, with a new
 -- generation, when the peer is re-added or the device restarts; a device key that passes to a new session keeps its
@@ -113,15 +122,11 @@ begin
     )
     select a.customer_id,
            (select l.id from sessions l where l.customer_id = a.customer_id and l.state = 'active'),
-           a.used_bytes, q.monthly_data_bytes, a.period_start, billing_period_end(p.anchor, a.period_start)
+           a.used_bytes, q.quota, a.period_start, billing_period_end(p.anchor, a.period_start)
     from added a
     join per_customer p on p.customer_id = a.customer_id
-    cross join lateral (
-        select pl.monthly_data_bytes from customer_subscriptions cs join plans pl on pl.code = cs.plan_code
-        where cs.customer_id = a.customer_id
-        order by (cs.ended_at is null) desc, cs.started_at desc, cs.id desc
-        limit 1) q
-    where q.monthly_data_bytes is not null and a.used_bytes >= q.monthly_data_bytes
+    cross join lateral (select customer_monthly_data_bytes(a.customer_id) as quota) q
+    where q.quota is not null and a.used_bytes >= q.quota
     ; -- (saved, a data-modifying CTE, runs whether or not it is read)
 end $$;
 

@@ -114,15 +114,14 @@ public sealed partial class Reconciler(
                 LogReinitializing(logger, options.InterfaceName);
                 await dataplane.InitializeAsync(cancellationToken);
                 metrics.RecordReinitialization();
-                usage?.MarkAllRestarted();
                 registry.BeginDeviceRead();
                 device = await dataplane.ReadAsync(cancellationToken);
             }
             var live = device.Peers.Select(p => new LivePeer(p.PublicKey, p.AllowedIps)).ToList();
             var plan = registry.Synchronize(desired, live);
-            // The counters as read, mapped to the sessions the leases now hold; the peers this pass adds start from zero.
+            // The counters as read, mapped to the sessions the leases now hold (a peer this pass adds is missing from the
+            // read: it comes back as a new run).
             usage?.Observe(registry.SessionCounters(device.Peers), desired);
-            usage?.MarkRestarted(plan.Decision.Adds.Select(a => a.PublicKey));
             if (plan.Decision.Problems is { Count: > 0 } problems)
             {
                 LogDesiredStateRejected(logger, problems.Count, string.Join("; ", problems.Take(10)));

@@ -9,8 +9,9 @@ public sealed record SessionUsage(Guid SessionId, long Generation, long RxBytes,
 /// <summary>
 /// Turns the device's per-peer rx/tx counters, read by every reconciliation pass, into reports that count once however
 /// often they are sent: a peer's bytes are cumulative within a generation, one counter run of the peer on the device.
-/// wireguard-go's counters start again from zero when the peer is re-added or the device restarts; then, or whenever
-/// the counters went down, a new random generation starts, which entry counts in full. A device key that passes to
+/// wireguard-go's counters start again from zero when the peer is re-added or the device restarts: the peer is missing
+/// from a read in between (a new run when it is back), or its counters went down; either way a new random generation
+/// starts, which entry counts in full. A device key that passes to
 /// another session without the peer being re-added keeps its run (the same generation, the same cumulative counters):
 /// entry counts the new session's growth from where the key's run was. A core that restarted while wireguard-go kept
 /// running continues the generation entry last recorded (handed back in the desired set) when the device's counters
@@ -35,7 +36,6 @@ public sealed class UsageMeter
         public long Generation { get; } = generation;
         public ulong LastRx { get; set; }
         public ulong LastTx { get; set; }
-        public bool Restarted { get; set; }
     }
 
     /// <summary>How many readings wait to be reported.</summary>
@@ -72,13 +72,12 @@ public sealed class UsageMeter
                         ? new Run(sessionId, last.Generation)
                         : new Run(sessionId, NewGeneration());
                 }
-                else if (run.Restarted || rx < run.LastRx || tx < run.LastTx)
+                else if (rx < run.LastRx || tx < run.LastTx)
                 {
                     run = new Run(sessionId, NewGeneration());
                 }
-                else if (run.SessionId != sessionId)
+                else
                 {
-                    _reported.Remove(run.SessionId);
                     run.SessionId = sessionId;
                 }
                 run.LastRx = rx;
@@ -92,40 +91,18 @@ public sealed class UsageMeter
             }
             foreach (var gone in _runs.Keys.Where(k => !seen.Contains(k)).ToList())
             {
-                _reported.Remove(_runs[gone].SessionId);
                 _runs.Remove(gone);
+            }
+            // What was reported is kept only for the sessions this read saw (a session gone or whose key moved on has no
+            // reading to compare with any more).
+            var sessions = peers.Select(p => p.SessionId).ToHashSet();
+            foreach (var ended in _reported.Keys.Where(id => !sessions.Contains(id)).ToList())
+            {
+                _reported.Remove(ended);
             }
             if (desired is not null)
             {
                 _adoptionDone = true;
-            }
-        }
-    }
-
-    /// <summary>These peers were (re-)added to the device after the last read: their counters start again from zero.</summary>
-    public void MarkRestarted(IEnumerable<WireGuardKey> keys)
-    {
-        ArgumentNullException.ThrowIfNull(keys);
-        lock (_gate)
-        {
-            foreach (var key in keys)
-            {
-                if (_runs.TryGetValue(key, out var run))
-                {
-                    run.Restarted = true;
-                }
-            }
-        }
-    }
-
-    /// <summary>The device was recreated: every peer's counters start again from zero.</summary>
-    public void MarkAllRestarted()
-    {
-        lock (_gate)
-        {
-            foreach (var run in _runs.Values)
-            {
-                run.Restarted = true;
             }
         }
     }
@@ -168,8 +145,7 @@ public sealed class UsageMeter
         ArgumentNullException.ThrowIfNull(batch);
         lock (_gate)
         {
-            var live = _runs.Values.Select(r => r.SessionId).ToHashSet();
-            foreach (var usage in batch.Where(u => live.Contains(u.SessionId)))
+            foreach (var usage in batch)
             {
                 _reported[usage.SessionId] = usage;
             }

@@ -35,6 +35,6 @@ public sealed partial class QuotaEnforcer(IUsageStore usage, ISessionStore sessi
         return ended;
     }
 
-    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "Session on node {NodeId} terminated: its customer reached the data quota")]
+    [LoggerMessage(EventId = 250, Level = LogLevel.Information, Message = "Session on node {NodeId} terminated: its customer reached the data quota")]
     private static partial void LogQuotaReached(ILogger logger, Guid nodeId);
 }

@@ -252,15 +252,5 @@ public class IdlePeerWiperTests
     }
 
     /// <summary><see cref="ReconcileRig.NoopOptions"/> with this idle window.</summary>
-    internal static CoreOptions Options(TimeSpan window) => new()
-    {
-        ClientPool = Pool,
-        ClientPool6 = Pool6,
-        EntryUrl = new Uri("unix:/nonexistent/entry.sock"),
-        NodeId = Guid.Parse("0195a8c4-0000-7000-8000-000000000001"),
-        AdminToken = "test-admin-token",
-        ReconcileGrace = Grace,
-        AddressQuarantine = Quarantine,
-        PeerIdleWipe = window,
-    };
+    internal static CoreOptions Options(TimeSpan window) => NoopOptions(window);
 }

@@ -178,7 +178,8 @@ public sealed class ReconcileRig : IDisposable
     public static Ipv6ClientNetwork Pool6For(Ipv4Network pool) =>
         Ipv6ClientNetwork.TryCreate("fd64:6400::/64", pool, out var network, out var error) ? network : throw new InvalidOperationException(error);
 
-    public static CoreOptions NoopOptions() => new()
+    /// <param name="peerIdleWipe">CORE_PEER_IDLE_WIPE_SECS as a span; null keeps core's default.</param>
+    public static CoreOptions NoopOptions(TimeSpan? peerIdleWipe = null) => new()
     {
         ClientPool = Pool,
         ClientPool6 = Pool6,
@@ -187,6 +188,7 @@ public sealed class ReconcileRig : IDisposable
         AdminToken = "test-admin-token",
         ReconcileGrace = Grace,
         AddressQuarantine = Quarantine,
+        PeerIdleWipe = peerIdleWipe ?? new CoreOptions().PeerIdleWipe,
     };
 
     public CoreOptions Options { get; }

@@ -62,12 +62,13 @@ public class UsageMeterTests
     }
 
     [Fact]
-    public void A_peer_marked_restarted_starts_a_new_generation_even_if_its_counters_grew_past_the_old_ones()
+    public void A_peer_missing_from_a_read_comes_back_as_a_new_run_even_if_its_counters_grew_past_the_old_ones()
     {
+        // Re-added by reconciliation, or wireguard-go restarted and the device recreated: a read without the peer between.
         var meter = new UsageMeter();
         meter.Observe([(KeyA, S1, 100UL, 100UL)], null);
         var before = Single(meter);
-        meter.MarkRestarted([KeyA]);
+        meter.Observe([], null);
         meter.Observe([(KeyA, S1, 500UL, 500UL)], null);
         var after = Single(meter);
 
@@ -76,15 +77,16 @@ public class UsageMeterTests
     }
 
     [Fact]
-    public void A_recreated_device_restarts_every_run()
+    public void Unchanged_counters_after_the_session_left_and_came_back_are_pending_again()
     {
         var meter = new UsageMeter();
-        meter.Observe([(KeyA, S1, 100UL, 100UL)], null);
-        var before = Single(meter);
-        meter.MarkAllRestarted();
-        meter.Observe([(KeyA, S1, 200UL, 200UL)], null);
+        meter.Observe([(KeyA, S1, 100UL, 0UL)], null);
+        Single(meter);
+        meter.Observe([(KeyA, S2, 100UL, 0UL)], null); // the key passed to S2: S1's report is forgotten
+        Single(meter);
+        meter.Observe([(KeyA, S1, 100UL, 0UL)], null);
 
-        Assert.NotEqual(before.Generation, Single(meter).Generation);
+        Assert.Equal(S1, Single(meter).SessionId);
     }
 
     [Fact]

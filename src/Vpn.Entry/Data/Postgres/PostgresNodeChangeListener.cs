@@ -14,53 +14,17 @@ public sealed partial class PostgresNodeChangeListener(NpgsqlDataSource dataSour
 {
     public const string Channel = "vpn_nodes_changed";
 
-    // A half-open connection is found by a probe after this long without a notification.
-    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(15);
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var failing = false;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PostgresListen.RunAsync(dataSource, Channel, _ => directory.MarkChanged(), directory.MarkChanged,
+            (e, first) =>
             {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, _) => directory.MarkChanged();
-                await using (var listen = new NpgsqlCommand($"listen {Channel}", connection))
-                {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
-                directory.MarkChanged();
-                if (failing)
-                {
-                    LogListenRecovered(logger);
-                    failing = false;
-                }
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    if (!await connection.WaitAsync(ProbeInterval, stoppingToken))
-                    {
-                        await using var probe = new NpgsqlCommand("select 1", connection) { CommandTimeout = 5 };
-                        await probe.ExecuteScalarAsync(stoppingToken);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException)
-            {
-                if (!failing)
+                if (first)
                 {
                     LogListenFailed(logger, e.GetType().Name);
-                    failing = true;
                 }
                 directory.MarkChanged();
-                await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-        }
-    }
+            },
+            () => LogListenRecovered(logger), time, stoppingToken);
 
     [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "LISTEN for node changes failed ({Reason}); retrying, the node cache refreshes periodically meanwhile")]
     private static partial void LogListenFailed(ILogger logger, string reason);

@@ -6,8 +6,8 @@ namespace Vpn.Entry.Data.Postgres;
 /// <summary>
 /// Session events across replicas: one LISTEN connection per replica on <c>session_events</c> (migration 0009's trigger
 /// on sessions: a live session superseded, ended or moved, by any replica or by hand), each notification handed to the
-/// hub, which fans it out to the customer's open streams here. Reconnects as <see cref="PostgresNodeChangeListener"/>
-/// does (a probe after 15 s without a notification finds a half-open connection; retry every second); since
+/// hub, which fans it out to the customer's open streams here. Reconnects as every listener does
+/// (<see cref="PostgresListen"/>: a probe after 15 s without a notification finds a half-open connection; retry every second); since
 /// notifications sent while no one listened are lost, every (re)connect asks every open stream to catch up from its
 /// session's row (<see cref="GetFateAsync"/>). While the connection is down streams stay open (keep-alives) and learn of
 /// changes once it is back.
@@ -16,8 +16,6 @@ public sealed partial class PostgresSessionEvents(NpgsqlDataSource dataSource, S
     ILogger<PostgresSessionEvents> logger) : BackgroundService, ISessionEventStore
 {
     public const string Channel = "session_events";
-
-    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(15);
 
     // The told node's drain state decides whether a move found on catch-up was a drain's (gone counts as drained).
     private const string FateColumns = """
@@ -50,49 +48,16 @@ public sealed partial class PostgresSessionEvents(NpgsqlDataSource dataSource, S
             r.GetBoolean(10)), cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var failing = false;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PostgresListen.RunAsync(dataSource, Channel, OnNotification, hub.ResyncAll,
+            (e, first) =>
             {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, e) => OnNotification(e.Payload);
-                await using (var listen = new NpgsqlCommand($"listen {Channel}", connection))
-                {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
-                hub.ResyncAll();
-                if (failing)
-                {
-                    LogListenRecovered(logger);
-                    failing = false;
-                }
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    if (!await connection.WaitAsync(ProbeInterval, stoppingToken))
-                    {
-                        await using var probe = new NpgsqlCommand("select 1", connection) { CommandTimeout = 5 };
-                        await probe.ExecuteScalarAsync(stoppingToken);
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException)
-            {
-                if (!failing)
+                if (first)
                 {
                     LogListenFailed(logger, e is PostgresException p ? $"{p.GetType().Name} {p.SqlState}" : e.GetType().Name);
-                    failing = true;
                 }
-                await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-        }
-    }
+            },
+            () => LogListenRecovered(logger), time, stoppingToken);
 
     private void OnNotification(string payload)
     {

@@ -14,8 +14,7 @@ public sealed class PostgresUsageStore(NpgsqlDataSource dataSource) : IUsageStor
         with p as (select a.anchor, billing_period_start(a.anchor, @now) as period_start from (select billing_anchor_day(@customer) as anchor) a)
         select p.period_start, billing_period_end(p.anchor, p.period_start),
                coalesce((select u.used_bytes from customer_usage u where u.customer_id = @customer and u.period_start = p.period_start), 0),
-               (select pl.monthly_data_bytes from customer_subscriptions cs join plans pl on pl.code = cs.plan_code
-                where cs.customer_id = @customer order by (cs.ended_at is null) desc, cs.started_at desc, cs.id desc limit 1)
+               customer_monthly_data_bytes(@customer)
         from p
         """;
 
